@@ -1,0 +1,60 @@
+package memory
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// envelope is an event on its way through a group, with the number of
+// times the group has delivered it.
+type envelope struct {
+	ev         pubsub.Event
+	deliveries int
+}
+
+// group is a consumer group: one queue that its subscribers share.
+type group struct {
+	name  string
+	names map[pubsub.Name]struct{} // nil: every name
+	ch    chan envelope
+}
+
+func newGroup(name string, names []pubsub.Name, buffer int) *group {
+	g := &group{name: name, ch: make(chan envelope, buffer)}
+	if len(names) > 0 {
+		g.names = make(map[pubsub.Name]struct{}, len(names))
+		for _, n := range names {
+			g.names[n] = struct{}{}
+		}
+	}
+	return g
+}
+
+func (g *group) wants(n pubsub.Name) bool {
+	if g.names == nil {
+		return true
+	}
+	_, ok := g.names[n]
+	return ok
+}
+
+func (g *group) nameList() []pubsub.Name {
+	return slices.Sorted(maps.Keys(g.names))
+}
+
+func (g *group) sameNames(names []pubsub.Name) bool {
+	other := newGroup("", names, 0)
+	return maps.Equal(g.names, other.names)
+}
+
+// requeue puts env back for another delivery, waiting for room until life
+// is done; an event requeued as the broker closes is dropped with it.
+func (g *group) requeue(life context.Context, env envelope) {
+	select {
+	case g.ch <- env:
+	case <-life.Done():
+	}
+}

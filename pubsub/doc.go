@@ -1,0 +1,57 @@
+// Package pubsub is the contract that event-driven services import: an
+// [Event], a [Publisher] that emits events, and a [Subscriber] that hands
+// them to a [Handler]. Services depend on this package only; a backend
+// (package memory for tests and single processes, package redis for
+// production) is chosen once, where the program is wired together.
+//
+// Backend authors implement [Publisher], [Subscriber] and, where they can
+// schedule events durably, [DelayedPublisher], and prove the semantics below
+// by running the conformance suite in package pubsubtest.
+//
+// # Events
+//
+// An [Event] has an [ID] (a UUIDv7 from [NewEvent]), a [Name] that routes it,
+// [Meta] data and an opaque payload. Backends carry every field byte for
+// byte: the payload is never re-encoded.
+//
+// # Delivery semantics
+//
+// Every backend guarantees the same things:
+//
+//   - At-least-once. An event is acknowledged only after its handler returned
+//     nil, or after it was given up on and recorded as dead. Handlers must
+//     therefore be idempotent, keyed by [Event.ID].
+//   - Consumer groups. Subscribers that share a group split the events
+//     between them; every group gets every event. A subscriber may limit
+//     its group to a set of event names.
+//   - Retries. A handler error (or panic, which is turned into a
+//     [*PanicError]) means redelivery after a backoff, with [Meta.Attempts]
+//     one higher, up to the subscriber's maximum number of attempts. After
+//     the last one the event is recorded in a dead-letter place with the
+//     reason, and the [ErrorHandler] is called with a [*DeadLetterError]. An
+//     error that wraps [ErrPermanent] skips the remaining attempts.
+//   - Errors that concern no single event (a lost connection, an entry that
+//     cannot be decoded) reach the [ErrorHandler] with a nil event, or with
+//     the partly decoded one, and consuming goes on.
+//   - Ordering. For a single consumer handling one event at a time, events
+//     arrive in the order they were emitted to a stream. Retries, several
+//     consumers or concurrent handlers give up that order.
+//   - Delayed emit. A [DelayedPublisher] makes an event visible no earlier
+//     than a given time; a durable backend keeps scheduled events across a
+//     restart.
+//
+// # Lifecycle
+//
+// [Subscriber.Consume] blocks until its context is done or the subscriber is
+// closed, and returns only after the handlers it started have returned.
+// Close is safe to call more than once and waits for work in flight. Emit
+// after Close returns [ErrClosed].
+//
+// # Context
+//
+// [NewEvent] takes the correlation ID and the dry-run flag from the context
+// ([WithCorrelationID], [WithDryRun]). Backends hand each handler a context
+// that carries the consumed event's correlation ID and dry-run flag
+// ([HandlerContext]), so an event emitted while handling another continues
+// its correlation without any plumbing.
+package pubsub
