@@ -33,11 +33,30 @@ func IsDryRun(ctx context.Context) bool {
 // ctx with ev's correlation ID and dry-run flag, so that events made while
 // handling ev continue its flow. It adds nothing when ev has neither.
 func HandlerContext(ctx context.Context, ev Event) context.Context {
-	if ev.Meta.CorrelationID != "" && CorrelationID(ctx) != ev.Meta.CorrelationID {
-		ctx = WithCorrelationID(ctx, ev.Meta.CorrelationID)
+	if ev.Meta.CorrelationID == "" && !ev.Meta.IsDryRun {
+		return ctx
 	}
-	if ev.Meta.IsDryRun {
-		ctx = WithDryRun(ctx, true)
+	return &eventContext{Context: ctx, correlationID: ev.Meta.CorrelationID, dryRun: ev.Meta.IsDryRun}
+}
+
+// eventContext carries both values in one allocation, on the hot path of
+// every delivery.
+type eventContext struct {
+	context.Context
+	correlationID string
+	dryRun        bool
+}
+
+func (c *eventContext) Value(key any) any {
+	switch key {
+	case correlationKey{}:
+		if c.correlationID != "" {
+			return c.correlationID
+		}
+	case dryRunKey{}:
+		if c.dryRun {
+			return true
+		}
 	}
-	return ctx
+	return c.Context.Value(key)
 }
