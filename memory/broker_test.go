@@ -43,7 +43,9 @@ func consume(t *testing.T, s *memory.Subscriber, h pubsub.Handler, eh pubsub.Err
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func ev(name string) pubsub.Event { return pubsub.NewEvent(context.Background(), pubsub.Name(name), nil) }
+func ev(name string) pubsub.Event {
+	return pubsub.NewEvent(context.Background(), pubsub.Name(name), nil)
+}
 
 func TestBackPressureWaitsAndLosesNothing(t *testing.T) {
 	b := newBroker(t, memory.Options{Buffer: 2})

@@ -183,7 +183,8 @@ func (s *Subscriber) logError(_ context.Context, err error, ev *pubsub.Event) {
 
 // Close stops the subscriber's Consume calls and waits for their handlers
 // to return. Events it has not taken stay with its group. It is safe to
-// call more than once.
+// call more than once, but not from one of its handlers, which it would
+// wait for.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {

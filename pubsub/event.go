@@ -33,9 +33,14 @@ type Meta struct {
 
 // Event is the unit that is emitted and consumed.
 type Event struct {
-	ID      ID     `json:"id"`
-	Name    Name   `json:"name"`
-	Meta    Meta   `json:"meta"`
+	// ID is unique per event; redeliveries keep it.
+	ID ID `json:"id"`
+	// Name routes the event and selects its subscribers.
+	Name Name `json:"name"`
+	// Meta travels with the event.
+	Meta Meta `json:"meta"`
+	// Payload is opaque to every backend, carried byte for byte; JSON by
+	// convention, which the webhook filters and test matchers read.
 	Payload []byte `json:"payload"`
 }
 

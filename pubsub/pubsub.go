@@ -46,7 +46,8 @@ type Subscriber interface {
 	Consume(ctx context.Context, h Handler, eh ErrorHandler)
 	// Close stops consuming and waits for handlers in flight. Events not
 	// yet acknowledged stay with the group for a later consumer. It is safe
-	// to call more than once; later calls return nil.
+	// to call more than once; later calls return nil. A handler must not
+	// call it: Close would wait for that handler.
 	Close() error
 }
 

@@ -52,6 +52,7 @@ type SubscriberConfig struct {
 
 // DeadLetter is an event a backend gave up on, as the suite sees it.
 type DeadLetter struct {
+	// Event is the event given up on, as last delivered.
 	Event pubsub.Event
 	// Reason says why, in the backend's words; never empty.
 	Reason string
