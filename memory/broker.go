@@ -118,6 +118,17 @@ func NewBroker(opts Options) *Broker {
 // order. It waits while a group is full; a done ctx then returns ctx.Err()
 // with the events possibly delivered in part.
 func (b *Broker) Emit(ctx context.Context, events ...pubsub.Event) error {
+	return b.emit(ctx, time.Time{}, events)
+}
+
+// EmitAt schedules the events to be emitted at at, or at once when at is
+// not in the future. Scheduled events live in memory only: closing the
+// broker drops them.
+func (b *Broker) EmitAt(ctx context.Context, at time.Time, events ...pubsub.Event) error {
+	return b.emit(ctx, at, events)
+}
+
+func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -128,6 +139,10 @@ func (b *Broker) Emit(ctx context.Context, events ...pubsub.Event) error {
 	defer b.emitMu.RUnlock()
 	if b.closed.Load() {
 		return pubsub.ErrClosed
+	}
+	if !at.IsZero() && at.After(time.Now()) {
+		b.sched.add(at, slices.Clone(events))
+		return nil
 	}
 	return b.deliver(ctx, events)
 }
@@ -155,28 +170,6 @@ func (b *Broker) deliver(ctx context.Context, events []pubsub.Event) error {
 			}
 		}
 	}
-	return nil
-}
-
-// EmitAt schedules the events to be emitted at at, or at once when at is
-// not in the future. Scheduled events live in memory only: closing the
-// broker drops them.
-func (b *Broker) EmitAt(ctx context.Context, at time.Time, events ...pubsub.Event) error {
-	if !at.After(time.Now()) {
-		return b.Emit(ctx, events...)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := pubsub.ValidateAll(events); err != nil {
-		return err
-	}
-	b.emitMu.RLock()
-	defer b.emitMu.RUnlock()
-	if b.closed.Load() {
-		return pubsub.ErrClosed
-	}
-	b.sched.add(at, slices.Clone(events))
 	return nil
 }
 
