@@ -1,0 +1,116 @@
+// Package redistest starts throwaway redis-server processes on loopback
+// ports for the project's integration tests.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Server is a redis-server process started by [Start].
+type Server struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// Dir is the server's working directory (its AOF and RDB files).
+	Dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// Start runs redis-server on a free loopback port with its files in dir,
+// passing extra as further "--option value" arguments, and returns once
+// the server says it accepts connections.
+func Start(dir string, extra ...string) (*Server, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("redistest: redis-server not found (scripts/test installs it): %w", err)
+	}
+	var lastErr error
+	for range 3 { // a free port can be taken between our probe and the server's bind
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir}
+		s.args = append([]string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--logfile", "", "--daemonize", "no",
+		}, extra...)
+		if lastErr = s.start(); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, lastErr
+}
+
+// start runs the server with its arguments and waits for its readiness
+// line in the log.
+func (s *Server) start() error {
+	cmd := exec.Command("redis-server", s.args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redistest: starting redis-server: %w", err)
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		var log []string
+		for sc.Scan() {
+			line := sc.Text()
+			log = append(log, line)
+			if strings.Contains(line, "Ready to accept connections") {
+				ready <- nil
+				for sc.Scan() { // keep draining so the server never blocks on its log
+				}
+				return
+			}
+		}
+		ready <- fmt.Errorf("redistest: redis-server exited before it was ready:\n%s", strings.Join(log, "\n"))
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			_ = cmd.Wait()
+			return err
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("redistest: redis-server on %s not ready within 20s", s.Addr)
+	}
+	s.cmd = cmd
+	return nil
+}
+
+// Kill ends the server at once, as a crash would.
+func (s *Server) Kill() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// Restart starts the server again on the same port and directory, after
+// [Server.Kill].
+func (s *Server) Restart() error {
+	s.Kill()
+	return s.start()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("redistest: finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

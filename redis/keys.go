@@ -1,0 +1,48 @@
+package redis
+
+import (
+	"fmt"
+	"strings"
+)
+
+// hashTag returns the part of key that Redis Cluster hashes: the text
+// between the first "{" and the next "}", when that is not empty, or else
+// the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// tagged returns the prefix of a stream's helper keys: the stream name
+// itself when it already holds a hash tag, or the name wrapped in one, so
+// that "orders" and "{orders}:delayed" share a slot.
+func tagged(stream string) string {
+	if hashTag(stream) != stream {
+		return stream
+	}
+	return "{" + stream + "}"
+}
+
+// DelayedKey is the sorted set that holds a stream's delayed events:
+// "{orders}:delayed" for stream "orders".
+func DelayedKey(stream string) string { return tagged(stream) + ":delayed" }
+
+// DeadKey is the stream that holds a stream's dead letters: "{orders}:dead"
+// for stream "orders".
+func DeadKey(stream string) string { return tagged(stream) + ":dead" }
+
+// validateStream refuses names that cannot share a slot with their helper
+// keys: braces that do not form a non-empty hash tag.
+func validateStream(stream string) error {
+	if stream == "" {
+		return fmt.Errorf("redis: empty stream name")
+	}
+	if strings.ContainsAny(stream, "{}") && hashTag(stream) == stream {
+		return fmt.Errorf("redis: stream %q has braces but no hash tag of the form {tag}", stream)
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// Start says where a new consumer group begins in its streams.
+type Start int
+
+const (
+	// StartNew makes a new group see only entries added after it was
+	// made ("$").
+	StartNew Start = iota
+	// StartBeginning makes a new group read each stream from its first
+	// entry ("0").
+	StartBeginning
+)
+
+// SubscriberConfig configures a [Subscriber]. Group is required; every
+// other zero value is the default its doc states.
+type SubscriberConfig struct {
+	// Streams are the streams to consume, all through one group.
+	// default: ["events"]
+	Streams []string
+	// Group is the consumer group; subscribers sharing it split the
+	// entries. Required.
+	Group string
+	// Consumer names this subscriber within the group; it must be unique
+	// and, to pick up its own pending entries after a restart, stable.
+	// default: "<hostname>-<pid>"
+	Consumer string
+	// Names limits the subscriber to events with these names; the group's
+	// other entries are acknowledged without a handler call.
+	// default: nil, every name
+	Names []pubsub.Name
+	// Start is where a group that does not exist yet begins.
+	// default: StartNew
+	Start Start
+	// BatchSize is how many entries one XREADGROUP or XAUTOCLAIM asks for.
+	// default: 100
+	BatchSize int
+	// Concurrency is how many handlers run at once. Order is kept only
+	// with 1.
+	// default: 1
+	Concurrency int
+	// MaxAttempts is how many deliveries an event gets before it goes to
+	// the dead-letter stream ([DeadKey]), the first included.
+	// default: 5
+	MaxAttempts int
+	// Backoff is the wait before each redelivery.
+	// default: pubsub.ExponentialBackoff(time.Second, time.Minute)
+	Backoff pubsub.Backoff
+	// Block is how long one XREADGROUP waits for new entries; Close and a
+	// cancelled Consume may wait that long for it to return.
+	// default: 1s
+	Block time.Duration
+	// ClaimIdle is how long an entry stays pending with another consumer
+	// before this one takes it over with XAUTOCLAIM; it must exceed the
+	// longest handler run.
+	// default: 1m
+	ClaimIdle time.Duration
+	// ClaimInterval is how often to look for such entries.
+	// default: ClaimIdle / 2
+	ClaimInterval time.Duration
+	// DelayedPoll is how often to move due delayed events into the
+	// streams; it bounds how late a delayed event becomes visible.
+	// default: 250ms
+	DelayedPoll time.Duration
+	// Logger receives errors when Consume is given no ErrorHandler, and
+	// the subscriber's notices.
+	// default: nil, which discards
+	Logger *slog.Logger
+}
+
+// Validate reports the first field of c that holds an invalid value.
+func (c SubscriberConfig) Validate() error {
+	if c.Group == "" {
+		return errors.New("redis: SubscriberConfig.Group is required")
+	}
+	for _, s := range c.Streams {
+		if err := validateStream(s); err != nil {
+			return fmt.Errorf("redis: SubscriberConfig.Streams: %w", err)
+		}
+	}
+	for name, v := range map[string]int64{
+		"BatchSize": int64(c.BatchSize), "Concurrency": int64(c.Concurrency), "MaxAttempts": int64(c.MaxAttempts),
+		"Block": int64(c.Block), "ClaimIdle": int64(c.ClaimIdle), "ClaimInterval": int64(c.ClaimInterval), "DelayedPoll": int64(c.DelayedPoll),
+	} {
+		if v < 0 {
+			return fmt.Errorf("redis: SubscriberConfig.%s is negative; 0 means the default", name)
+		}
+	}
+	if slices.Contains(c.Names, "") {
+		return errors.New("redis: SubscriberConfig.Names holds an empty name")
+	}
+	if c.Start != StartNew && c.Start != StartBeginning {
+		return fmt.Errorf("redis: SubscriberConfig.Start is %d, want StartNew or StartBeginning", c.Start)
+	}
+	return nil
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	if len(c.Streams) == 0 {
+		c.Streams = []string{defaultStream}
+	}
+	c.Streams = slices.Clone(c.Streams)
+	if c.Consumer == "" {
+		host, _ := os.Hostname()
+		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 100
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.Backoff == nil {
+		c.Backoff = pubsub.ExponentialBackoff(time.Second, time.Minute)
+	}
+	if c.Block == 0 {
+		c.Block = time.Second
+	}
+	if c.ClaimIdle == 0 {
+		c.ClaimIdle = time.Minute
+	}
+	if c.ClaimInterval == 0 {
+		c.ClaimInterval = c.ClaimIdle / 2
+	}
+	if c.DelayedPoll == 0 {
+		c.DelayedPoll = 250 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Subscriber consumes Redis streams through a consumer group. It
+// implements [pubsub.Subscriber] and never closes the client it was given.
+type Subscriber struct {
+	client goredis.UniversalClient
+	cfg    SubscriberConfig
+	names  map[pubsub.Name]bool // nil: every name
+
+	mu      sync.Mutex
+	closed  bool
+	done    chan struct{}
+	running sync.WaitGroup
+}
+
+// NewSubscriber makes the group on each stream (creating the stream when
+// it does not exist) and returns a subscriber in it; the group gets
+// entries from then on, even before Consume. The caller keeps owning
+// client.
+func NewSubscriber(ctx context.Context, client goredis.UniversalClient, cfg SubscriberConfig) (*Subscriber, error) {
+	if client == nil {
+		return nil, errors.New("redis: NewSubscriber with a nil client")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	s := &Subscriber{client: client, cfg: cfg, done: make(chan struct{})}
+	if len(cfg.Names) > 0 {
+		s.names = make(map[pubsub.Name]bool, len(cfg.Names))
+		for _, n := range cfg.Names {
+			s.names[n] = true
+		}
+	}
+	for _, stream := range cfg.Streams {
+		if err := s.createGroup(ctx, stream); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Subscriber) createGroup(ctx context.Context, stream string) error {
+	start := "$"
+	if s.cfg.Start == StartBeginning {
+		start = "0"
+	}
+	err := s.client.XGroupCreateMkStream(ctx, stream, s.cfg.Group, start).Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("redis: creating group %q on stream %q: %w", s.cfg.Group, stream, err)
+	}
+	return nil
+}
+
+// Consume reads the group's entries and runs Concurrency handlers on them
+// until ctx is done or the subscriber is closed; then it returns once they
+// have finished and their acknowledgements are written. It first
+// redelivers the entries still pending with this consumer, and takes over
+// entries idle with others past ClaimIdle. A nil h panics.
+func (s *Subscriber) Consume(ctx context.Context, h pubsub.Handler, eh pubsub.ErrorHandler) {
+	if h == nil {
+		panic("redis: Subscriber.Consume called with a nil Handler")
+	}
+	if eh == nil {
+		eh = s.logError
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		eh(ctx, fmt.Errorf("redis: Consume on group %q: %w", s.cfg.Group, pubsub.ErrClosed), nil)
+		return
+	}
+	s.running.Add(1)
+	s.mu.Unlock()
+	defer s.running.Done()
+
+	r := newRun(ctx, s, pubsub.Recover(h), eh)
+	r.wait()
+}
+
+func (s *Subscriber) logError(_ context.Context, err error, ev *pubsub.Event) {
+	attrs := []any{"group", s.cfg.Group, "consumer", s.cfg.Consumer, "err", err}
+	if ev != nil {
+		attrs = append(attrs, "event_id", ev.ID, "event_name", ev.Name)
+	}
+	s.cfg.Logger.Error("redis: subscriber error", attrs...)
+}
+
+// Close stops Consume and waits for its handlers and acknowledgements.
+// Entries not acknowledged stay pending for this consumer (or another,
+// after ClaimIdle). When the consumer has no pending entry left, it is
+// removed from the group. It is safe to call more than once, but not from
+// a handler.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	s.mu.Unlock()
+	s.running.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, stream := range s.cfg.Streams {
+		pending, err := s.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
+			Stream: stream, Group: s.cfg.Group, Start: "-", End: "+", Count: 1, Consumer: s.cfg.Consumer,
+		}).Result()
+		if err != nil || len(pending) > 0 {
+			continue
+		}
+		if err := s.client.XGroupDelConsumer(ctx, stream, s.cfg.Group, s.cfg.Consumer).Err(); err != nil {
+			s.cfg.Logger.Warn("redis: removing consumer from group", "stream", stream, "group", s.cfg.Group, "consumer", s.cfg.Consumer, "err", err)
+		}
+	}
+	return nil
+}
