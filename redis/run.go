@@ -33,21 +33,23 @@ type run struct {
 	life context.Context    // done when Consume should stop
 	stop context.CancelFunc // ends life
 
-	jobs    chan job
-	acks    chan ack
-	retries sync.WaitGroup // retry timers waiting to redeliver
-	loops   sync.WaitGroup // reader, claimer, mover
-	workers sync.WaitGroup
-	ackDone chan struct{}
+	jobs     chan job
+	acks     chan ack
+	retries  sync.WaitGroup    // retry timers waiting to redeliver
+	lastRead map[string]string // per stream, the last new entry read; the reader's own
+	loops    sync.WaitGroup    // reader, claimer, mover
+	workers  sync.WaitGroup
+	ackDone  chan struct{}
 }
 
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {
 	life, stop := context.WithCancel(ctx)
 	r := &run{
 		s: s, h: h, eh: eh, ctx: ctx, life: life, stop: stop,
-		jobs:    make(chan job, s.cfg.Concurrency),
-		acks:    make(chan ack, s.cfg.BatchSize),
-		ackDone: make(chan struct{}),
+		jobs:     make(chan job, s.cfg.Concurrency),
+		acks:     make(chan ack, s.cfg.BatchSize),
+		ackDone:  make(chan struct{}),
+		lastRead: make(map[string]string, len(s.cfg.Streams)),
 	}
 	go func() {
 		select {
@@ -146,7 +148,12 @@ func (r *run) read() {
 		for _, xs := range res {
 			got += len(xs.Messages)
 			if len(xs.Messages) > 0 {
-				ids[xs.Stream] = xs.Messages[len(xs.Messages)-1].ID
+				last := xs.Messages[len(xs.Messages)-1].ID
+				if backlog {
+					ids[xs.Stream] = last
+				} else {
+					r.lastRead[xs.Stream] = last
+				}
 			}
 			if !r.deliver(xs.Stream, xs.Messages, !backlog) {
 				return
@@ -162,9 +169,17 @@ func (r *run) read() {
 // off before the next try.
 func (r *run) recover(err error, failures int) {
 	if strings.HasPrefix(err.Error(), "NOGROUP") {
+		// The group was deleted: make it again where this consumer had
+		// read up to, so that entries added since are not skipped.
 		r.s.cfg.Logger.Warn("redis: consumer group missing, creating it again", "group", r.s.cfg.Group, "err", err)
 		for _, stream := range r.s.cfg.Streams {
-			if cerr := r.s.createGroup(r.life, stream); cerr != nil {
+			var cerr error
+			if last := r.lastRead[stream]; last != "" {
+				cerr = r.s.createGroupAt(r.life, stream, last)
+			} else {
+				cerr = r.s.createGroup(r.life, stream)
+			}
+			if cerr != nil {
 				r.eh(r.ctx, cerr, nil)
 			}
 		}
