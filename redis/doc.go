@@ -1,0 +1,75 @@
+// Package redis is the production backend for package pubsub, on Redis
+// Streams consumer groups with go-redis v9. A [Publisher] writes events to
+// streams; a [Subscriber] consumes them through a consumer group. Both take
+// a goredis.UniversalClient that the caller owns and closes; this package
+// never closes it.
+//
+//	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+//	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: "orders"})
+//	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{Streams: []string{"orders"}, Group: "billing"})
+//	go sub.Consume(ctx, handle, nil)
+//
+// # Wire format
+//
+// One stream entry per event, one field per attribute (id, name, payload,
+// created_at, correlation_id, attempts, dry_run), the payload as raw bytes,
+// so that any language or redis-cli can publish and read; see
+// docs/wire-format.md. Unknown fields are ignored. An entry without a name
+// or payload, or with an attempts, created_at or dry_run value that does
+// not parse, is poison: it is copied to the dead-letter stream with the
+// reason, acknowledged, reported to the ErrorHandler (an error wrapping
+// pubsub.ErrMalformed, with the partly decoded event), and consuming goes
+// on.
+//
+// # Keys
+//
+// A stream's key is exactly the name configured. Its helper keys share its
+// Redis Cluster slot through a hash tag: for "orders", the delayed set
+// "{orders}:delayed" ([DelayedKey]) and the dead-letter stream
+// "{orders}:dead" ([DeadKey]); a name that already holds a tag keeps it.
+//
+// # Delivery semantics
+//
+//   - At-least-once: an entry is acknowledged (XACK, batched) only after
+//     its handler returned nil, or after it was dead-lettered.
+//   - The group is made (with MKSTREAM) by [NewSubscriber], at the end of
+//     each stream or at its beginning ([SubscriberConfig.Start]). Should it
+//     be deleted while consuming, it is made again where the consumer had
+//     read up to.
+//   - Consume first redelivers the entries still pending with its consumer
+//     name (a restart after a crash), then reads new ones in batches
+//     (XREADGROUP COUNT BatchSize BLOCK Block) for a pool of Concurrency
+//     handlers. Every ClaimInterval it takes over entries idle longer than
+//     ClaimIdle with other consumers (XAUTOCLAIM, following its cursor).
+//   - Meta.Attempts is the attempts field of the entry plus the number of
+//     earlier deliveries that Redis counted for it.
+//   - A failed handler's entry stays pending; after the backoff the
+//     subscriber claims it back (XCLAIM, which counts a delivery) and
+//     retries it, without holding up other entries. After MaxAttempts
+//     deliveries, or at once for an error wrapping pubsub.ErrPermanent, it
+//     is copied to the dead-letter stream with dead_reason, dead_group,
+//     dead_entry_id, dead_attempts and dead_at fields and acknowledged, in
+//     one transaction, and the ErrorHandler gets a *pubsub.DeadLetterError.
+//   - A handler that fails because Consume is stopping leaves its entry
+//     pending for the next start.
+//   - Entries trimmed from the stream while pending are acknowledged and
+//     reported to the ErrorHandler.
+//   - Read errors (a lost connection, a restarting server) are reported to
+//     the ErrorHandler and retried with a growing pause, up to 5s.
+//   - Delayed emit ([Publisher.EmitAt]) is durable: events wait in the
+//     stream's delayed set, and every DelayedPoll each subscriber runs a Lua
+//     script that moves the due ones into the stream atomically, so each is
+//     moved exactly once however many subscribers run.
+//   - Close stops reading, waits for the handlers and their
+//     acknowledgements, and removes the consumer from the group when it has
+//     no entry pending.
+//   - Run one Consume at a time per Subscriber; use Concurrency for
+//     parallel handlers and separate subscribers (consumer names) to scale.
+//
+// # Configuration
+//
+// [PublisherConfig] and [SubscriberConfig] are plain structs whose zero
+// values are the defaults their field docs state (SubscriberConfig needs a
+// Group). The constructors check them with Validate and name the bad
+// field.
+package redis
