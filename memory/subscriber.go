@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/lifecycle"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -74,10 +75,7 @@ type Subscriber struct {
 	g   *group
 	cfg SubscriberConfig
 
-	mu      sync.Mutex
-	closed  bool
-	done    chan struct{}
-	running sync.WaitGroup
+	gate *lifecycle.Gate
 }
 
 // NewSubscriber returns a subscriber in the group cfg names, making the group
@@ -96,7 +94,7 @@ func (b *Broker) NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscriber{b: b, g: g, cfg: cfg, done: make(chan struct{})}
+	s := &Subscriber{b: b, g: g, cfg: cfg, gate: lifecycle.NewGate()}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -112,26 +110,18 @@ func (s *Subscriber) Consume(ctx context.Context, h pubsub.Handler, eh pubsub.Er
 		panic("memory: Subscriber.Consume called with a nil Handler")
 	}
 	if eh == nil {
-		eh = s.logError
+		eh = lifecycle.LogErrors(s.b.opts.Logger, "memory: subscriber error", "group", s.g.name)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.gate.Enter() {
 		eh(ctx, fmt.Errorf("memory: Consume on group %q: %w", s.g.name, pubsub.ErrClosed), nil)
 		return
 	}
-	s.running.Add(s.cfg.Concurrency)
-	s.mu.Unlock()
+	defer s.gate.Leave()
 
 	h = pubsub.Recover(h)
 	var workers sync.WaitGroup
-	workers.Add(s.cfg.Concurrency)
 	for range s.cfg.Concurrency {
-		go func() {
-			defer s.running.Done()
-			defer workers.Done()
-			s.work(ctx, h, eh)
-		}()
+		workers.Go(func() { s.work(ctx, h, eh) })
 	}
 	workers.Wait()
 }
@@ -143,7 +133,7 @@ func (s *Subscriber) work(ctx context.Context, h pubsub.Handler, eh pubsub.Error
 			s.handle(ctx, h, eh, env)
 		case <-ctx.Done():
 			return
-		case <-s.done:
+		case <-s.gate.Done():
 			return
 		}
 	}
@@ -173,29 +163,14 @@ func (s *Subscriber) handle(ctx context.Context, h pubsub.Handler, eh pubsub.Err
 	time.AfterFunc(s.cfg.Backoff(env.deliveries), func() { s.g.requeue(s.b.life, env) })
 }
 
-func (s *Subscriber) logError(_ context.Context, err error, ev *pubsub.Event) {
-	attrs := []any{"group", s.g.name, "err", err}
-	if ev != nil {
-		attrs = append(attrs, "event_id", ev.ID, "event_name", ev.Name)
-	}
-	s.b.opts.Logger.Error("memory: subscriber error", attrs...)
-}
-
 // Close stops the subscriber's Consume calls and waits for their handlers
 // to return. Events it has not taken stay with its group. It is safe to
 // call more than once, but not from one of its handlers, which it would
 // wait for.
 func (s *Subscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.gate.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.done)
-	s.mu.Unlock()
-	s.running.Wait()
-
 	s.b.mu.Lock()
 	delete(s.b.subs, s)
 	s.b.mu.Unlock()

@@ -53,7 +53,7 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	}
 	go func() {
 		select {
-		case <-s.done:
+		case <-s.gate.Done():
 			stop()
 		case <-life.Done():
 		}

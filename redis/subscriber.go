@@ -8,11 +8,11 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/lifecycle"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -156,10 +156,7 @@ type Subscriber struct {
 	cfg    SubscriberConfig
 	names  map[pubsub.Name]bool // nil: every name
 
-	mu      sync.Mutex
-	closed  bool
-	done    chan struct{}
-	running sync.WaitGroup
+	gate *lifecycle.Gate
 }
 
 // NewSubscriber makes the group on each stream (creating the stream when
@@ -174,7 +171,7 @@ func NewSubscriber(ctx context.Context, client goredis.UniversalClient, cfg Subs
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Subscriber{client: client, cfg: cfg, done: make(chan struct{})}
+	s := &Subscriber{client: client, cfg: cfg, gate: lifecycle.NewGate()}
 	if len(cfg.Names) > 0 {
 		s.names = make(map[pubsub.Name]bool, len(cfg.Names))
 		for _, n := range cfg.Names {
@@ -217,28 +214,16 @@ func (s *Subscriber) Consume(ctx context.Context, h pubsub.Handler, eh pubsub.Er
 		panic("redis: Subscriber.Consume called with a nil Handler")
 	}
 	if eh == nil {
-		eh = s.logError
+		eh = lifecycle.LogErrors(s.cfg.Logger, "redis: subscriber error", "group", s.cfg.Group, "consumer", s.cfg.Consumer)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.gate.Enter() {
 		eh(ctx, fmt.Errorf("redis: Consume on group %q: %w", s.cfg.Group, pubsub.ErrClosed), nil)
 		return
 	}
-	s.running.Add(1)
-	s.mu.Unlock()
-	defer s.running.Done()
+	defer s.gate.Leave()
 
 	r := newRun(ctx, s, pubsub.Recover(h), eh)
 	r.wait()
-}
-
-func (s *Subscriber) logError(_ context.Context, err error, ev *pubsub.Event) {
-	attrs := []any{"group", s.cfg.Group, "consumer", s.cfg.Consumer, "err", err}
-	if ev != nil {
-		attrs = append(attrs, "event_id", ev.ID, "event_name", ev.Name)
-	}
-	s.cfg.Logger.Error("redis: subscriber error", attrs...)
 }
 
 // Close stops Consume and waits for its handlers and acknowledgements.
@@ -247,15 +232,9 @@ func (s *Subscriber) logError(_ context.Context, err error, ev *pubsub.Event) {
 // removed from the group. It is safe to call more than once, but not from
 // a handler.
 func (s *Subscriber) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.gate.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.done)
-	s.mu.Unlock()
-	s.running.Wait()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
