@@ -2,6 +2,7 @@ package redis
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -46,3 +47,19 @@ func validateStream(stream string) error {
 	}
 	return nil
 }
+
+// PartitionStreams returns the n streams that a stream partitioned n ways
+// is spread over: "orders:0" … "orders:<n-1>". With n below 2 it returns
+// the stream alone.
+func PartitionStreams(stream string, n int) []string {
+	if n < 2 {
+		return []string{stream}
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = partition(stream, i)
+	}
+	return out
+}
+
+func partition(stream string, i int) string { return stream + ":" + strconv.Itoa(i) }

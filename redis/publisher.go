@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,17 @@ type PublisherConfig struct {
 	// Route, when set, picks the stream of each event from its name.
 	// default: nil, every event to Stream
 	Route func(pubsub.Name) string
+	// Partitions spreads each stream over this many streams, "<stream>:0"
+	// to "<stream>:<n-1>" ([PartitionStreams]), which Redis Cluster places
+	// in different slots; subscribers set the same number. Order is kept
+	// only among events of one partition.
+	// default: 0, no partitions
+	Partitions int
+	// PartitionKey picks the text whose hash chooses an event's
+	// partition; events with equal keys share a partition, and so keep
+	// their order.
+	// default: the event's ID, which spreads events evenly
+	PartitionKey func(pubsub.Event) string
 	// MaxLen trims each stream written to to about this many entries
 	// (XADD MAXLEN ~).
 	// default: 0, no length limit
@@ -42,6 +54,8 @@ func (c PublisherConfig) Validate() error {
 		return fmt.Errorf("redis: PublisherConfig.MaxLen is %d, want 0 (no limit) or more", c.MaxLen)
 	case c.MaxAge < 0:
 		return fmt.Errorf("redis: PublisherConfig.MaxAge is %s, want 0 (no limit) or more", c.MaxAge)
+	case c.Partitions < 0:
+		return fmt.Errorf("redis: PublisherConfig.Partitions is %d, want 0 (none) or more", c.Partitions)
 	case c.MaxLen > 0 && c.MaxAge > 0:
 		return errors.New("redis: PublisherConfig.MaxLen and MaxAge are both set; trim by one of them")
 	case c.Stream != "":
@@ -76,13 +90,23 @@ func NewPublisher(client goredis.UniversalClient, cfg PublisherConfig) (*Publish
 	return &Publisher{client: client, cfg: cfg}, nil
 }
 
-func (p *Publisher) stream(name pubsub.Name) (string, error) {
-	if p.cfg.Route == nil {
-		return p.cfg.Stream, nil
+// stream returns the stream ev is written to: routed, then partitioned.
+func (p *Publisher) stream(ev pubsub.Event) (string, error) {
+	s := p.cfg.Stream
+	if p.cfg.Route != nil {
+		s = p.cfg.Route(ev.Name)
+		if err := validateStream(s); err != nil {
+			return "", fmt.Errorf("redis: Route(%q): %w", ev.Name, err)
+		}
 	}
-	s := p.cfg.Route(name)
-	if err := validateStream(s); err != nil {
-		return "", fmt.Errorf("redis: Route(%q): %w", name, err)
+	if p.cfg.Partitions > 1 {
+		key := string(ev.ID)
+		if p.cfg.PartitionKey != nil {
+			key = p.cfg.PartitionKey(ev)
+		}
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(key))
+		s = partition(s, int(h.Sum32()%uint32(p.cfg.Partitions)))
 	}
 	return s, nil
 }
@@ -111,7 +135,7 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 	}
 	streams := make([]string, len(events))
 	for i, ev := range events {
-		s, err := p.stream(ev.Name)
+		s, err := p.stream(ev)
 		if err != nil {
 			return err
 		}

@@ -33,23 +33,21 @@ type run struct {
 	life context.Context    // done when Consume should stop
 	stop context.CancelFunc // ends life
 
-	jobs     chan job
-	acks     chan ack
-	retries  sync.WaitGroup    // retry timers waiting to redeliver
-	lastRead map[string]string // per stream, the last new entry read; the reader's own
-	loops    sync.WaitGroup    // reader, claimer, mover
-	workers  sync.WaitGroup
-	ackDone  chan struct{}
+	jobs    chan job
+	acks    chan ack
+	retries sync.WaitGroup // retry timers waiting to redeliver
+	loops   sync.WaitGroup // reader, claimer, mover
+	workers sync.WaitGroup
+	ackDone chan struct{}
 }
 
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {
 	life, stop := context.WithCancel(ctx)
 	r := &run{
 		s: s, h: h, eh: eh, ctx: ctx, life: life, stop: stop,
-		jobs:     make(chan job, s.cfg.Concurrency),
-		acks:     make(chan ack, s.cfg.BatchSize),
-		ackDone:  make(chan struct{}),
-		lastRead: make(map[string]string, len(s.cfg.Streams)),
+		jobs:    make(chan job, s.cfg.Concurrency),
+		acks:    make(chan ack, s.cfg.BatchSize),
+		ackDone: make(chan struct{}),
 	}
 	go func() {
 		select {
@@ -63,8 +61,10 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	for range s.cfg.Concurrency {
 		go r.work()
 	}
-	r.loops.Add(3)
-	go r.read()
+	r.loops.Add(2 + len(s.cfg.Streams))
+	for _, stream := range s.cfg.Streams {
+		go r.read(stream)
+	}
 	go r.claim()
 	go r.moveDelayed()
 	return r
@@ -105,87 +105,74 @@ func (r *run) pause(d time.Duration) bool {
 	}
 }
 
-// read delivers this consumer's pending entries first, then new ones.
-func (r *run) read() {
+// read delivers this consumer's pending entries of stream first, then
+// new ones. Each stream has a reader of its own, so that streams in
+// different Redis Cluster slots are never read in one command.
+func (r *run) read(stream string) {
 	defer r.loops.Done()
 	cfg := r.s.cfg
 	failures := 0
-	backlog := true // this consumer's own pending entries, read from "0"
-	ids := make(map[string]string, len(cfg.Streams))
-	for _, s := range cfg.Streams {
-		ids[s] = "0"
-	}
+	backlog := "0" // this consumer's own pending entries, read after this ID; "" once done
+	lastRead := "" // the last new entry read
 	for r.life.Err() == nil {
 		args := &goredis.XReadGroupArgs{Group: cfg.Group, Consumer: cfg.Consumer, Count: int64(cfg.BatchSize)}
-		for _, s := range cfg.Streams {
-			args.Streams = append(args.Streams, s)
-		}
-		for _, s := range cfg.Streams {
-			if backlog {
-				args.Streams = append(args.Streams, ids[s])
-			} else {
-				args.Streams = append(args.Streams, ">")
-			}
-		}
-		if !backlog {
-			args.Block = cfg.Block
+		if backlog != "" {
+			args.Streams = []string{stream, backlog}
+		} else {
+			args.Streams, args.Block = []string{stream, ">"}, cfg.Block
 		}
 		res, err := r.s.client.XReadGroup(r.life, args).Result()
-		if errors.Is(err, goredis.Nil) {
+		switch {
+		case errors.Is(err, goredis.Nil): // nothing new within Block
 			failures = 0
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			if r.life.Err() != nil {
 				return
 			}
 			failures++
-			r.recover(err, failures)
+			r.recover(stream, lastRead, err, failures)
 			continue
 		}
 		failures = 0
-		got := 0
-		for _, xs := range res {
-			got += len(xs.Messages)
-			if len(xs.Messages) > 0 {
-				last := xs.Messages[len(xs.Messages)-1].ID
-				if backlog {
-					ids[xs.Stream] = last
-				} else {
-					r.lastRead[xs.Stream] = last
-				}
-			}
-			if !r.deliver(xs.Stream, xs.Messages, !backlog) {
-				return
-			}
+		var msgs []goredis.XMessage
+		if len(res) > 0 {
+			msgs = res[0].Messages
 		}
-		if backlog && got == 0 {
-			backlog = false
+		if len(msgs) == 0 {
+			backlog = "" // the backlog is done; new entries from now on
+			continue
+		}
+		if !r.deliver(stream, msgs, backlog == "") {
+			return
+		}
+		if backlog != "" {
+			backlog = msgs[len(msgs)-1].ID
+		} else {
+			lastRead = msgs[len(msgs)-1].ID
 		}
 	}
 }
 
-// recover reports a failed read, recreates a deleted group, and backs
-// off before the next try.
-func (r *run) recover(err error, failures int) {
+// recover reports a failed read of stream, makes a deleted group again,
+// and backs off before the next try.
+func (r *run) recover(stream, lastRead string, err error, failures int) {
 	if strings.HasPrefix(err.Error(), "NOGROUP") {
 		// The group was deleted: make it again where this consumer had
 		// read up to, so that entries added since are not skipped.
-		r.s.cfg.Logger.Warn("redis: consumer group missing, creating it again", "group", r.s.cfg.Group, "err", err)
-		for _, stream := range r.s.cfg.Streams {
-			var cerr error
-			if last := r.lastRead[stream]; last != "" {
-				cerr = r.s.createGroupAt(r.life, stream, last)
-			} else {
-				cerr = r.s.createGroup(r.life, stream)
-			}
-			if cerr != nil {
-				r.eh(r.ctx, cerr, nil)
-			}
+		r.s.cfg.Logger.Warn("redis: consumer group missing, creating it again", "stream", stream, "group", r.s.cfg.Group, "err", err)
+		var cerr error
+		if lastRead != "" {
+			cerr = r.s.createGroupAt(r.life, stream, lastRead)
+		} else {
+			cerr = r.s.createGroup(r.life, stream)
 		}
-		return
+		if cerr == nil {
+			return
+		}
+		err = cerr
 	}
-	r.eh(r.ctx, fmt.Errorf("redis: reading group %q: %w", r.s.cfg.Group, err), nil)
+	r.eh(r.ctx, fmt.Errorf("redis: reading stream %q as group %q: %w", stream, r.s.cfg.Group, err), nil)
 	r.pause(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second))
 }
 

@@ -34,6 +34,10 @@ type SubscriberConfig struct {
 	// Streams are the streams to consume, all through one group.
 	// default: ["events"]
 	Streams []string
+	// Partitions is the number of partitions each stream is spread over
+	// (see [PublisherConfig.Partitions]); the subscriber consumes them all.
+	// default: 0, no partitions
+	Partitions int
 	// Group is the consumer group; subscribers sharing it split the
 	// entries. Required.
 	Group string
@@ -95,7 +99,7 @@ func (c SubscriberConfig) Validate() error {
 		}
 	}
 	for name, v := range map[string]int64{
-		"BatchSize": int64(c.BatchSize), "Concurrency": int64(c.Concurrency), "MaxAttempts": int64(c.MaxAttempts),
+		"Partitions": int64(c.Partitions), "BatchSize": int64(c.BatchSize), "Concurrency": int64(c.Concurrency), "MaxAttempts": int64(c.MaxAttempts),
 		"Block": int64(c.Block), "ClaimIdle": int64(c.ClaimIdle), "ClaimInterval": int64(c.ClaimInterval), "DelayedPoll": int64(c.DelayedPoll),
 	} {
 		if v < 0 {
@@ -115,7 +119,11 @@ func (c *SubscriberConfig) setDefaults() {
 	if len(c.Streams) == 0 {
 		c.Streams = []string{defaultStream}
 	}
-	c.Streams = slices.Clone(c.Streams)
+	var streams []string
+	for _, s := range c.Streams {
+		streams = append(streams, PartitionStreams(s, c.Partitions)...)
+	}
+	c.Streams = streams
 	if c.Consumer == "" {
 		host, _ := os.Hostname()
 		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
