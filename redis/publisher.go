@@ -73,6 +73,7 @@ type Publisher struct {
 
 	mu     sync.RWMutex // held for reading by Emits, for writing by Close
 	closed bool
+	single *coalescer
 }
 
 // NewPublisher returns a publisher writing through client, which the caller
@@ -87,7 +88,9 @@ func NewPublisher(client goredis.UniversalClient, cfg PublisherConfig) (*Publish
 	if cfg.Stream == "" {
 		cfg.Stream = defaultStream
 	}
-	return &Publisher{client: client, cfg: cfg}, nil
+	p := &Publisher{client: client, cfg: cfg}
+	p.single = newCoalescer(p)
+	return p, nil
 }
 
 // stream returns the stream ev is written to: routed, then partitioned.
@@ -113,7 +116,8 @@ func (p *Publisher) stream(ev pubsub.Event) (string, error) {
 
 // Emit writes the events in one pipelined round trip, in order. It returns
 // nil only when Redis confirmed every write; otherwise the error names each
-// event that was not written.
+// event that was not written. Concurrent Emits of one event each share
+// pipelines, so many callers need few round trips.
 func (p *Publisher) Emit(ctx context.Context, events ...pubsub.Event) error {
 	return p.write(ctx, time.Time{}, events)
 }
@@ -151,6 +155,9 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 	}
 
 	delayed := !at.IsZero() && at.After(time.Now())
+	if len(events) == 1 && !delayed {
+		return p.single.emit(ctx, events[0], streams[0])
+	}
 	pipe := p.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(events))
 	for i, ev := range events {
@@ -188,8 +195,12 @@ func (p *Publisher) xaddArgs(stream string, ev pubsub.Event) *goredis.XAddArgs {
 // It does not close the client. It is safe to call more than once.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
 	p.closed = true
-	p.mu.Unlock()
+	p.single.stop()
 	return nil
 }
 
