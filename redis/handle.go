@@ -81,9 +81,13 @@ func (r *run) retryLater(j job, d time.Duration) {
 			if r.life.Err() == nil {
 				r.eh(r.ctx, fmt.Errorf("redis: claiming entry %s of stream %q for a retry: %w", j.msg.ID, j.stream, err), nil)
 			}
-			return // still pending: re-read on the next start, or claimed by another consumer
+			// Still pending: the next read of the pending list, or a
+			// claim, picks it up.
+			r.release(j.stream, j.msg.ID)
+			return
 		}
 		if len(msgs) == 0 {
+			r.release(j.stream, j.msg.ID)
 			r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q left the group's pending list before its retry (acknowledged or trimmed)", j.msg.ID, j.stream), nil)
 			return
 		}
@@ -116,6 +120,7 @@ func (r *run) deadLetter(j job, ev pubsub.Event, reason error) {
 		p.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID)
 		return nil
 	})
+	r.release(j.stream, j.msg.ID)
 	if err != nil {
 		r.eh(r.ctx, fmt.Errorf("redis: dead-lettering entry %s of stream %q (left pending): %w", j.msg.ID, j.stream, err), &ev)
 		return
@@ -149,16 +154,38 @@ func (r *run) acknowledge() {
 	}
 }
 
+// flushAcks writes a batch of acknowledgements, trying again for a few
+// seconds while Redis is unreachable (workers wait meanwhile). It writes
+// them even while stopping: a handled event must not be redelivered for
+// want of its XACK. What still fails stays pending and is redelivered.
 func (r *run) flushAcks(batch map[string][]string) {
-	// Acknowledgements are written even while stopping: a handled event
-	// must not be redelivered for want of its XACK.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pipe := r.s.client.Pipeline()
+	var err error
+	for attempt := range ackTries {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond) // a pause between tries, not a synchronisation
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		pipe := r.s.client.Pipeline()
+		for stream, ids := range batch {
+			pipe.XAck(ctx, stream, r.s.cfg.Group, ids...)
+		}
+		_, err = pipe.Exec(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+	}
 	for stream, ids := range batch {
-		pipe.XAck(ctx, stream, r.s.cfg.Group, ids...)
+		r.release(stream, ids...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		r.eh(r.ctx, fmt.Errorf("redis: acknowledging %d stream(s) of group %q (entries stay pending and will be redelivered): %w", len(batch), r.s.cfg.Group, err), nil)
+	if err == nil {
+		return
 	}
+	n := 0
+	for _, ids := range batch {
+		n += len(ids)
+	}
+	r.eh(r.ctx, fmt.Errorf("redis: acknowledging %d entries of group %q failed %d times (they stay pending and will be redelivered): %w", n, r.s.cfg.Group, ackTries, err), nil)
 }
+
+const ackTries = 5

@@ -36,7 +36,10 @@ type run struct {
 	jobs    chan job
 	acks    chan ack
 	retries sync.WaitGroup // retry timers waiting to redeliver
-	loops   sync.WaitGroup // reader, claimer, mover
+
+	ownedMu sync.Mutex
+	owned   map[string]struct{} // "stream\x00id" of entries this run holds: handling, retrying or acknowledging
+	loops   sync.WaitGroup      // reader, claimer, mover
 	workers sync.WaitGroup
 	ackDone chan struct{}
 }
@@ -48,6 +51,7 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		jobs:    make(chan job, s.cfg.Concurrency),
 		acks:    make(chan ack, s.cfg.BatchSize),
 		ackDone: make(chan struct{}),
+		owned:   make(map[string]struct{}),
 	}
 	go func() {
 		select {
@@ -106,7 +110,7 @@ func (r *run) pause(d time.Duration) bool {
 }
 
 // read delivers this consumer's pending entries of stream first, then
-// new ones. Each stream has a reader of its own, so that streams in
+// new ones, and the pending ones again after a failed read. Each stream has a reader of its own, so that streams in
 // different Redis Cluster slots are never read in one command.
 func (r *run) read(stream string) {
 	defer r.loops.Done()
@@ -132,6 +136,10 @@ func (r *run) read(stream string) {
 			}
 			failures++
 			r.recover(stream, lastRead, err, failures)
+			// A read whose reply was lost (the server restarted, the
+			// connection broke) left its entries pending with us: read
+			// the pending list again, skipping what is in hand.
+			backlog = "0"
 			continue
 		}
 		failures = 0
@@ -187,6 +195,9 @@ func (r *run) deliver(stream string, msgs []goredis.XMessage, fresh bool) bool {
 		counts = r.deliveryCounts(stream, msgs)
 	}
 	for _, m := range msgs {
+		if !r.own(stream, m.ID) {
+			continue // already in hand: read again from the pending list, or reclaimed from ourselves
+		}
 		n := int64(1)
 		if !fresh {
 			n = max(counts[m.ID], 1)
@@ -196,6 +207,28 @@ func (r *run) deliver(stream string, msgs []goredis.XMessage, fresh bool) bool {
 		}
 	}
 	return true
+}
+
+// own marks an entry as held by this run; it reports false when it
+// already was.
+func (r *run) own(stream, id string) bool {
+	k := stream + "\x00" + id
+	r.ownedMu.Lock()
+	defer r.ownedMu.Unlock()
+	if _, ok := r.owned[k]; ok {
+		return false
+	}
+	r.owned[k] = struct{}{}
+	return true
+}
+
+// release forgets entries that are acknowledged or dead-lettered.
+func (r *run) release(stream string, ids ...string) {
+	r.ownedMu.Lock()
+	defer r.ownedMu.Unlock()
+	for _, id := range ids {
+		delete(r.owned, stream+"\x00"+id)
+	}
 }
 
 // deliveryCounts asks the group's pending list how often each entry was
