@@ -69,7 +69,33 @@
 // # Configuration
 //
 // [PublisherConfig] and [SubscriberConfig] are plain structs whose zero
-// values are the defaults their field docs state (SubscriberConfig needs a
-// Group). The constructors check them with Validate and name the bad
-// field.
+// values are the defaults below (SubscriberConfig needs a Group). The
+// constructors check them with Validate and name the bad field.
+//
+// PublisherConfig:
+//
+//	Stream        "events"          stream for every event when Route is nil
+//	Route         nil               func(pubsub.Name) string picking the stream
+//	Partitions    0 (none)          spread each stream over "<stream>:0".."<stream>:<n-1>"
+//	PartitionKey  the event's ID    text whose hash picks the partition
+//	MaxLen        0 (no limit)      XADD MAXLEN ~ n
+//	MaxAge        0 (no limit)      XADD MINID ~ (now - age)
+//
+// SubscriberConfig:
+//
+//	Streams       ["events"]        streams to consume through the group
+//	Partitions    0 (none)          consume every partition of each stream
+//	Group         required          the consumer group
+//	Consumer      "<host>-<pid>"    this consumer's name; keep it stable
+//	Names         nil (all)         event names to handle; others are acknowledged
+//	Start         StartNew          where a new group begins: "$" or "0"
+//	BatchSize     100               entries per XREADGROUP / XAUTOCLAIM
+//	Concurrency   1                 handlers at once
+//	MaxAttempts   5                 deliveries before the dead-letter stream
+//	Backoff       1s doubling to 1m, ±20% jitter
+//	Block         1s                XREADGROUP BLOCK; bounds how long Close waits
+//	ClaimIdle     1m                idle time before another consumer's entry is taken
+//	ClaimInterval ClaimIdle / 2     how often to look for such entries
+//	DelayedPoll   250ms             how often due delayed events are moved
+//	Logger        nil (discard)     where errors go without an ErrorHandler
 package redis

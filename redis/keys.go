@@ -40,10 +40,10 @@ func DeadKey(stream string) string { return tagged(stream) + ":dead" }
 // keys: braces that do not form a non-empty hash tag.
 func validateStream(stream string) error {
 	if stream == "" {
-		return fmt.Errorf("redis: empty stream name")
+		return fmt.Errorf("empty stream name")
 	}
 	if strings.ContainsAny(stream, "{}") && hashTag(stream) == stream {
-		return fmt.Errorf("redis: stream %q has braces but no hash tag of the form {tag}", stream)
+		return fmt.Errorf("stream %q has braces but no hash tag of the form {tag}", stream)
 	}
 	return nil
 }

@@ -59,7 +59,9 @@ func (c PublisherConfig) Validate() error {
 	case c.MaxLen > 0 && c.MaxAge > 0:
 		return errors.New("redis: PublisherConfig.MaxLen and MaxAge are both set; trim by one of them")
 	case c.Stream != "":
-		return validateStream(c.Stream)
+		if err := validateStream(c.Stream); err != nil {
+			return fmt.Errorf("redis: PublisherConfig.Stream: %w", err)
+		}
 	}
 	return nil
 }

@@ -362,3 +362,52 @@ func TestDelayedEventsSurviveSubscriberRestart(t *testing.T) {
 		t.Errorf("stream holds %d entries after the move, want exactly 1", n)
 	}
 }
+
+func TestStartBeginningReadsHistory(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("history")
+	old := emitN(t, newPublisher(t, client, stream), "old", 3)
+	fromStart, onlyNew := pubsubtest.NewRecorder(), pubsubtest.NewRecorder()
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "replay", Start: redis.StartBeginning}, fromStart.Handle, nil)
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "live"}, onlyNew.Handle, nil)
+	fresh := emitN(t, newPublisher(t, client, stream), "new", 1)
+	got := fromStart.WaitForN(t, 4, wait)
+	for i, ev := range append(old, fresh...) {
+		if got[i].ID != ev.ID {
+			t.Errorf("StartBeginning delivery %d = %s, want %s", i, got[i].Name, ev.Name)
+		}
+	}
+	live := onlyNew.WaitForN(t, 1, wait)
+	if live[0].ID != fresh[0].ID {
+		t.Errorf("StartNew group got %s first, want only the new event", live[0].Name)
+	}
+}
+
+func TestRetryWaitsWithoutHoldingOthers(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("noblock")
+	rec := pubsubtest.NewRecorder()
+	failed := false
+	h := rec.HandleWith(func(_ context.Context, ev pubsub.Event) error {
+		if ev.Name == "flaky" && !failed {
+			failed = true
+			return errors.New("try later")
+		}
+		return nil
+	})
+	// One handler at a time: if the retry's wait held the handler, the
+	// others would queue behind it.
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Concurrency: 1,
+		Backoff: pubsub.ConstantBackoff(300 * time.Millisecond)}, h, nil)
+	pub := newPublisher(t, client, stream)
+	ctx := context.Background()
+	evs := []pubsub.Event{pubsub.NewEvent(ctx, "flaky", nil), pubsub.NewEvent(ctx, "a", nil), pubsub.NewEvent(ctx, "b", nil)}
+	if err := pub.Emit(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.WaitForN(t, 4, wait)
+	order := []pubsub.Name{got[0].Name, got[1].Name, got[2].Name, got[3].Name}
+	if order[0] != "flaky" || order[1] != "a" || order[2] != "b" || order[3] != "flaky" || got[3].Meta.Attempts != 1 {
+		t.Errorf("deliveries %v (last Attempts %d), want flaky, a, b, then flaky again with Attempts 1", order, got[3].Meta.Attempts)
+	}
+}

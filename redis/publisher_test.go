@@ -1,0 +1,186 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/pubsubtest"
+	"github.com/switchyard-go/switchyard/redis"
+)
+
+func TestTrimming(t *testing.T) {
+	client := newClient(t, server.Addr)
+	ctx := context.Background()
+	t.Run("MaxLen", func(t *testing.T) {
+		stream := uniqueName("maxlen")
+		pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream, MaxLen: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			emitN(t, pub, "n", 100)
+		}
+		// "~" trims whole macro nodes (100 entries each by default), so
+		// the stream keeps a little more than MaxLen.
+		if n, _ := client.XLen(ctx, stream).Result(); n < 100 || n > 300 {
+			t.Errorf("XLEN = %d after 1000 events with MaxLen 100, want about 100", n)
+		}
+	})
+	t.Run("MaxAge", func(t *testing.T) {
+		stream := uniqueName("maxage")
+		for i := range 300 { // old entries, far past an hour
+			if err := client.XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: "1000-" + strconv.Itoa(i+1), Values: []any{"name", "old", "payload", ""}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream, MaxAge: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		emitN(t, pub, "new", 10)
+		if n, _ := client.XLen(ctx, stream).Result(); n > 110 {
+			t.Errorf("XLEN = %d, want the 300 old entries trimmed down to at most one node", n)
+		}
+	})
+}
+
+func TestEmitReportsEveryEventNotWritten(t *testing.T) {
+	client := newClient(t, server.Addr)
+	ctx := context.Background()
+	good, bad := uniqueName("good"), uniqueName("wrongtype")
+	if err := client.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Route: func(n pubsub.Name) string {
+		if n == "bad" {
+			return bad
+		}
+		return good
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []pubsub.Event{
+		pubsub.NewEvent(ctx, "ok", nil), pubsub.NewEvent(ctx, "bad", nil), pubsub.NewEvent(ctx, "ok", nil), pubsub.NewEvent(ctx, "bad", nil),
+	}
+	err = pub.Emit(ctx, evs...)
+	if err == nil {
+		t.Fatal("Emit into a key that is not a stream returned nil")
+	}
+	for _, ev := range []pubsub.Event{evs[1], evs[3]} {
+		if !strings.Contains(err.Error(), string(ev.ID)) || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Errorf("error %q does not name event %s and the cause", err, ev.ID)
+		}
+	}
+	if n, _ := client.XLen(ctx, good).Result(); n != 2 {
+		t.Errorf("the good stream holds %d entries, want the 2 routed there", n)
+	}
+	if err := pub.Emit(ctx, evs[1]); err == nil || !strings.Contains(err.Error(), string(evs[1].ID)) {
+		t.Errorf("single Emit into a wrong key = %v, want an error naming the event", err)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	client := newClient(t, server.Addr)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg  redis.PublisherConfig
+		want string
+	}{
+		{redis.PublisherConfig{MaxLen: -1}, "PublisherConfig.MaxLen is -1"},
+		{redis.PublisherConfig{MaxLen: 5, MaxAge: time.Hour}, "MaxLen and MaxAge are both set"},
+		{redis.PublisherConfig{Partitions: -2}, "PublisherConfig.Partitions is -2"},
+		{redis.PublisherConfig{Stream: "a{b"}, `stream "a{b" has braces but no hash tag`},
+	} {
+		if _, err := redis.NewPublisher(client, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewPublisher(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		cfg  redis.SubscriberConfig
+		want string
+	}{
+		{redis.SubscriberConfig{}, "SubscriberConfig.Group is required"},
+		{redis.SubscriberConfig{Group: "g", Concurrency: -1}, "SubscriberConfig.Concurrency is negative"},
+		{redis.SubscriberConfig{Group: "g", Streams: []string{""}}, "empty stream name"},
+		{redis.SubscriberConfig{Group: "g", Names: []pubsub.Name{""}}, "Names holds an empty name"},
+		{redis.SubscriberConfig{Group: "g", Start: 7}, "Start is 7"},
+	} {
+		if _, err := redis.NewSubscriber(ctx, client, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewSubscriber(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if _, err := redis.NewPublisher(nil, redis.PublisherConfig{}); err == nil {
+		t.Error("NewPublisher with a nil client succeeded")
+	}
+	pub, _ := redis.NewPublisher(client, redis.PublisherConfig{Route: func(pubsub.Name) string { return "" }})
+	if err := pub.Emit(ctx, pubsub.NewEvent(ctx, "x", nil)); err == nil || !strings.Contains(err.Error(), `Route("x")`) {
+		t.Errorf("Emit with a Route returning no stream = %v, want an error naming the route", err)
+	}
+}
+
+func TestSeveralStreamsAndRouting(t *testing.T) {
+	client := newClient(t, server.Addr)
+	ctx := context.Background()
+	orders, users := uniqueName("orders"), uniqueName("users")
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Route: func(n pubsub.Name) string {
+		if strings.HasPrefix(string(n), "order.") {
+			return orders
+		}
+		return users
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := pubsubtest.NewRecorder()
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{orders, users}, Group: "g"}, rec.Handle, nil)
+	evs := []pubsub.Event{pubsub.NewEvent(ctx, "order.created", nil), pubsub.NewEvent(ctx, "user.joined", nil), pubsub.NewEvent(ctx, "order.paid", nil)}
+	if err := pub.Emit(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitForN(t, 3, wait)
+	if n, _ := client.XLen(ctx, orders).Result(); n != 2 {
+		t.Errorf("orders stream holds %d, want 2", n)
+	}
+	if n, _ := client.XLen(ctx, users).Result(); n != 1 {
+		t.Errorf("users stream holds %d, want 1", n)
+	}
+}
+
+func TestCloseKeepsConsumerWithPendingEntries(t *testing.T) {
+	client := newClient(t, server.Addr)
+	ctx := context.Background()
+	stream, group := uniqueName("keep"), "g"
+	makeGroup(t, client, stream, group)
+	emitN(t, newPublisher(t, client, stream), "n", 2)
+	takePending(t, client, stream, group, "holder")
+	s, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{Streams: []string{stream}, Group: group, Consumer: "holder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	consumers, err := client.XInfoConsumers(ctx, stream, group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(consumers) != 1 || consumers[0].Name != "holder" || consumers[0].Pending != 2 {
+		t.Errorf("consumers after Close = %+v, want holder with its 2 pending entries", consumers)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	var reported error
+	s.Consume(ctx, func(context.Context, pubsub.Event) error { return nil }, func(_ context.Context, err error, _ *pubsub.Event) { reported = err })
+	if !errors.Is(reported, pubsub.ErrClosed) {
+		t.Errorf("Consume after Close reported %v, want ErrClosed", reported)
+	}
+}
