@@ -1,0 +1,327 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/switchyard-go/switchyard/internal/lifecycle"
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// Config configures a [Bridge]. Subscriber and Publisher are required;
+// every other zero value is the default its doc states.
+type Config struct {
+	// Subscriber delivers the events to match, and the bridge's own retry
+	// events. Its concurrency bounds how many events are delivered at
+	// once; give it more than PerEndpoint.
+	Subscriber pubsub.Subscriber
+	// Publisher writes retry events where Subscriber reads them. It must
+	// be a [pubsub.DelayedPublisher]: retries wait in the backend, so
+	// they survive a restart.
+	Publisher pubsub.Publisher
+	// Subscriptions are the initial subscriptions; see
+	// [Bridge.SetSubscriptions].
+	Subscriptions []Subscription
+	// Retry is the retry policy.
+	// default: RetryPolicy{} (DefaultSchedule, 8 attempts, ±20% jitter)
+	Retry RetryPolicy
+	// Circuit says when an endpoint's circuit opens.
+	// default: CircuitConfig{} (5 failures in a row, 30s)
+	Circuit CircuitConfig
+	// Timeout bounds a delivery when its subscription sets none.
+	// default: 10s
+	Timeout time.Duration
+	// PerEndpoint is how many deliveries may be in flight to one
+	// endpoint (scheme, host and port) at once.
+	// default: 16
+	PerEndpoint int
+	// SlotWait is how long a delivery waits for one of its endpoint's
+	// slots before it is deferred (re-emitted a little later, without
+	// spending an attempt), so that a slow endpoint never holds up
+	// deliveries to others.
+	// default: 250ms
+	SlotWait time.Duration
+	// DeadLetters keeps deliveries given up on.
+	// default: a MemoryDeadLetters
+	DeadLetters DeadLetterStore
+	// Source is the CloudEvents ce-source of every delivery.
+	// default: "urn:switchyard:webhook-bridge"
+	Source string
+	// HTTPClient sends the deliveries; it must not follow redirects.
+	// default: a client that does not, with PerEndpoint idle connections
+	// per host
+	HTTPClient *http.Client
+	// Observer is told of deliveries, retries and dead letters.
+	// default: NopObserver
+	Observer Observer
+	// Logger receives one line per delivery outcome and every error.
+	// default: nil, which discards
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	c.Retry.setDefaults()
+	c.Circuit.setDefaults()
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.PerEndpoint == 0 {
+		c.PerEndpoint = 16
+	}
+	if c.SlotWait == 0 {
+		c.SlotWait = 250 * time.Millisecond
+	}
+	if c.DeadLetters == nil {
+		c.DeadLetters = &MemoryDeadLetters{}
+	}
+	if c.Source == "" {
+		c.Source = "urn:switchyard:webhook-bridge"
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = newHTTPClient(c.PerEndpoint)
+	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first field of c that holds an invalid value.
+func (c Config) Validate() error {
+	switch {
+	case c.Subscriber == nil:
+		return errors.New("webhook: Config.Subscriber is required")
+	case c.Publisher == nil:
+		return errors.New("webhook: Config.Publisher is required")
+	case c.Timeout < 0 || c.SlotWait < 0:
+		return errors.New("webhook: Config.Timeout and SlotWait must not be negative")
+	case c.PerEndpoint < 0:
+		return fmt.Errorf("webhook: Config.PerEndpoint is %d, want 0 (default) or more", c.PerEndpoint)
+	case c.Retry.MaxAttempts < 0:
+		return fmt.Errorf("webhook: Config.Retry.MaxAttempts is %d, want 0 (default) or more", c.Retry.MaxAttempts)
+	}
+	for i, d := range c.Retry.Schedule {
+		if d <= 0 {
+			return fmt.Errorf("webhook: Config.Retry.Schedule[%d] is %s, want a positive wait", i, d)
+		}
+	}
+	if _, ok := c.Publisher.(pubsub.DelayedPublisher); !ok {
+		return fmt.Errorf("webhook: Config.Publisher %T cannot emit with a delay (pubsub.DelayedPublisher), which retries need", c.Publisher)
+	}
+	return nil
+}
+
+// Bridge delivers events to the subscriptions that match them: by topic
+// and filter, signed, retried, dead-lettered. It is safe for concurrent
+// use.
+type Bridge struct {
+	cfg       Config
+	pub       pubsub.DelayedPublisher
+	client    *http.Client
+	endpoints *endpoints
+	table     atomic.Pointer[table]
+	gate      *lifecycle.Gate
+}
+
+// route is a compiled subscription.
+type route struct {
+	sub    Subscription
+	filter *vm.Program
+	keys   [][]byte
+}
+
+// table is the set of subscriptions in force, indexed for matching.
+type table struct {
+	byID    map[string]*route
+	byTopic map[string][]*route // "*" holds the wildcard ones
+	list    []Subscription
+}
+
+// New returns a bridge; it compiles cfg.Subscriptions and refuses the
+// first that does not compile, naming it.
+func New(cfg Config) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	b := &Bridge{
+		cfg:       cfg,
+		pub:       cfg.Publisher.(pubsub.DelayedPublisher),
+		client:    cfg.HTTPClient,
+		endpoints: &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
+		gate:      lifecycle.NewGate(),
+	}
+	if err := b.SetSubscriptions(cfg.Subscriptions); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Compile checks a subscription as [Bridge.SetSubscriptions] would,
+// filter included, without a bridge: for validating input early.
+func Compile(s Subscription) error {
+	_, err := compileRoute(s)
+	return err
+}
+
+func compileRoute(s Subscription) (*route, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := CompileFilter(s.Filter)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: subscription %q: filter: %w", s.ID, err)
+	}
+	r := &route{sub: s, filter: p}
+	for _, sec := range s.Secrets {
+		k, _ := decodeSecret(sec) // checked by Validate
+		r.keys = append(r.keys, k)
+	}
+	return r, nil
+}
+
+// SetSubscriptions replaces the subscriptions in force, at once for every
+// event delivered from then on. It compiles them all first and changes
+// nothing when one fails or two share an ID.
+func (b *Bridge) SetSubscriptions(subs []Subscription) error {
+	t := &table{byID: map[string]*route{}, byTopic: map[string][]*route{}, list: make([]Subscription, 0, len(subs))}
+	for _, s := range subs {
+		r, err := compileRoute(s)
+		if err != nil {
+			return err
+		}
+		if _, dup := t.byID[s.ID]; dup {
+			return fmt.Errorf("webhook: two subscriptions have the id %q", s.ID)
+		}
+		t.byID[s.ID] = r
+		t.list = append(t.list, s)
+		if !s.Disabled {
+			t.byTopic[s.Topic] = append(t.byTopic[s.Topic], r)
+		}
+	}
+	b.table.Store(t)
+	return nil
+}
+
+// Subscriptions returns the subscriptions in force.
+func (b *Bridge) Subscriptions() []Subscription {
+	return append([]Subscription(nil), b.table.Load().list...)
+}
+
+// DeadLetters returns the bridge's dead-letter store.
+func (b *Bridge) DeadLetters() DeadLetterStore { return b.cfg.DeadLetters }
+
+// Run consumes events and delivers them until ctx is done or Close is
+// called, then returns once the deliveries in flight have finished.
+func (b *Bridge) Run(ctx context.Context) {
+	if !b.gate.Enter() {
+		return
+	}
+	defer b.gate.Leave()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.gate.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	b.cfg.Subscriber.Consume(ctx, b.Handle, b.reportError)
+}
+
+// Close stops Run and waits for it. It does not close the Subscriber or
+// Publisher, which belong to the caller. It is safe to call more than
+// once.
+func (b *Bridge) Close() error {
+	b.gate.Close()
+	return nil
+}
+
+func (b *Bridge) reportError(_ context.Context, err error, ev *pubsub.Event) {
+	attrs := []any{"err", err}
+	if ev != nil {
+		attrs = append(attrs, "event_id", ev.ID, "event_name", ev.Name)
+	}
+	b.cfg.Logger.Error("webhook: event not handled", attrs...)
+}
+
+// Handle delivers one event to every subscription that matches it, or,
+// for a retry event, to its one subscription. It returns nil once every
+// delivery succeeded, was dead-lettered, or has its retry scheduled; an
+// error (a retry that could not be scheduled) leaves the event to its
+// backend's redelivery. Run uses it; it is exported for bridges driven
+// some other way.
+func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
+	// Deliveries in flight finish even as Consume stops; their outcome
+	// is then recorded before the event is acknowledged.
+	ctx = context.WithoutCancel(ctx)
+	t := b.table.Load()
+	if ev.Name == RetryEventName {
+		r, err := decodeRetry(ev)
+		if err != nil {
+			return err
+		}
+		rt, ok := t.byID[r.SubscriptionID]
+		if !ok || rt.sub.Disabled {
+			return b.deadLetter(ctx, r.SubscriptionID, r.Event, r.Attempts, result{status: r.LastStatus},
+				fmt.Sprintf("subscription %q was removed or disabled while a retry waited (last: %s)", r.SubscriptionID, r.LastError))
+		}
+		return b.deliver(ctx, rt, r.Event, r.Attempts)
+	}
+
+	routes := b.match(t, ev)
+	switch len(routes) {
+	case 0:
+		return nil
+	case 1:
+		return b.deliver(ctx, routes[0], ev, 0)
+	}
+	errs := make([]error, len(routes))
+	var wg sync.WaitGroup
+	for i, rt := range routes {
+		wg.Go(func() { errs[i] = b.deliver(ctx, rt, ev, 0) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// match returns the enabled subscriptions whose topic and filter accept ev.
+func (b *Bridge) match(t *table, ev pubsub.Event) []*route {
+	named, all := t.byTopic[string(ev.Name)], t.byTopic["*"]
+	if len(named)+len(all) == 0 {
+		return nil
+	}
+	candidates := append(append(make([]*route, 0, len(named)+len(all)), named...), all...)
+	var env *FilterEnv
+	var out []*route
+	for _, rt := range candidates {
+		if rt.filter != nil {
+			if env == nil {
+				e := filterEnv(ev)
+				env = &e
+			}
+			ok, err := runFilter(rt.filter, *env)
+			if err != nil {
+				b.cfg.Observer.FilterFailed(rt.sub.ID)
+				b.cfg.Logger.Warn("webhook: filter failed, counted as no match", "subscription", rt.sub.ID, "event_id", ev.ID, "err", err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, rt)
+	}
+	return out
+}

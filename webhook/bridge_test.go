@@ -1,0 +1,284 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+func TestDeliveryRequest(t *testing.T) {
+	s := newSink(t, nil)
+	newHarness(t, webhook.Config{Source: "urn:test", Subscriptions: []webhook.Subscription{{
+		ID: "orders", Topic: "order.created", URL: s.URL + "/hook?x=1", Secrets: webhook.Secrets{vectorSecret},
+		Headers: map[string]string{"Authorization": "Bearer abc"},
+	}}}).emit(t, pubsub.Event{
+		ID: "evt-1", Name: "order.created", Payload: []byte(`{"order_id": 7}`),
+		Meta: pubsub.Meta{CreatedAtUTC: time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC), CorrelationID: "req-1"},
+	})
+	h := s.waitFor(t, 1)[0]
+	if string(h.body) != `{"order_id": 7}` {
+		t.Errorf("body = %q, want the payload as emitted", h.body)
+	}
+	ts := h.header.Get("Webhook-Timestamp")
+	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)) > time.Minute {
+		t.Errorf("webhook-timestamp %q is not now", ts)
+	}
+	if !verifyIndependently(vectorSecret, "evt-1", ts, h.body, h.header.Get("Webhook-Signature")) {
+		t.Errorf("signature %q does not verify", h.header.Get("Webhook-Signature"))
+	}
+	for k, want := range map[string]string{
+		"Webhook-Id": "evt-1", "Ce-Specversion": "1.0", "Ce-Id": "evt-1", "Ce-Type": "order.created", "Ce-Source": "urn:test",
+		"Ce-Time": "2026-03-04T05:06:07.000000008Z", "Content-Type": "application/json", webhook.HeaderCorrelationID: "req-1",
+		webhook.HeaderAttempt: "1", webhook.HeaderSubscription: "orders", "Authorization": "Bearer abc",
+	} {
+		if got := h.header.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestFiltersInTheHubStyle(t *testing.T) {
+	s := newSink(t, nil)
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{
+		{ID: "hub", Topic: "*", URL: s.URL + "/hub", Filter: `data["body"]["x"] == 1 and data["headers"]["y"] == "z"`},
+		{ID: "typed", Topic: "user.created", URL: s.URL + "/typed", Filter: `data.body.x > 5`},
+		{ID: "off", Topic: "*", URL: s.URL + "/off", Disabled: true},
+	}})
+	ctx := context.Background()
+	events := []pubsub.Event{
+		pubsub.NewEvent(ctx, "a", []byte(`{"body":{"x":1},"headers":{"y":"z"}}`)),   // hub
+		pubsub.NewEvent(ctx, "a", []byte(`{"body":{"x":2},"headers":{"y":"z"}}`)),   // none
+		pubsub.NewEvent(ctx, "a", []byte(`{"headers":{"y":"z"}}`)),                  // none: body absent reads as nil
+		pubsub.NewEvent(ctx, "user.created", []byte(`{"body":{"x":"text"}}`)),       // typed fails at run time: no match
+		pubsub.NewEvent(ctx, "user.created", []byte(`not json`)),                    // data is nil: no match
+		pubsub.NewEvent(ctx, "user.created", []byte(`{"body":{"x":9}}`)),            // typed
+		pubsub.NewEvent(ctx, "b", []byte(`{"body":{"x":1.0},"headers":{"y":"z"}}`)), // hub: 1.0 == 1
+	}
+	h.emit(t, events...)
+	hits := s.waitFor(t, 3)
+	got := map[string]bool{}
+	for _, hit := range hits {
+		got[hit.header.Get("Webhook-Id")+" "+hit.header.Get(webhook.HeaderSubscription)] = true
+	}
+	for _, want := range []string{string(events[0].ID) + " hub", string(events[5].ID) + " typed", string(events[6].ID) + " hub"} {
+		if !got[want] {
+			t.Errorf("delivery %q missing; got %v", want, got)
+		}
+	}
+	// A marker through the same bridge shows nothing else is on its way.
+	h.emit(t, pubsub.NewEvent(ctx, "a", []byte(`{"body":{"x":1},"headers":{"y":"z"}}`)))
+	if n := len(s.waitFor(t, 4)); n != 4 {
+		t.Errorf("%d deliveries, want 4", n)
+	}
+	// "text" > 5 and, for the payload that is not JSON, nil > 5 fail at
+	// run time: each a non-match, counted.
+	h.until(t, "two filter failures", func() bool { return h.obs.filterFailures() == 2 })
+}
+
+func TestFailingTargetIsRetriedAloneUntilItSucceeds(t *testing.T) {
+	flaky := newSink(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	steady := newSink(t, nil)
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{
+		{ID: "flaky", Topic: "t", URL: flaky.URL},
+		{ID: "steady", Topic: "t", URL: steady.URL},
+	}})
+	ev := pubsub.NewEvent(context.Background(), "t", []byte(`{}`))
+	h.emit(t, ev)
+	hits := flaky.waitFor(t, 3)
+	for i, hit := range hits {
+		if a := hit.header.Get(webhook.HeaderAttempt); a != strconv.Itoa(i+1) {
+			t.Errorf("flaky request %d has attempt header %q", i+1, a)
+		}
+		if hit.header.Get("Webhook-Id") != string(ev.ID) {
+			t.Errorf("retry %d has webhook-id %q, want the event's ID", i+1, hit.header.Get("Webhook-Id"))
+		}
+	}
+	// Flush: another event to steady only, after the retries.
+	marker := pubsub.NewEvent(context.Background(), "t", []byte(`{}`))
+	h.emit(t, marker)
+	flaky.waitFor(t, 4)
+	if n := len(steady.waitFor(t, 2)); n != 2 {
+		t.Errorf("steady got %d requests, want 2: one per event, never again for a retry of flaky", n)
+	}
+	h.until(t, "flaky's two deliveries to be counted", func() bool { return h.obs.count("flaky", webhook.Delivered) == 2 })
+	if n := h.obs.count("flaky", webhook.Failed); n != 2 {
+		t.Errorf("flaky failures counted = %d, want 2", n)
+	}
+}
+
+func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
+	var healthy atomic.Bool
+	s := newSink(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "down", Topic: "t", URL: s.URL, MaxAttempts: 3}}})
+	ev := pubsub.NewEvent(context.Background(), "t", []byte(`{"n":1}`))
+	h.emit(t, ev)
+	dls := h.deadLetters(t, 1)
+	dl := dls[0]
+	if dl.SubscriptionID != "down" || dl.Attempts != 3 || dl.LastStatus != 500 || !strings.Contains(dl.LastError, "HTTP 500") || dl.Event.ID != ev.ID {
+		t.Errorf("dead letter = %+v", dl)
+	}
+	if n := len(s.snapshot()); n != 3 {
+		t.Errorf("%d requests, want 3 (max_attempts)", n)
+	}
+
+	healthy.Store(true)
+	n, err := h.bridge.Replay(context.Background(), func(d webhook.DeadLetter) bool { return d.SubscriptionID == "down" })
+	if err != nil || n != 1 {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	hit := s.waitFor(t, 4)[3]
+	if hit.header.Get(webhook.HeaderAttempt) != "1" || string(hit.body) != `{"n":1}` {
+		t.Errorf("replayed delivery: attempt %s body %q", hit.header.Get(webhook.HeaderAttempt), hit.body)
+	}
+	if left, _ := h.dead.List(context.Background()); len(left) != 0 {
+		t.Errorf("dead letters after replay: %v", left)
+	}
+}
+
+func TestGoneEndsRetriesAtOnce(t *testing.T) {
+	s := newSink(t, status(http.StatusGone))
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "gone", Topic: "t", URL: s.URL}}})
+	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
+	dl := h.deadLetters(t, 1)[0]
+	if dl.Attempts != 1 || dl.LastStatus != 410 {
+		t.Errorf("dead letter after 410 = %+v, want 1 attempt, status 410", dl)
+	}
+	if n := len(s.snapshot()); n != 1 {
+		t.Errorf("%d requests after a 410, want 1", n)
+	}
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	target := newSink(t, nil)
+	s := newSink(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+		http.Redirect(w, r, target.URL, http.StatusFound)
+	})
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "r", Topic: "t", URL: s.URL, MaxAttempts: 1}}})
+	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
+	if dl := h.deadLetters(t, 1)[0]; dl.LastStatus != http.StatusFound {
+		t.Errorf("dead letter = %+v, want status 302", dl)
+	}
+	if n := len(target.snapshot()); n != 0 {
+		t.Errorf("the redirect target got %d requests", n)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	s := newSink(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "limited", Topic: "t", URL: s.URL}}})
+	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
+	hits := s.waitFor(t, 2)
+	if gap := hits[1].at.Sub(hits[0].at); gap < time.Second {
+		t.Errorf("retried %s after a Retry-After of 1s", gap)
+	}
+}
+
+func TestDryRunIsMatchedNotSent(t *testing.T) {
+	s := newSink(t, nil)
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "d", Topic: "t", URL: s.URL}}})
+	ctx := pubsub.WithDryRun(context.Background(), true)
+	h.emit(t, pubsub.NewEvent(ctx, "t", nil), pubsub.NewEvent(context.Background(), "t", []byte("real")))
+	if hit := s.waitFor(t, 1)[0]; string(hit.body) != "real" {
+		t.Errorf("the dry run was sent: %q", hit.body)
+	}
+	h.until(t, "the dry run to be counted", func() bool { return h.obs.count("d", webhook.DryRun) == 1 })
+}
+
+func TestCircuitHoldsDeliveriesWithoutSpendingAttempts(t *testing.T) {
+	var healthy atomic.Bool
+	s := newSink(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	})
+	h := newHarness(t, webhook.Config{
+		Circuit:       webhook.CircuitConfig{Failures: 2, Cooldown: 200 * time.Millisecond},
+		Retry:         webhook.RetryPolicy{Schedule: []time.Duration{10 * time.Millisecond}, MaxAttempts: 4},
+		Subscriptions: []webhook.Subscription{{ID: "c", Topic: "t", URL: s.URL}},
+	})
+	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
+	s.waitFor(t, 2) // two failures open the circuit
+	healthy.Store(true)
+	hits := s.waitFor(t, 3)
+	if gap := hits[2].at.Sub(hits[1].at); gap < 150*time.Millisecond {
+		t.Errorf("third attempt came %s after the circuit opened, want it to wait for the cooldown", gap)
+	}
+	if a := hits[2].header.Get(webhook.HeaderAttempt); a != "3" {
+		t.Errorf("attempt after the circuit = %s, want 3: waiting must not spend attempts", a)
+	}
+	if h.obs.count("c", webhook.Deferred) == 0 {
+		t.Error("no delivery was deferred by the open circuit")
+	}
+}
+
+func TestSlowEndpointDoesNotHoldOthers(t *testing.T) {
+	release := make(chan struct{})
+	slow := newSink(t, func(int, *http.Request, http.ResponseWriter) { <-release })
+	defer close(release)
+	fast := newSink(t, nil)
+	h := newHarness(t, webhook.Config{
+		PerEndpoint: 1, SlotWait: 10 * time.Millisecond,
+		Subscriptions: []webhook.Subscription{{ID: "slow", Topic: "slow", URL: slow.URL}, {ID: "fast", Topic: "fast", URL: fast.URL}},
+	})
+	ctx := context.Background()
+	for range 5 {
+		h.emit(t, pubsub.NewEvent(ctx, "slow", nil))
+	}
+	for range 20 {
+		h.emit(t, pubsub.NewEvent(ctx, "fast", nil))
+	}
+	fast.waitFor(t, 20)
+	if n := len(slow.snapshot()); n != 1 {
+		t.Errorf("the slow endpoint has %d requests in flight, want 1 (PerEndpoint)", n)
+	}
+}
+
+func TestConfigAndSubscriptionErrors(t *testing.T) {
+	h := newHarness(t, webhook.Config{})
+	for _, tc := range []struct {
+		sub  webhook.Subscription
+		want string
+	}{
+		{webhook.Subscription{Topic: "t", URL: "http://x"}, "subscription without an id"},
+		{webhook.Subscription{ID: "a", URL: "http://x"}, `subscription "a": topic is empty`},
+		{webhook.Subscription{ID: "a", Topic: "t", URL: "ftp://x"}, `subscription "a": url "ftp://x": scheme must be http or https`},
+		{webhook.Subscription{ID: "a", Topic: "t", URL: "http://x", Filter: "data.x =="}, `subscription "a": filter: unexpected token EOF`},
+		{webhook.Subscription{ID: "a", Topic: "t", URL: "http://x", Filter: `"text"`}, `subscription "a": filter: expected bool, but got string`},
+		{webhook.Subscription{ID: "a", Topic: "t", URL: "http://x", Secrets: webhook.Secrets{"whsec_???"}}, `subscription "a": secret 1: not a Standard Webhooks secret`},
+	} {
+		err := h.bridge.SetSubscriptions([]webhook.Subscription{tc.sub})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SetSubscriptions(%+v) = %v, want %q", tc.sub, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "whsec_???") {
+			t.Errorf("error shows the secret: %v", err)
+		}
+	}
+	ok := webhook.Subscription{ID: "a", Topic: "t", URL: "http://x"}
+	if err := h.bridge.SetSubscriptions([]webhook.Subscription{ok, ok}); err == nil || !strings.Contains(err.Error(), `two subscriptions have the id "a"`) {
+		t.Errorf("duplicate ids: %v", err)
+	}
+	if _, err := webhook.New(webhook.Config{}); err == nil || !strings.Contains(err.Error(), "Config.Subscriber is required") {
+		t.Errorf("New without a subscriber: %v", err)
+	}
+}

@@ -1,0 +1,136 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// deliver makes delivery attempt tried+1 of ev to rt, and settles its
+// outcome: done, retry scheduled, deferred, or dead-lettered. It returns
+// an error only when that outcome could not be recorded.
+func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried int) error {
+	attempt := tried + 1
+	log := b.cfg.Logger.With("subscription", rt.sub.ID, "event_id", ev.ID, "event_name", ev.Name, "attempt", attempt)
+	if ev.Meta.IsDryRun {
+		log.Info("webhook: dry run matched, not sent")
+		b.cfg.Observer.Delivery(rt.sub.ID, DryRun, 0, 0)
+		return nil
+	}
+
+	ep := b.endpoints.get(rt.sub.URL)
+	now := time.Now()
+	if ok, until := ep.admit(now); !ok {
+		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
+		log.Debug("webhook: circuit open, delivery waits", "until", until)
+		return b.schedule(ctx, rt, ev, tried, until, result{err: errCircuitOpen})
+	}
+	if !b.takeSlot(ep) {
+		ep.release() // the probe, if this was one, did not happen
+		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
+		return b.schedule(ctx, rt, ev, tried, now.Add(time.Second), result{err: errEndpointBusy})
+	}
+	res := b.send(ctx, rt, ev, attempt)
+	<-ep.slots
+	ep.record(res.ok(), time.Now(), b.cfg.Circuit)
+
+	switch {
+	case res.ok():
+		b.cfg.Observer.Delivery(rt.sub.ID, Delivered, res.status, res.took)
+		log.Info("webhook: delivered", "status", res.status, "took", res.took)
+		return nil
+	case res.status == http.StatusGone:
+		b.cfg.Observer.Delivery(rt.sub.ID, Gone, res.status, res.took)
+		return b.deadLetter(ctx, rt.sub.ID, ev, attempt, res, "endpoint answered 410 Gone")
+	}
+	b.cfg.Observer.Delivery(rt.sub.ID, Failed, res.status, res.took)
+	maxAttempts := b.cfg.Retry.MaxAttempts
+	if rt.sub.MaxAttempts > 0 {
+		maxAttempts = rt.sub.MaxAttempts
+	}
+	if attempt >= maxAttempts {
+		return b.deadLetter(ctx, rt.sub.ID, ev, attempt, res, fmt.Sprintf("%d attempts failed, the last: %s", attempt, res.describe()))
+	}
+	wait := b.cfg.Retry.wait(attempt, res.retryAfter)
+	log.Warn("webhook: delivery failed, retry scheduled", "status", res.status, "err", res.err, "retry_in", wait)
+	b.cfg.Observer.RetryScheduled(rt.sub.ID, attempt+1, wait)
+	return b.schedule(ctx, rt, ev, attempt, time.Now().Add(wait), res)
+}
+
+var (
+	errCircuitOpen  = fmt.Errorf("circuit open after repeated failures")
+	errEndpointBusy = fmt.Errorf("endpoint busy: every slot in use")
+)
+
+// takeSlot waits up to SlotWait for one of ep's slots.
+func (b *Bridge) takeSlot(ep *endpoint) bool {
+	select {
+	case ep.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(b.cfg.SlotWait)
+	defer t.Stop()
+	select {
+	case ep.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// schedule re-emits the delivery of ev to rt for at, with tried attempts
+// counted so far.
+func (b *Bridge) schedule(ctx context.Context, rt *route, ev pubsub.Event, tried int, at time.Time, last result) error {
+	r := retry{SubscriptionID: rt.sub.ID, Attempts: tried, LastStatus: last.status, LastError: last.describe(), Event: ev}
+	rev, err := r.event()
+	if err == nil {
+		err = b.pub.EmitAt(ctx, at, rev)
+	}
+	if err != nil {
+		return fmt.Errorf("webhook: scheduling the retry of %s for subscription %q: %w", ev.ID, rt.sub.ID, err)
+	}
+	return nil
+}
+
+// deadLetter records a delivery given up on.
+func (b *Bridge) deadLetter(ctx context.Context, subID string, ev pubsub.Event, attempts int, last result, reason string) error {
+	dl := DeadLetter{SubscriptionID: subID, Attempts: attempts, LastStatus: last.status, LastError: reason, At: time.Now().UTC(), Event: ev}
+	if err := b.cfg.DeadLetters.Add(ctx, dl); err != nil {
+		return fmt.Errorf("webhook: dead-lettering %s for subscription %q: %w", ev.ID, subID, err)
+	}
+	b.cfg.Observer.DeadLettered(subID)
+	b.cfg.Logger.Error("webhook: delivery dead-lettered", "subscription", subID, "event_id", ev.ID, "attempts", attempts, "last_status", last.status, "reason", reason)
+	return nil
+}
+
+// Replay re-delivers the dead letters for which match returns true (all of
+// them for a nil match), as fresh deliveries with a full set of attempts,
+// and removes them from the store. It returns how many it scheduled.
+func (b *Bridge) Replay(ctx context.Context, match func(DeadLetter) bool) (int, error) {
+	dls, err := b.cfg.DeadLetters.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, dl := range dls {
+		if match != nil && !match(dl) {
+			continue
+		}
+		rev, err := retry{SubscriptionID: dl.SubscriptionID, Event: dl.Event}.event()
+		if err == nil {
+			err = b.pub.Emit(ctx, rev)
+		}
+		if err == nil {
+			err = b.cfg.DeadLetters.Remove(ctx, dl.ID)
+		}
+		if err != nil {
+			return n, fmt.Errorf("webhook: replaying dead letter %s: %w", dl.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}

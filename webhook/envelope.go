@@ -1,0 +1,47 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// RetryEventName names the events a bridge emits to itself to retry one
+// delivery later. Subscriptions never match them, "*" included.
+const RetryEventName pubsub.Name = "switchyard.webhook.retry"
+
+// retry is the payload of a retry event: one subscription's delivery of
+// one event, and what happened so far.
+type retry struct {
+	SubscriptionID string       `json:"subscription_id"`
+	Attempts       int          `json:"attempts"` // deliveries tried so far
+	LastStatus     int          `json:"last_status,omitempty"`
+	LastError      string       `json:"last_error,omitempty"`
+	Event          pubsub.Event `json:"event"`
+}
+
+func (r retry) event() (pubsub.Event, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return pubsub.Event{}, err
+	}
+	return pubsub.Event{
+		ID:   pubsub.ID(fmt.Sprintf("%s/%s/%d", r.Event.ID, r.SubscriptionID, r.Attempts)),
+		Name: RetryEventName,
+		Meta: pubsub.Meta{
+			CreatedAtUTC: time.Now().UTC(), CorrelationID: r.Event.Meta.CorrelationID,
+			Attempts: r.Attempts, IsDryRun: r.Event.Meta.IsDryRun,
+		},
+		Payload: b,
+	}, nil
+}
+
+func decodeRetry(ev pubsub.Event) (retry, error) {
+	var r retry
+	if err := json.Unmarshal(ev.Payload, &r); err != nil || r.SubscriptionID == "" || r.Event.ID == "" {
+		return r, fmt.Errorf("webhook: retry event %s is not a retry of this bridge: %w", ev.ID, pubsub.ErrPermanent)
+	}
+	return r, nil
+}

@@ -1,0 +1,161 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Subscription says which events go to which URL, and how.
+type Subscription struct {
+	// ID names the subscription; unique, and used in headers, logs,
+	// metrics and dead letters. Required.
+	ID string `json:"id" yaml:"id"`
+	// Topic is the event name to match, or "*" for every event. Required.
+	Topic string `json:"topic" yaml:"topic"`
+	// Filter is an expr-lang expression that must be true for an event to
+	// be delivered; see the package doc for its environment.
+	// default: "", every event of the topic
+	Filter string `json:"filter,omitempty" yaml:"filter"`
+	// URL receives a POST per delivery; http or https. Required.
+	URL string `json:"url" yaml:"url"`
+	// Secrets sign deliveries ("whsec_" and base64); with several, each
+	// signs, so receivers can rotate. In YAML and JSON the key is
+	// "secret", a string or a list.
+	// default: none, deliveries are not signed
+	Secrets Secrets `json:"secret,omitempty" yaml:"secret"`
+	// Headers are added to each request.
+	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
+	// Timeout bounds each delivery, from connect to the end of the
+	// response headers.
+	// default: the bridge's (10s)
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout"`
+	// MaxAttempts is how many deliveries are tried before the event is
+	// dead-lettered, the first included.
+	// default: the bridge's retry policy
+	MaxAttempts int `json:"max_attempts,omitempty" yaml:"max_attempts"`
+	// Disabled keeps the subscription without matching anything.
+	Disabled bool `json:"disabled,omitempty" yaml:"disabled"`
+}
+
+// Validate checks the subscription without compiling its filter; errors
+// name the subscription and the field.
+func (s Subscription) Validate() error {
+	if s.ID == "" {
+		return errors.New("webhook: subscription without an id")
+	}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("webhook: subscription %q: %s", s.ID, fmt.Sprintf(format, args...))
+	}
+	if s.Topic == "" {
+		return fail(`topic is empty (use "*" for every event)`)
+	}
+	u, err := url.Parse(s.URL)
+	switch {
+	case s.URL == "":
+		return fail("url is empty")
+	case err != nil:
+		return fail("url: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fail("url %q: scheme must be http or https", redactURL(s.URL))
+	case u.Host == "":
+		return fail("url %q has no host", redactURL(s.URL))
+	}
+	for i, sec := range s.Secrets {
+		if _, err := decodeSecret(sec); err != nil {
+			return fail("secret %d: %v", i+1, err)
+		}
+	}
+	for k := range s.Headers {
+		if k == "" || strings.ContainsAny(k, " :\r\n") {
+			return fail("header name %q is not valid", k)
+		}
+	}
+	if s.Timeout < 0 {
+		return fail("timeout %s is negative", time.Duration(s.Timeout))
+	}
+	if s.MaxAttempts < 0 {
+		return fail("max_attempts %d is negative", s.MaxAttempts)
+	}
+	return nil
+}
+
+// redactURL drops credentials from a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// Secrets are signing secrets; they read from one string or a list, and
+// never print.
+type Secrets []string
+
+// UnmarshalJSON accepts a string or a list of strings.
+func (s *Secrets) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = splitSecrets(one)
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("secret must be a string or a list of strings")
+	}
+	*s = many
+	return nil
+}
+
+// UnmarshalYAML accepts a string or a list of strings.
+func (s *Secrets) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*s = splitSecrets(n.Value)
+		return nil
+	}
+	var many []string
+	if err := n.Decode(&many); err != nil {
+		return fmt.Errorf("line %d: secret must be a string or a list of strings", n.Line)
+	}
+	*s = many
+	return nil
+}
+
+// String hides the secrets.
+func (s Secrets) String() string { return fmt.Sprintf("[%d secret(s) redacted]", len(s)) }
+
+// GoString hides the secrets from %#v too.
+func (s Secrets) GoString() string { return s.String() }
+
+// MarshalJSON writes how many secrets there are, never their values.
+func (s Secrets) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+func splitSecrets(v string) Secrets {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	return strings.Fields(v)
+}
+
+// Duration is a time.Duration written as Go duration text ("5s", "2h")
+// in YAML and JSON.
+type Duration time.Duration
+
+// MarshalText writes the duration as text.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads Go duration text.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want Go duration text such as 5s or 2h", b)
+	}
+	*d = Duration(v)
+	return nil
+}
