@@ -111,7 +111,15 @@ func (b *Bridge) deadLetter(ctx context.Context, subID string, ev pubsub.Event, 
 // them for a nil match), as fresh deliveries with a full set of attempts,
 // and removes them from the store. It returns how many it scheduled.
 func (b *Bridge) Replay(ctx context.Context, match func(DeadLetter) bool) (int, error) {
-	dls, err := b.cfg.DeadLetters.List(ctx)
+	return ReplayDeadLetters(ctx, b.cfg.DeadLetters, b.pub, match)
+}
+
+// ReplayDeadLetters is [Bridge.Replay] without a bridge: it emits, through
+// pub, a retry event with a full set of attempts for each dead letter in
+// store that match accepts (all for nil), for whichever bridge consumes
+// pub's stream, and removes it from the store.
+func ReplayDeadLetters(ctx context.Context, store DeadLetterStore, pub pubsub.Publisher, match func(DeadLetter) bool) (int, error) {
+	dls, err := store.List(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -122,10 +130,10 @@ func (b *Bridge) Replay(ctx context.Context, match func(DeadLetter) bool) (int, 
 		}
 		rev, err := retry{SubscriptionID: dl.SubscriptionID, Event: dl.Event}.event()
 		if err == nil {
-			err = b.pub.Emit(ctx, rev)
+			err = pub.Emit(ctx, rev)
 		}
 		if err == nil {
-			err = b.cfg.DeadLetters.Remove(ctx, dl.ID)
+			err = store.Remove(ctx, dl.ID)
 		}
 		if err != nil {
 			return n, fmt.Errorf("webhook: replaying dead letter %s: %w", dl.ID, err)

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/memory"
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/redis"
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+// backend is what the bridge runs on: memory or Redis.
+type backend struct {
+	pub     pubsub.DelayedPublisher
+	sub     pubsub.Subscriber
+	dead    webhook.DeadLetterStore
+	subs    subscriptionStore
+	client  goredis.UniversalClient // nil in memory
+	lag     func(context.Context) (int64, error)
+	closers []func() error
+}
+
+func (b *backend) Close() error {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		_ = b.closers[i]()
+	}
+	return nil
+}
+
+// redisClient connects to cfg's Redis URL.
+func redisClient(cfg *Config) (goredis.UniversalClient, error) {
+	opts, err := goredis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return nil, fmt.Errorf("config: redis.url: %v", err)
+	}
+	return goredis.NewClient(opts), nil
+}
+
+// deadLetterKey is the stream of the bridge's dead letters, beside its
+// stream in Redis.
+func deadLetterKey(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:dead" }
+
+// subscriptionsKey is the hash of the subscriptions made through the
+// admin API.
+func subscriptionsKey(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:subscriptions" }
+
+func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, error) {
+	consumer := cfg.Consumer
+	if consumer == "" {
+		host, _ := os.Hostname()
+		consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Redis.URL == "" {
+		log.Warn("webhook-bridge: NO redis.url: running on the IN-MEMORY backend; events, retries, subscriptions made through the API and dead letters are lost when the process stops, and replicas do not share work")
+		broker := memory.NewBroker(memory.Options{Logger: log})
+		sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: cfg.Group, Concurrency: cfg.Concurrency, Backoff: pubsub.ExponentialBackoff(time.Second, time.Minute)})
+		if err != nil {
+			return nil, err
+		}
+		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{}, subs: newMemoryStore(),
+			closers: []func() error{broker.Close, sub.Close}}, nil
+	}
+
+	client, err := redisClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redis %s: %w", redactURL(cfg.Redis.URL), err)
+	}
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: cfg.Stream})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{
+		Streams: []string{cfg.Stream}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
+		BatchSize: max(cfg.Concurrency, 10), Logger: log,
+	})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	log.Info("webhook-bridge: on Redis", "redis", redactURL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
+	return &backend{
+		pub: pub, sub: sub, client: client,
+		dead: webhook.RedisDeadLetters{Client: client, Key: deadLetterKey(cfg)},
+		subs: &redisStore{client: client, key: subscriptionsKey(cfg)},
+		lag: func(ctx context.Context) (int64, error) {
+			groups, err := client.XInfoGroups(ctx, cfg.Stream).Result()
+			if err != nil {
+				return 0, err
+			}
+			for _, g := range groups {
+				if g.Name == cfg.Group {
+					return g.Lag + g.Pending, nil
+				}
+			}
+			return 0, nil
+		},
+		closers: []func() error{client.Close, pub.Close, sub.Close},
+	}, nil
+}

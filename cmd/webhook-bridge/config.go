@@ -1,0 +1,277 @@
+package main
+
+import (
+	"encoding"
+	"log/slog"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+// Config is the bridge's YAML configuration; see README and
+// examples/bridge.yaml. A value "${NAME}" anywhere in a string (filters
+// excepted) is replaced by the environment variable NAME.
+type Config struct {
+	// Listen is the HTTP address. default: 127.0.0.1:8080
+	Listen string `yaml:"listen"`
+	Redis  struct {
+		// URL selects the Redis backend; empty means in-memory.
+		URL string `yaml:"url"`
+	} `yaml:"redis"`
+	// Stream is the stream (or in-memory topic space) events are read
+	// from and published to. default: events
+	Stream string `yaml:"stream"`
+	// Group is the consumer group replicas share. default: webhook-bridge
+	Group string `yaml:"group"`
+	// Consumer names this replica in the group. default: <host>-<pid>
+	Consumer string `yaml:"consumer"`
+	// Concurrency is how many events are delivered at once. default: 64
+	Concurrency int `yaml:"concurrency"`
+	// PerEndpoint bounds deliveries in flight per endpoint. default: 16
+	PerEndpoint int `yaml:"per_endpoint"`
+	// Timeout is the delivery timeout of subscriptions without their own. default: 10s
+	Timeout webhook.Duration `yaml:"timeout"`
+	// ShutdownTimeout bounds the wait for deliveries in flight on SIGTERM. default: 30s
+	ShutdownTimeout webhook.Duration `yaml:"shutdown_timeout"`
+	// MaxBodyBytes limits POST /v1/events bodies. default: 1 MiB
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxBatch limits the events of one POST /v1/events. default: 1000
+	MaxBatch int `yaml:"max_batch"`
+	Auth     struct {
+		// JWTSecret, when set, makes POST /v1/events require an HS256 bearer token.
+		JWTSecret string `yaml:"jwt_secret"`
+		// AdminToken, when set, enables /v1/subscriptions and /v1/dlq behind this bearer token.
+		AdminToken string `yaml:"admin_token"`
+	} `yaml:"auth"`
+	Retry struct {
+		// Schedule is the wait before each retry; the last repeats.
+		Schedule []webhook.Duration `yaml:"schedule"`
+		// MaxAttempts counts every attempt, the first included.
+		MaxAttempts int `yaml:"max_attempts"`
+	} `yaml:"retry"`
+	Subscriptions []webhook.Subscription `yaml:"subscriptions"`
+	// Demo runs a receiver and emits sample events, to try the bridge.
+	Demo struct {
+		Enabled  bool             `yaml:"enabled"`
+		Secret   string           `yaml:"secret"`
+		Interval webhook.Duration `yaml:"interval"`
+	} `yaml:"demo"`
+	// LogLevel is debug, info, warn or error. default: info
+	LogLevel string `yaml:"log_level"`
+}
+
+// loadConfig reads, checks and completes the configuration at path.
+func loadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(raw)
+}
+
+func parseConfig(raw []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	cfg := &Config{}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		if err := checkKeys(doc, reflect.TypeOf(*cfg), ""); err != nil {
+			return nil, err
+		}
+		if err := expandEnv(doc, ""); err != nil {
+			return nil, err
+		}
+		if err := doc.Decode(cfg); err != nil {
+			return nil, fmt.Errorf("config: %v", err)
+		}
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var (
+	yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// checkKeys refuses any mapping key that no field of t names, with its
+// path ("subscriptions[1].filtr").
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(yamlUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil // a type error, which Decode reports
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			ft, ok := fields[key]
+			if !ok {
+				return fmt.Errorf("config: unknown key %s (line %d)", join(path, key), n.Content[i].Line)
+			}
+			if err := checkKeys(val, ft, join(path, key)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, item := range n.Content {
+			if err := checkKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} in string values with the environment
+// variable, except in filters (expressions are not templates).
+func expandEnv(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if key == "filter" {
+				continue
+			}
+			if err := expandEnv(n.Content[i+1], join(path, key)); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := expandEnv(item, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		var missing []string
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			name := envRef.FindStringSubmatch(ref)[1]
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			return v
+		})
+		if len(missing) > 0 {
+			return fmt.Errorf("config: %s: environment variable %s is not set", path, strings.Join(missing, ", "))
+		}
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Stream == "" {
+		c.Stream = "events"
+	}
+	if c.Group == "" {
+		c.Group = "webhook-bridge"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+	if c.Timeout == 0 {
+		c.Timeout = webhook.Duration(10 * time.Second)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = webhook.Duration(30 * time.Second)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 1000
+	}
+	if c.Demo.Interval == 0 {
+		c.Demo.Interval = webhook.Duration(5 * time.Second)
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+}
+
+// validate returns one line naming what is wrong.
+func (c *Config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("config: listen %q: want host:port", c.Listen)
+	}
+	for _, kv := range []struct {
+		name string
+		v    int64
+	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_body_bytes", c.MaxBodyBytes},
+		{"max_batch", int64(c.MaxBatch)}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)}} {
+		if kv.v < 0 {
+			return fmt.Errorf("config: %s is negative", kv.name)
+		}
+	}
+	for i, d := range c.Retry.Schedule {
+		if d <= 0 {
+			return fmt.Errorf("config: retry.schedule[%d] is %s, want a positive duration", i, time.Duration(d))
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Subscriptions {
+		if err := webhook.Compile(s); err != nil {
+			if s.ID == "" {
+				return fmt.Errorf("config: subscriptions[%d]: %w", i, err)
+			}
+			return fmt.Errorf("config: %w", err)
+		}
+		if seen[s.ID] {
+			return fmt.Errorf("config: subscriptions[%d]: id %q is used twice", i, s.ID)
+		}
+		seen[s.ID] = true
+	}
+	if c.Demo.Enabled && c.Demo.Secret != "" {
+		if _, err := webhook.Sign([]string{c.Demo.Secret}, "", 0, nil); err != nil {
+			return fmt.Errorf("config: demo.secret: %v", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+// Command webhook-bridge is a sidecar that turns events into signed,
+// retried HTTP deliveries. It consumes a stream (Redis, or in memory when
+// no redis.url is configured), matches each event against subscriptions
+// by topic and an expr-lang filter, and POSTs the matches; see README.md
+// and examples/bridge.yaml.
+//
+// Usage:
+//
+//	webhook-bridge --config FILE                run the bridge
+//	webhook-bridge dlq list --config FILE       print dead letters, one JSON object per line
+//	webhook-bridge dlq replay --config FILE [--subscription ID] [--event ID]
+//	                                            deliver dead letters again
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "webhook-bridge:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dlq" {
+		return runDLQ(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("webhook-bridge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the YAML config (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errors.New("usage: webhook-bridge --config FILE | webhook-bridge dlq list|replay --config FILE")
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, newLogger(cfg, stderr), nil)
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // checked by validate
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// serve runs the bridge until ctx is done, then shuts down gracefully.
+// ready, when not nil, receives the listening address.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- string) error {
+	be, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg, be.lag)
+	schedule := make([]time.Duration, len(cfg.Retry.Schedule))
+	for i, d := range cfg.Retry.Schedule {
+		schedule[i] = time.Duration(d)
+	}
+	bridge, err := webhook.New(webhook.Config{
+		Subscriber: be.sub, Publisher: be.pub, Subscriptions: cfg.Subscriptions,
+		Retry:   webhook.RetryPolicy{Schedule: schedule, MaxAttempts: cfg.Retry.MaxAttempts},
+		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint,
+		DeadLetters: be.dead, Observer: m, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	subs := &subscriptions{config: cfg.Subscriptions, store: be.subs, bridge: bridge, log: log, seen: -1}
+	if err := subs.sync(ctx); err != nil {
+		return fmt.Errorf("loading subscriptions: %w", err)
+	}
+	srv := &server{cfg: cfg, be: be, bridge: bridge, subs: subs, log: log, metrics: m}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	httpServer := &http.Server{Handler: srv.routes(reg), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+	log.Info("webhook-bridge: listening", "addr", ln.Addr().String(), "subscriptions", len(bridge.Subscriptions()))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	bridgeDone := make(chan struct{})
+	go func() { defer close(bridgeDone); bridge.Run(runCtx) }()
+	go subs.watch(runCtx, 250*time.Millisecond)
+	if cfg.Demo.Enabled {
+		log.Info("webhook-bridge: demo on: emitting demo.ping every " + time.Duration(cfg.Demo.Interval).String())
+		go srv.demoEmitter(runCtx)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	log.Info("webhook-bridge: shutting down: no new events; finishing deliveries in flight", "timeout", time.Duration(cfg.ShutdownTimeout))
+	shutCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	_ = httpServer.Shutdown(shutCtx)
+	stopRun()
+	select {
+	case <-bridgeDone:
+		log.Info("webhook-bridge: stopped")
+	case <-shutCtx.Done():
+		log.Warn("webhook-bridge: deliveries still in flight at the shutdown timeout; their events stay unacknowledged and will be delivered again")
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
