@@ -2,8 +2,8 @@ package main
 
 import (
 	"encoding"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"reflect"

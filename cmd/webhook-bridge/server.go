@@ -38,7 +38,9 @@ func (s *server) routes(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("DELETE /v1/subscriptions/{id}", s.admin(s.deleteSubscription))
 	mux.HandleFunc("GET /v1/dlq", s.admin(s.listDeadLetters))
 	mux.HandleFunc("POST /v1/dlq/replay", s.admin(s.replayDeadLetters))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if s.cfg.Demo.Enabled {
