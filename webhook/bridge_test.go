@@ -23,22 +23,22 @@ func TestDeliveryRequest(t *testing.T) {
 		Meta: pubsub.Meta{CreatedAtUTC: time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC), CorrelationID: "req-1"},
 	})
 	h := s.waitFor(t, 1)[0]
-	if string(h.body) != `{"order_id": 7}` {
-		t.Errorf("body = %q, want the payload as emitted", h.body)
+	if string(h.Body) != `{"order_id": 7}` {
+		t.Errorf("body = %q, want the payload as emitted", h.Body)
 	}
-	ts := h.header.Get("Webhook-Timestamp")
+	ts := h.Header.Get("Webhook-Timestamp")
 	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)) > time.Minute {
 		t.Errorf("webhook-timestamp %q is not now", ts)
 	}
-	if !verifyIndependently(vectorSecret, "evt-1", ts, h.body, h.header.Get("Webhook-Signature")) {
-		t.Errorf("signature %q does not verify", h.header.Get("Webhook-Signature"))
+	if !verifyIndependently(vectorSecret, "evt-1", ts, h.Body, h.Header.Get("Webhook-Signature")) {
+		t.Errorf("signature %q does not verify", h.Header.Get("Webhook-Signature"))
 	}
 	for k, want := range map[string]string{
 		"Webhook-Id": "evt-1", "Ce-Specversion": "1.0", "Ce-Id": "evt-1", "Ce-Type": "order.created", "Ce-Source": "urn:test",
 		"Ce-Time": "2026-03-04T05:06:07.000000008Z", "Content-Type": "application/json", webhook.HeaderCorrelationID: "req-1",
 		webhook.HeaderAttempt: "1", webhook.HeaderSubscription: "orders", "Authorization": "Bearer abc",
 	} {
-		if got := h.header.Get(k); got != want {
+		if got := h.Header.Get(k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
 	}
@@ -65,7 +65,7 @@ func TestFiltersInTheHubStyle(t *testing.T) {
 	hits := s.waitFor(t, 3)
 	got := map[string]bool{}
 	for _, hit := range hits {
-		got[hit.header.Get("Webhook-Id")+" "+hit.header.Get(webhook.HeaderSubscription)] = true
+		got[hit.Header.Get("Webhook-Id")+" "+hit.Header.Get(webhook.HeaderSubscription)] = true
 	}
 	for _, want := range []string{string(events[0].ID) + " hub", string(events[5].ID) + " typed", string(events[6].ID) + " hub"} {
 		if !got[want] {
@@ -97,11 +97,11 @@ func TestFailingTargetIsRetriedAloneUntilItSucceeds(t *testing.T) {
 	h.emit(t, ev)
 	hits := flaky.waitFor(t, 3)
 	for i, hit := range hits {
-		if a := hit.header.Get(webhook.HeaderAttempt); a != strconv.Itoa(i+1) {
+		if a := hit.Header.Get(webhook.HeaderAttempt); a != strconv.Itoa(i+1) {
 			t.Errorf("flaky request %d has attempt header %q", i+1, a)
 		}
-		if hit.header.Get("Webhook-Id") != string(ev.ID) {
-			t.Errorf("retry %d has webhook-id %q, want the event's ID", i+1, hit.header.Get("Webhook-Id"))
+		if hit.Header.Get("Webhook-Id") != string(ev.ID) {
+			t.Errorf("retry %d has webhook-id %q, want the event's ID", i+1, hit.Header.Get("Webhook-Id"))
 		}
 	}
 	// Flush: another event to steady only, after the retries.
@@ -142,8 +142,8 @@ func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
 		t.Fatalf("Replay = %d, %v", n, err)
 	}
 	hit := s.waitFor(t, 4)[3]
-	if hit.header.Get(webhook.HeaderAttempt) != "1" || string(hit.body) != `{"n":1}` {
-		t.Errorf("replayed delivery: attempt %s body %q", hit.header.Get(webhook.HeaderAttempt), hit.body)
+	if hit.Header.Get(webhook.HeaderAttempt) != "1" || string(hit.Body) != `{"n":1}` {
+		t.Errorf("replayed delivery: attempt %s body %q", hit.Header.Get(webhook.HeaderAttempt), hit.Body)
 	}
 	if left, _ := h.dead.List(context.Background()); len(left) != 0 {
 		t.Errorf("dead letters after replay: %v", left)
@@ -188,7 +188,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "limited", Topic: "t", URL: s.URL}}})
 	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
 	hits := s.waitFor(t, 2)
-	if gap := hits[1].at.Sub(hits[0].at); gap < time.Second {
+	if gap := hits[1].At.Sub(hits[0].At); gap < time.Second {
 		t.Errorf("retried %s after a Retry-After of 1s", gap)
 	}
 }
@@ -198,8 +198,8 @@ func TestDryRunIsMatchedNotSent(t *testing.T) {
 	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "d", Topic: "t", URL: s.URL}}})
 	ctx := pubsub.WithDryRun(context.Background(), true)
 	h.emit(t, pubsub.NewEvent(ctx, "t", nil), pubsub.NewEvent(context.Background(), "t", []byte("real")))
-	if hit := s.waitFor(t, 1)[0]; string(hit.body) != "real" {
-		t.Errorf("the dry run was sent: %q", hit.body)
+	if hit := s.waitFor(t, 1)[0]; string(hit.Body) != "real" {
+		t.Errorf("the dry run was sent: %q", hit.Body)
 	}
 	h.until(t, "the dry run to be counted", func() bool { return h.obs.count("d", webhook.DryRun) == 1 })
 }
@@ -220,10 +220,10 @@ func TestCircuitHoldsDeliveriesWithoutSpendingAttempts(t *testing.T) {
 	s.waitFor(t, 2) // two failures open the circuit
 	healthy.Store(true)
 	hits := s.waitFor(t, 3)
-	if gap := hits[2].at.Sub(hits[1].at); gap < 150*time.Millisecond {
+	if gap := hits[2].At.Sub(hits[1].At); gap < 150*time.Millisecond {
 		t.Errorf("third attempt came %s after the circuit opened, want it to wait for the cooldown", gap)
 	}
-	if a := hits[2].header.Get(webhook.HeaderAttempt); a != "3" {
+	if a := hits[2].Header.Get(webhook.HeaderAttempt); a != "3" {
 		t.Errorf("attempt after the circuit = %s, want 3: waiting must not spend attempts", a)
 	}
 	if h.obs.count("c", webhook.Deferred) == 0 {

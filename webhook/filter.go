@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -56,12 +58,23 @@ func CompileFilter(src string) (*vm.Program, error) {
 	if src == "" {
 		return nil, nil
 	}
-	return expr.Compile(src,
+	p, err := expr.Compile(src,
 		expr.Env(FilterEnv{}),
 		expr.AsBool(),
 		expr.Patch(nilSafe{}),
 		expr.MaxNodes(filterMaxNodes),
 	)
+	return p, oneLine(err)
+}
+
+// oneLine turns expr's error, which draws the source with a caret below,
+// into one line that names the position.
+func oneLine(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%s (line %d, column %d)", fe.Message, fe.Line, fe.Column+1)
+	}
+	return err
 }
 
 // filterEnv builds the environment for ev; the payload is decoded once per
@@ -85,7 +98,7 @@ func runFilter(p *vm.Program, env FilterEnv) (bool, error) {
 	machine := vm.VM{MemoryBudget: filterMemoryBudget}
 	out, err := machine.Run(p, env)
 	if err != nil {
-		return false, err
+		return false, oneLine(err)
 	}
 	ok, isBool := out.(bool)
 	if !isBool {

@@ -2,15 +2,14 @@ package webhook_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -18,68 +17,19 @@ import (
 
 const wait = 10 * time.Second
 
-// hit is one request a sink received.
-type hit struct {
-	header http.Header
-	body   []byte
-	at     time.Time
-}
+// sink wraps httpsink.Sink with this package's timeout.
+type sink struct{ *httpsink.Sink }
 
-// sink is an HTTP receiver that records every request and answers with
-// what respond returns (200 when nil).
-type sink struct {
-	*httptest.Server
-	mu      sync.Mutex
-	hits    []hit
-	changed chan struct{}
-	respond func(n int, r *http.Request, w http.ResponseWriter) // n counts from 1
-}
+type hit = httpsink.Hit
 
-func newSink(t *testing.T, respond func(n int, r *http.Request, w http.ResponseWriter)) *sink {
+func newSink(t *testing.T, respond func(n int, r *http.Request, w http.ResponseWriter)) sink {
 	t.Helper()
-	s := &sink{changed: make(chan struct{}), respond: respond}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		s.mu.Lock()
-		s.hits = append(s.hits, hit{header: r.Header.Clone(), body: body, at: time.Now()})
-		n := len(s.hits)
-		close(s.changed)
-		s.changed = make(chan struct{})
-		s.mu.Unlock()
-		if s.respond != nil {
-			s.respond(n, r, w)
-		}
-	}))
-	t.Cleanup(s.Close)
-	return s
+	return sink{httpsink.New(t, respond)}
 }
 
-func (s *sink) snapshot() []hit {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]hit(nil), s.hits...)
-}
+func (s sink) waitFor(t *testing.T, n int) []hit { t.Helper(); return s.WaitFor(t, n, wait) }
 
-// waitFor blocks until the sink has n requests and returns them.
-func (s *sink) waitFor(t *testing.T, n int) []hit {
-	t.Helper()
-	deadline := time.After(wait)
-	for {
-		s.mu.Lock()
-		if len(s.hits) >= n {
-			h := append([]hit(nil), s.hits...)
-			s.mu.Unlock()
-			return h
-		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("sink %s got %d requests within %s, want %d", s.URL, len(s.snapshot()), wait, n)
-		}
-	}
-}
+func (s sink) snapshot() []hit { return s.Hits() }
 
 // harness is a bridge over a memory broker.
 type harness struct {
@@ -223,6 +173,4 @@ func (o *countingObserver) filterFailures() int {
 	return o.filter
 }
 
-func status(code int) func(int, *http.Request, http.ResponseWriter) {
-	return func(_ int, _ *http.Request, w http.ResponseWriter) { w.WriteHeader(code) }
-}
+var status = httpsink.Status

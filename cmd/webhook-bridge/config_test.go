@@ -1,0 +1,79 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const validSub = `
+subscriptions:
+  - id: orders
+    topic: order.created
+    url: http://127.0.0.1:9/hook
+`
+
+func TestConfigErrors(t *testing.T) {
+	t.Setenv("SET_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", "listen: 127.0.0.1:1\nlisten_addr: x\n", "config: unknown key listen_addr (line 2)"},
+		{"unknown nested key", "auth:\n  jwt_secrt: x\n", "config: unknown key auth.jwt_secrt (line 2)"},
+		{"unknown subscription key", validSub + "    filtr: x\n", "config: unknown key subscriptions[0].filtr (line 6)"},
+		{"filter does not compile", validSub + "    filter: data.x ==\n", `config: webhook: subscription "orders": filter: unexpected token EOF (line 1, column 9)`},
+		{"filter not bool", validSub + "    filter: '\"text\"'\n", `subscription "orders": filter: expected bool, but got string`},
+		{"bad url", "subscriptions:\n  - id: a\n    topic: t\n    url: ftp://x\n", `subscription "a": url "ftp://x": scheme must be http or https`},
+		{"no id", "subscriptions:\n  - topic: t\n    url: http://x\n", "config: subscriptions[0]: webhook: subscription without an id"},
+		{"duplicate id", validSub + "  - id: orders\n    topic: t\n    url: http://x\n", `config: subscriptions[1]: id "orders" is used twice`},
+		{"missing env", "auth:\n  jwt_secret: ${NOT_SET_ANYWHERE}\n", "config: auth.jwt_secret: environment variable NOT_SET_ANYWHERE is not set"},
+		{"bad duration", "timeout: soon\n", `duration "soon"`},
+		{"bad schedule", "retry:\n  schedule: [1s, -2s]\n", "config: retry.schedule[1] is -2s"},
+		{"bad listen", "listen: nowhere\n", `config: listen "nowhere": want host:port`},
+		{"bad secret", validSub + "    secret: whsec_???\n", `subscription "orders": secret 1: not a Standard Webhooks secret`},
+		{"bad yaml", "listen: [\n", "config: yaml:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parseConfig = %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsAndEnv(t *testing.T) {
+	t.Setenv("ORDERS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	t.Setenv("REDIS_PASSWORD", "p4ss")
+	cfg, err := parseConfig([]byte(validSub + `    secret: ${ORDERS_SECRET}
+    filter: data["a"] == "${NOT_EXPANDED}"
+redis:
+  url: redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0
+retry:
+  schedule: [1s, 1m]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Subscriptions[0]
+	if len(s.Secrets) != 1 || s.Secrets[0] != "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" {
+		t.Errorf("secret from the environment not read: %d secrets", len(s.Secrets))
+	}
+	if s.Filter != `data["a"] == "${NOT_EXPANDED}"` {
+		t.Errorf("filter was expanded: %s", s.Filter)
+	}
+	if cfg.Redis.URL != "redis://:p4ss@127.0.0.1:6379/0" {
+		t.Errorf("redis.url = %q", cfg.Redis.URL)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Stream != "events" || cfg.Group != "webhook-bridge" || cfg.Concurrency != 64 ||
+		time.Duration(cfg.Timeout) != 10*time.Second || cfg.MaxBodyBytes != 1<<20 || time.Duration(cfg.Retry.Schedule[1]) != time.Minute {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if _, err := parseConfig(nil); err != nil {
+		t.Errorf("an empty config is valid (all defaults): %v", err)
+	}
+}
