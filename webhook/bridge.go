@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,10 +57,11 @@ type Config struct {
 	// Source is the CloudEvents ce-source of every delivery.
 	// default: "urn:switchyard:webhook-bridge"
 	Source string
-	// HTTPClient sends the deliveries; it must not follow redirects.
-	// default: a client that does not, with PerEndpoint idle connections
-	// per host
-	HTTPClient *http.Client
+	// Transport sends each delivery as one round trip: redirects are
+	// never followed, whatever the transport.
+	// default: a clone of http.DefaultTransport keeping PerEndpoint idle
+	// connections per host
+	Transport http.RoundTripper
 	// Observer is told of deliveries, retries and dead letters.
 	// default: NopObserver
 	Observer Observer
@@ -85,8 +88,8 @@ func (c *Config) setDefaults() {
 	if c.Source == "" {
 		c.Source = "urn:switchyard:webhook-bridge"
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = newHTTPClient(c.PerEndpoint)
+	if c.Transport == nil {
+		c.Transport = newTransport(c.PerEndpoint)
 	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
@@ -127,7 +130,7 @@ func (c Config) Validate() error {
 type Bridge struct {
 	cfg       Config
 	pub       pubsub.DelayedPublisher
-	client    *http.Client
+	transport http.RoundTripper
 	endpoints *endpoints
 	table     atomic.Pointer[table]
 	gate      *lifecycle.Gate
@@ -135,9 +138,16 @@ type Bridge struct {
 
 // route is a compiled subscription.
 type route struct {
-	sub    Subscription
-	filter *vm.Program
-	keys   [][]byte
+	sub      Subscription
+	filter   *vm.Program
+	keys     [][]byte
+	macs     []*sync.Pool // per key, reusable HMAC-SHA256 states
+	endpoint string       // scheme://host:port, for slots and circuits
+}
+
+// sign is signKeys with pooled HMAC states.
+func (r *route) sign(id string, timestamp int64, body []byte) string {
+	return signWith(r.macs, id, timestamp, body)
 }
 
 // table is the set of subscriptions in force, indexed for matching.
@@ -157,7 +167,7 @@ func New(cfg Config) (*Bridge, error) {
 	b := &Bridge{
 		cfg:       cfg,
 		pub:       cfg.Publisher.(pubsub.DelayedPublisher),
-		client:    cfg.HTTPClient,
+		transport: cfg.Transport,
 		endpoints: &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
 		gate:      lifecycle.NewGate(),
 	}
@@ -182,10 +192,11 @@ func compileRoute(s Subscription) (*route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook: subscription %q: filter: %w", s.ID, err)
 	}
-	r := &route{sub: s, filter: p}
+	r := &route{sub: s, filter: p, endpoint: endpointKey(s.URL)}
 	for _, sec := range s.Secrets {
 		k, _ := decodeSecret(sec) // checked by Validate
 		r.keys = append(r.keys, k)
+		r.macs = append(r.macs, &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -14,18 +15,18 @@ import (
 // an error only when that outcome could not be recorded.
 func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried int) error {
 	attempt := tried + 1
-	log := b.cfg.Logger.With("subscription", rt.sub.ID, "event_id", ev.ID, "event_name", ev.Name, "attempt", attempt)
+	log := b.cfg.Logger
 	if ev.Meta.IsDryRun {
-		log.Info("webhook: dry run matched, not sent")
+		log.Info("webhook: dry run matched, not sent", "subscription", rt.sub.ID, "event_id", ev.ID, "event_name", ev.Name)
 		b.cfg.Observer.Delivery(rt.sub.ID, DryRun, 0, 0)
 		return nil
 	}
 
-	ep := b.endpoints.get(rt.sub.URL)
+	ep := b.endpoints.get(rt.endpoint)
 	now := time.Now()
 	if ok, until := ep.admit(now); !ok {
 		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
-		log.Debug("webhook: circuit open, delivery waits", "until", until)
+		log.Debug("webhook: circuit open, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", until)
 		return b.schedule(ctx, rt, ev, tried, until, result{err: errCircuitOpen})
 	}
 	if !b.takeSlot(ep) {
@@ -40,7 +41,9 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 	switch {
 	case res.ok():
 		b.cfg.Observer.Delivery(rt.sub.ID, Delivered, res.status, res.took)
-		log.Info("webhook: delivered", "status", res.status, "took", res.took)
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("webhook: delivered", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt, "status", res.status, "took", res.took)
+		}
 		return nil
 	case res.status == http.StatusGone:
 		b.cfg.Observer.Delivery(rt.sub.ID, Gone, res.status, res.took)
@@ -55,7 +58,8 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 		return b.deadLetter(ctx, rt.sub.ID, ev, attempt, res, fmt.Sprintf("%d attempts failed, the last: %s", attempt, res.describe()))
 	}
 	wait := b.cfg.Retry.wait(attempt, res.retryAfter)
-	log.Warn("webhook: delivery failed, retry scheduled", "status", res.status, "err", res.err, "retry_in", wait)
+	log.Warn("webhook: delivery failed, retry scheduled", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt,
+		"status", res.status, "err", res.err, "retry_in", wait)
 	b.cfg.Observer.RetryScheduled(rt.sub.ID, attempt+1, wait)
 	return b.schedule(ctx, rt, ev, attempt, time.Now().Add(wait), res)
 }

@@ -55,8 +55,7 @@ func endpointKey(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-func (es *endpoints) get(rawURL string) *endpoint {
-	k := endpointKey(rawURL)
+func (es *endpoints) get(k string) *endpoint {
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	e, ok := es.m[k]

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -60,34 +61,39 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt in
 	if err != nil {
 		return result{err: fmt.Errorf("building the request: %w", err)}
 	}
-	h := req.Header
+	// Header values share one allocation; the names are canonical already.
+	vals := make([]string, 0, 12)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		req.Header[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for k, v := range s.sub.Headers {
-		h.Set(k, v)
+		req.Header.Set(k, v)
 	}
 	ts := start.Unix()
-	h.Set("Content-Type", contentType(ev.Payload))
-	h.Set("User-Agent", "switchyard-webhook-bridge")
-	h.Set("Webhook-Id", string(ev.ID))
-	h.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	set("Content-Type", contentType(ev.Payload))
+	set("User-Agent", "switchyard-webhook-bridge")
+	set("Webhook-Id", string(ev.ID))
+	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
 	if len(s.keys) > 0 {
-		h.Set("Webhook-Signature", signKeys(s.keys, string(ev.ID), ts, ev.Payload))
+		set("Webhook-Signature", s.sign(string(ev.ID), ts, ev.Payload))
 	}
-	h.Set("Ce-Specversion", "1.0")
-	h.Set("Ce-Id", string(ev.ID))
-	h.Set("Ce-Type", string(ev.Name))
-	h.Set("Ce-Source", b.cfg.Source)
+	set("Ce-Specversion", "1.0")
+	set("Ce-Id", string(ev.ID))
+	set("Ce-Type", string(ev.Name))
+	set("Ce-Source", b.cfg.Source)
 	if !ev.Meta.CreatedAtUTC.IsZero() {
-		h.Set("Ce-Time", ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano))
+		set("Ce-Time", ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano))
 	}
 	if ev.Meta.CorrelationID != "" {
-		h.Set(HeaderCorrelationID, ev.Meta.CorrelationID)
+		set(HeaderCorrelationID, ev.Meta.CorrelationID)
 	}
-	h.Set(HeaderAttempt, strconv.Itoa(attempt))
-	h.Set(HeaderSubscription, s.sub.ID)
+	set(HeaderAttempt, strconv.Itoa(attempt))
+	set(HeaderSubscription, s.sub.ID)
 
-	resp, err := b.client.Do(req)
+	resp, err := b.transport.RoundTrip(req)
 	if err != nil {
-		return result{err: cleanURLError(err), took: time.Since(start)}
+		return result{err: cleanError(ctx, err), took: time.Since(start)}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	_ = resp.Body.Close()
@@ -98,38 +104,37 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt in
 	return r
 }
 
-// contentType is JSON for JSON payloads, bytes otherwise.
+// contentType is JSON for JSON payloads, bytes otherwise. Most payloads
+// are told apart by their first byte, before a full scan.
 func contentType(payload []byte) string {
-	if len(payload) > 0 && json.Valid(payload) {
+	trimmed := bytes.TrimLeft(payload, " \t\r\n")
+	if len(trimmed) == 0 || !strings.ContainsRune(`{["-0123456789tfn`, rune(trimmed[0])) {
+		return "application/octet-stream"
+	}
+	if json.Valid(trimmed) {
 		return "application/json"
 	}
 	return "application/octet-stream"
 }
 
-// cleanURLError keeps a transport error's cause and drops the URL, which
+// cleanError keeps a transport error's cause and drops the URL, which
 // may carry credentials.
-func cleanURLError(err error) error {
+func cleanError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.New("timed out")
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		if errors.Is(ue.Err, context.DeadlineExceeded) {
-			return errors.New("timed out")
-		}
 		return ue.Err
 	}
 	return err
 }
 
-// newHTTPClient returns the client deliveries use: redirects are not
-// followed (a 3xx is a failed delivery), and connections are kept per
-// endpoint.
-func newHTTPClient(perEndpoint int) *http.Client {
+// newTransport returns the transport deliveries use, keeping connections
+// per endpoint.
+func newTransport(perEndpoint int) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = perEndpoint
 	t.MaxIdleConns = 0
-	return &http.Client{
-		Transport: t,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return t
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 const secretPrefix = "whsec_"
@@ -41,22 +43,42 @@ func Sign(secrets []string, id string, timestamp int64, body []byte) (string, er
 }
 
 func signKeys(keys [][]byte, id string, timestamp int64, body []byte) string {
-	var b strings.Builder
-	ts := strconv.FormatInt(timestamp, 10)
+	macs := make([]hash.Hash, len(keys))
 	for i, k := range keys {
-		mac := hmac.New(sha256.New, k)
+		macs[i] = hmac.New(sha256.New, k)
+	}
+	return signMACs(macs, id, timestamp, body)
+}
+
+// signWith signs with HMAC states taken from pools, one per key.
+func signWith(pools []*sync.Pool, id string, timestamp int64, body []byte) string {
+	macs := make([]hash.Hash, len(pools))
+	for i, p := range pools {
+		macs[i] = p.Get().(hash.Hash)
+		macs[i].Reset()
+	}
+	sig := signMACs(macs, id, timestamp, body)
+	for i, p := range pools {
+		p.Put(macs[i])
+	}
+	return sig
+}
+
+func signMACs(macs []hash.Hash, id string, timestamp int64, body []byte) string {
+	var scratch [64]byte
+	out := make([]byte, 0, len(macs)*48)
+	for i, mac := range macs {
 		mac.Write([]byte(id))
-		mac.Write([]byte{'.'})
-		mac.Write([]byte(ts))
+		mac.Write(strconv.AppendInt(append(scratch[:0], '.'), timestamp, 10))
 		mac.Write([]byte{'.'})
 		mac.Write(body)
 		if i > 0 {
-			b.WriteByte(' ')
+			out = append(out, ' ')
 		}
-		b.WriteString("v1,")
-		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		out = append(out, "v1,"...)
+		out = base64.StdEncoding.AppendEncode(out, mac.Sum(scratch[:0]))
 	}
-	return b.String()
+	return string(out)
 }
 
 // Verify reports whether signatureHeader holds a valid v1 signature of
