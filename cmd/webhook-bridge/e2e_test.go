@@ -421,3 +421,33 @@ subscriptions:
 		t.Errorf("no clean stop in the log:\n%s", p.logs())
 	}
 }
+
+func TestSubscriptionChangeReachesOtherReplica(t *testing.T) {
+	s := httpsink.New(t, nil)
+	cfg := backendConfig("redis") + "listen: LISTEN\nauth:\n  admin_token: tok\n"
+	a := startBridge(t, cfg)
+	b := startBridge(t, strings.Replace(cfg, "consumer: c1", "consumer: c2", 1))
+
+	if status, body := a.do(t, http.MethodPost, "/v1/subscriptions", "tok", `{"id": "late", "topic": "t", "url": "`+s.URL+`"}`); status != http.StatusCreated {
+		t.Fatalf("create on a = %d %s", status, body)
+	}
+	created := time.Now()
+	a.stop(syscall.SIGTERM) // from now on only b consumes
+
+	// Post to b every 50ms until an event reaches the new subscription:
+	// the first one that does shows when b started using it.
+	posted := map[string]time.Time{}
+	deadline := time.Now().Add(wait)
+	for len(s.Hits()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("replica b never delivered to the subscription made on replica a")
+		}
+		id := b.emit(t, "", `{"name": "t", "payload": {}}`)[0]
+		posted[id] = time.Now()
+		time.Sleep(50 * time.Millisecond) // the pace of the probe events
+	}
+	first := s.WaitFor(t, 1, wait)[0]
+	if took := posted[first.Header.Get("Webhook-Id")].Sub(created); took > time.Second {
+		t.Errorf("replica b used the new subscription %s after it was made on a, want within a second", took)
+	}
+}
