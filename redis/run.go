@@ -38,7 +38,7 @@ type run struct {
 	retries sync.WaitGroup // retry timers waiting to redeliver
 
 	ownedMu sync.Mutex
-	owned   map[string]struct{} // "stream\x00id" of entries this run holds: handling, retrying or acknowledging
+	owned   map[string]map[string]struct{} // per stream, IDs of entries this run holds: handling, retrying or acknowledging
 	loops   sync.WaitGroup      // reader, claimer, mover
 	workers sync.WaitGroup
 	ackDone chan struct{}
@@ -51,7 +51,7 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		jobs:    make(chan job, s.cfg.Concurrency),
 		acks:    make(chan ack, s.cfg.BatchSize),
 		ackDone: make(chan struct{}),
-		owned:   make(map[string]struct{}),
+		owned:   make(map[string]map[string]struct{}, len(s.cfg.Streams)),
 	}
 	go func() {
 		select {
@@ -212,13 +212,17 @@ func (r *run) deliver(stream string, msgs []goredis.XMessage, fresh bool) bool {
 // own marks an entry as held by this run; it reports false when it
 // already was.
 func (r *run) own(stream, id string) bool {
-	k := stream + "\x00" + id
 	r.ownedMu.Lock()
 	defer r.ownedMu.Unlock()
-	if _, ok := r.owned[k]; ok {
+	ids := r.owned[stream]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		r.owned[stream] = ids
+	}
+	if _, ok := ids[id]; ok {
 		return false
 	}
-	r.owned[k] = struct{}{}
+	ids[id] = struct{}{}
 	return true
 }
 
@@ -227,7 +231,7 @@ func (r *run) release(stream string, ids ...string) {
 	r.ownedMu.Lock()
 	defer r.ownedMu.Unlock()
 	for _, id := range ids {
-		delete(r.owned, stream+"\x00"+id)
+		delete(r.owned[stream], id)
 	}
 }
 

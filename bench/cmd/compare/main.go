@@ -74,6 +74,7 @@ func main() {
 	out := flag.String("out", "../docs/benchmarks.md", "markdown report")
 	png := flag.String("png", "../docs/benchmarks.png", "chart")
 	smoke := flag.Bool("smoke", false, "a quick pass that checks every workload runs, and writes nothing")
+	only := flag.String("only", "", "run only workloads whose section or name contains this, and write nothing")
 	flag.Parse()
 	if *smoke {
 		*rounds, *n = 1, 2000
@@ -100,6 +101,9 @@ func main() {
 	results := map[key][]float64{}
 	for round := 1; round <= *rounds; round++ {
 		for _, w := range workloads {
+			if *only != "" && !strings.Contains(w.section+" "+w.name, *only) {
+				continue
+			}
 			for _, size := range w.sizes {
 				if err := client.FlushAll(ctx).Err(); err != nil {
 					log.Fatal(err)
@@ -121,8 +125,8 @@ func main() {
 		slices.Sort(v)
 		med[k] = v[len(v)/2]
 	}
-	if *smoke {
-		log.Printf("smoke run: every workload ran; nothing written")
+	if *smoke || *only != "" {
+		log.Printf("every workload chosen ran; nothing written")
 		return
 	}
 	m := machine{cores: runtime.NumCPU(), cpu: cpuModel(), goVersion: runtime.Version(), redis: version,
