@@ -72,7 +72,7 @@ func (c *coalescer) emit(ctx context.Context, ev pubsub.Event, stream string) er
 func (c *coalescer) write() {
 	defer c.writers.Done()
 	batch := make([]*emitReq, 0, coalesceMaxBatch)
-	cmds := make([]*goredis.StringCmd, 0, coalesceMaxBatch)
+	cmds := make([]*goredis.Cmd, 0, coalesceMaxBatch)
 	for first := range c.queue {
 		batch = append(batch[:0], first)
 	drain:
@@ -93,7 +93,7 @@ func (c *coalescer) write() {
 		pipe := c.p.client.Pipeline()
 		cmds = cmds[:0]
 		for _, req := range batch {
-			cmds = append(cmds, pipe.XAdd(ctx, c.p.xaddArgs(req.stream, req.ev)))
+			cmds = append(cmds, pipe.Do(ctx, c.p.xadd(req.stream, req.ev)...))
 		}
 		_, _ = pipe.Exec(ctx)
 		for i, req := range batch {

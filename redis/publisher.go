@@ -164,9 +164,9 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 	cmds := make([]goredis.Cmder, len(events))
 	for i, ev := range events {
 		if delayed {
-			cmds[i] = pipe.ZAdd(ctx, DelayedKey(streams[i]), goredis.Z{Score: float64(at.UnixMilli()), Member: packFields(encode(ev))})
+			cmds[i] = pipe.ZAdd(ctx, DelayedKey(streams[i]), goredis.Z{Score: float64(at.UnixMilli()), Member: packFields(appendFields(nil, ev))})
 		} else {
-			cmds[i] = pipe.XAdd(ctx, p.xaddArgs(streams[i], ev))
+			cmds[i] = pipe.Do(ctx, p.xadd(streams[i], ev)...)
 		}
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command, below
@@ -182,15 +182,18 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 	return errors.Join(errs...)
 }
 
-func (p *Publisher) xaddArgs(stream string, ev pubsub.Event) *goredis.XAddArgs {
-	a := &goredis.XAddArgs{Stream: stream, Values: encode(ev), ID: "*"}
+// xadd returns the whole XADD command for ev, built in one slice that the
+// client sends as it is.
+func (p *Publisher) xadd(stream string, ev pubsub.Event) []any {
+	args := make([]any, 0, 22)
+	args = append(args, "xadd", stream)
 	switch {
 	case p.cfg.MaxLen > 0:
-		a.MaxLen, a.Approx = p.cfg.MaxLen, true
+		args = append(args, "maxlen", "~", p.cfg.MaxLen)
 	case p.cfg.MaxAge > 0:
-		a.MinID, a.Approx = strconv.FormatInt(time.Now().Add(-p.cfg.MaxAge).UnixMilli(), 10), true
+		args = append(args, "minid", "~", time.Now().Add(-p.cfg.MaxAge).UnixMilli())
 	}
-	return a
+	return appendFields(append(args, "*"), ev)
 }
 
 // Close waits for Emits in flight; later ones return [pubsub.ErrClosed].

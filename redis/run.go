@@ -39,7 +39,7 @@ type run struct {
 
 	ownedMu sync.Mutex
 	owned   map[string]map[string]struct{} // per stream, IDs of entries this run holds: handling, retrying or acknowledging
-	loops   sync.WaitGroup      // reader, claimer, mover
+	loops   sync.WaitGroup                 // reader, claimer, mover
 	workers sync.WaitGroup
 	ackDone chan struct{}
 }

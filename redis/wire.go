@@ -21,10 +21,9 @@ const (
 	fieldDryRun        = "dry_run"
 )
 
-// encode returns the XADD field/value list of ev. Optional fields are
-// written only when set, so that entries stay small.
-func encode(ev pubsub.Event) []any {
-	vals := make([]any, 0, 14)
+// appendFields appends the XADD field/value list of ev to vals. Optional
+// fields are written only when set, so that entries stay small.
+func appendFields(vals []any, ev pubsub.Event) []any {
 	vals = append(vals,
 		fieldID, string(ev.ID),
 		fieldName, string(ev.Name),

@@ -35,7 +35,6 @@ type workload struct {
 }
 
 var both = []int{256, 4096}
-var small = []int{256}
 
 var workloads = []workload{
 	{"Redis publish", "raw go-redis: pipelined XADD (ceiling)", []string{"events/s"}, both, rawXAdd},
@@ -45,19 +44,19 @@ var workloads = []workload{
 	{"Redis consume", "raw go-redis: XREADGROUP 500 + XACK (ceiling)", []string{"events/s"}, both, rawReadAck},
 	{"Redis consume", "switchyard: consume + ack, no-op handler", []string{"events/s"}, both, syConsumeAck},
 	{"Redis consume", "watermill-redisstream: subscribe + ack", []string{"events/s"}, both, wmSubscribe},
-	{"Redis end to end at 2k events/s", "switchyard", []string{"p50 ms", "p99 ms"}, small, syLatency},
-	{"Redis end to end at 2k events/s", "watermill-redisstream", []string{"p50 ms", "p99 ms"}, small, wmLatency},
+	{"Redis end to end at 2k events/s", "switchyard", []string{"p50 ms", "p99 ms"}, both, syLatency},
+	{"Redis end to end at 2k events/s", "watermill-redisstream", []string{"p50 ms", "p99 ms"}, both, wmLatency},
 	{"In process, end to end", "switchyard memory", []string{"events/s"}, both, syMemory},
 	{"In process, end to end", "watermill gochannel", []string{"events/s"}, both, wmGoChannel},
-	{"Webhook deliveries to a local sink, 64 at once", "switchyard bridge (signed)", []string{"deliveries/s"}, small, bridgeDeliveries},
-	{"Webhook deliveries to a local sink, 64 at once", "bare net/http client", []string{"deliveries/s"}, small, bareClient},
-	{"Webhook bridge, Emit to delivery at 1k events/s", "switchyard bridge", []string{"p50 ms", "p99 ms"}, small, bridgeLatency},
-	{"Scaling on one Redis: consume + ack", "1 consumer", []string{"events/s"}, small, scaleConsumers(1)},
-	{"Scaling on one Redis: consume + ack", "2 consumers, one group", []string{"events/s"}, small, scaleConsumers(2)},
-	{"Scaling on one Redis: consume + ack", "4 consumers, one group", []string{"events/s"}, small, scaleConsumers(4)},
-	{"Scaling on one Redis: consume + ack", "1 partition", []string{"events/s"}, small, scalePartitions(1)},
-	{"Scaling on one Redis: consume + ack", "2 partitions", []string{"events/s"}, small, scalePartitions(2)},
-	{"Scaling on one Redis: consume + ack", "4 partitions", []string{"events/s"}, small, scalePartitions(4)},
+	{"Webhook deliveries to a local sink, 64 at once", "switchyard bridge (signed)", []string{"deliveries/s"}, both, bridgeDeliveries},
+	{"Webhook deliveries to a local sink, 64 at once", "bare net/http client", []string{"deliveries/s"}, both, bareClient},
+	{"Webhook bridge, Emit to delivery at 1k events/s", "switchyard bridge", []string{"p50 ms", "p99 ms"}, both, bridgeLatency},
+	{"Scaling on one Redis: consume + ack", "1 consumer", []string{"events/s"}, both, scaleConsumers(1)},
+	{"Scaling on one Redis: consume + ack", "2 consumers, one group", []string{"events/s"}, both, scaleConsumers(2)},
+	{"Scaling on one Redis: consume + ack", "4 consumers, one group", []string{"events/s"}, both, scaleConsumers(4)},
+	{"Scaling on one Redis: consume + ack", "1 partition", []string{"events/s"}, both, scalePartitions(1)},
+	{"Scaling on one Redis: consume + ack", "2 partitions", []string{"events/s"}, both, scalePartitions(2)},
+	{"Scaling on one Redis: consume + ack", "4 partitions", []string{"events/s"}, both, scalePartitions(4)},
 }
 
 // key names one figure: workload, size, metric.
