@@ -57,6 +57,10 @@ type Config struct {
 	// Source is the CloudEvents ce-source of every delivery.
 	// default: "urn:switchyard:webhook-bridge"
 	Source string
+	// Targets limits the addresses deliveries may reach; see
+	// [TargetPolicy]. It applies to the default Transport only.
+	// default: every address
+	Targets TargetPolicy
 	// Transport sends each delivery as one round trip: redirects are
 	// never followed, whatever the transport.
 	// default: a clone of http.DefaultTransport keeping PerEndpoint idle
@@ -89,7 +93,7 @@ func (c *Config) setDefaults() {
 		c.Source = "urn:switchyard:webhook-bridge"
 	}
 	if c.Transport == nil {
-		c.Transport = newTransport(c.PerEndpoint)
+		c.Transport = newTransport(c.PerEndpoint, c.Targets)
 	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
@@ -110,6 +114,8 @@ func (c Config) Validate() error {
 		return errors.New("webhook: Config.Timeout and SlotWait must not be negative")
 	case c.PerEndpoint < 0:
 		return fmt.Errorf("webhook: Config.PerEndpoint is %d, want 0 (default) or more", c.PerEndpoint)
+	case c.Targets.DenyPrivate && c.Transport != nil:
+		return errors.New("webhook: Config.Targets applies to the default transport; with a Transport of your own, guard its dialer instead")
 	case c.Retry.MaxAttempts < 0:
 		return fmt.Errorf("webhook: Config.Retry.MaxAttempts is %d, want 0 (default) or more", c.Retry.MaxAttempts)
 	}

@@ -129,12 +129,3 @@ func cleanError(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-// newTransport returns the transport deliveries use, keeping connections
-// per endpoint.
-func newTransport(perEndpoint int) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = perEndpoint
-	t.MaxIdleConns = 0
-	return t
-}

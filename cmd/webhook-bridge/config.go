@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -58,6 +59,12 @@ type Config struct {
 		// MaxAttempts counts every attempt, the first included.
 		MaxAttempts int `yaml:"max_attempts"`
 	} `yaml:"retry"`
+	Targets struct {
+		// DenyPrivate refuses deliveries to non-global addresses (after DNS).
+		DenyPrivate bool `yaml:"deny_private"`
+		// Allow lists CIDRs that stay reachable when DenyPrivate is set.
+		Allow []string `yaml:"allow"`
+	} `yaml:"targets"`
 	Subscriptions []webhook.Subscription `yaml:"subscriptions"`
 	// Demo runs a receiver and emits sample events, to try the bridge.
 	Demo struct {
@@ -255,6 +262,9 @@ func (c *Config) validate() error {
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if _, err := c.targetPolicy(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, s := range c.Subscriptions {
 		if err := webhook.Compile(s); err != nil {
@@ -274,4 +284,17 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// targetPolicy turns the targets section into the bridge's policy.
+func (c *Config) targetPolicy() (webhook.TargetPolicy, error) {
+	p := webhook.TargetPolicy{DenyPrivate: c.Targets.DenyPrivate}
+	for i, cidr := range c.Targets.Allow {
+		prefix, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return p, fmt.Errorf("config: targets.allow[%d] %q: want a CIDR such as 10.0.0.0/8", i, cidr)
+		}
+		p.Allow = append(p.Allow, prefix.Masked())
+	}
+	return p, nil
 }

@@ -32,6 +32,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad listen", "listen: nowhere\n", `config: listen "nowhere": want host:port`},
 		{"bad secret", validSub + "    secret: whsec_???\n", `subscription "orders": secret 1: not a Standard Webhooks secret`},
 		{"bad yaml", "listen: [\n", "config: yaml:"},
+		{"bad cidr", "targets:\n  deny_private: true\n  allow: [10.0.0.0/8, intranet]\n", `config: targets.allow[1] "intranet": want a CIDR`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -451,3 +451,59 @@ func TestSubscriptionChangeReachesOtherReplica(t *testing.T) {
 		t.Errorf("replica b used the new subscription %s after it was made on a, want within a second", took)
 	}
 }
+
+func TestSecretsStayOutAndTargetsAreGuarded(t *testing.T) {
+	down := httpsink.New(t, httpsink.Status(http.StatusInternalServerError))
+	const jwtSecret, adminToken = "jwt-secret-never-shown", "admin-token-never-shown"
+	p := startBridge(t, `
+listen: LISTEN
+log_level: debug
+auth:
+  jwt_secret: `+jwtSecret+`
+  admin_token: `+adminToken+`
+targets:
+  deny_private: true
+  allow: [127.0.0.0/8]
+subscriptions:
+  - id: failing
+    topic: t
+    url: `+down.URL+`
+    secret: `+testSecret+`
+    max_attempts: 1
+`)
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "svc"}).SignedString([]byte(jwtSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.emit(t, token, `{"name": "t", "payload": {"n": 1}}`)
+	down.WaitFor(t, 1, wait)
+
+	status, body := p.do(t, http.MethodPost, "/v1/subscriptions", adminToken, `{"id": "meta", "topic": "t", "url": "http://169.254.169.254/latest"}`)
+	if status != http.StatusBadRequest || !strings.Contains(body, "not a permitted destination") {
+		t.Errorf("subscription to the metadata address = %d %s, want 400", status, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/healthz", nil)
+	req.Header.Set("X-Flood", strings.Repeat("a", 100<<10))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("100 KiB of headers: %v %v, want 431", resp, err)
+	}
+
+	var dlq string
+	deadline := time.Now().Add(wait)
+	for dlq == "" && time.Now().Before(deadline) {
+		dlq = cli(t, "dlq", "list", "--config", p.config)
+		time.Sleep(20 * time.Millisecond) // polling the running bridge
+	}
+	_, subs := p.do(t, http.MethodGet, "/v1/subscriptions", adminToken, "")
+	_, metrics := p.do(t, http.MethodGet, "/metrics", "", "")
+	for name, text := range map[string]string{"log": p.logs(), "dlq list": dlq, "subscriptions": subs, "metrics": metrics} {
+		for _, secret := range []string{testSecret, strings.TrimPrefix(testSecret, "whsec_"), jwtSecret, adminToken, token} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s shows a secret (%.12s…)", name, secret)
+			}
+		}
+	}
+	if !strings.Contains(dlq, `"subscription_id":"failing"`) {
+		t.Errorf("dlq list = %q", dlq)
+	}
+}

@@ -82,7 +82,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	for i, d := range cfg.Retry.Schedule {
 		schedule[i] = time.Duration(d)
 	}
+	targets, _ := cfg.targetPolicy() // checked by validate
 	bridge, err := webhook.New(webhook.Config{
+		Targets:    targets,
 		Subscriber: be.sub, Publisher: be.pub, Subscriptions: cfg.Subscriptions,
 		Retry:   webhook.RetryPolicy{Schedule: schedule, MaxAttempts: cfg.Retry.MaxAttempts},
 		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint,
@@ -101,7 +103,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	httpServer := &http.Server{Handler: srv.routes(reg), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	httpServer := &http.Server{
+		Handler:           srv.routes(reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10, // larger header blocks get 431
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("webhook-bridge: listening", "addr", ln.Addr().String(), "subscriptions", len(bridge.Subscriptions()))

@@ -9,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -243,6 +246,17 @@ func (s *server) readSubscription(w http.ResponseWriter, r *http.Request) (webho
 	if err := webhook.Compile(sub); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return sub, false
+	}
+	// A literal address the target policy refuses is refused now; names
+	// are checked when they resolve, at every delivery.
+	if u, err := url.Parse(sub.URL); err == nil {
+		if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
+			policy, _ := s.cfg.targetPolicy()
+			if err := policy.Permits(ip); err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("subscription %q: url: %v", sub.ID, err))
+				return sub, false
+			}
+		}
 	}
 	return sub, true
 }
