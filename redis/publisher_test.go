@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -182,5 +183,28 @@ func TestCloseKeepsConsumerWithPendingEntries(t *testing.T) {
 	s.Consume(ctx, func(context.Context, pubsub.Event) error { return nil }, func(_ context.Context, err error, _ *pubsub.Event) { reported = err })
 	if !errors.Is(reported, pubsub.ErrClosed) {
 		t.Errorf("Consume after Close reported %v, want ErrClosed", reported)
+	}
+}
+
+func TestPayloadSizes(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("sizes")
+	pub := newPublisher(t, client, stream)
+	rec := pubsubtest.NewRecorder()
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g"}, rec.Handle, nil)
+	big := make([]byte, 10<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	ctx := context.Background()
+	evs := []pubsub.Event{pubsub.NewEvent(ctx, "empty", nil), pubsub.NewEvent(ctx, "ten-mib", big), pubsub.NewEvent(ctx, "not-utf8", []byte{0xff, 0xfe, 0x00, 0xc3})}
+	if err := pub.Emit(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.WaitForN(t, 3, wait)
+	for i, ev := range evs {
+		if got[i].ID != ev.ID || !bytes.Equal(got[i].Payload, ev.Payload) {
+			t.Errorf("%s: %d bytes back, want %d equal bytes", ev.Name, len(got[i].Payload), len(ev.Payload))
+		}
 	}
 }

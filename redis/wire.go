@@ -29,8 +29,8 @@ func appendFields(vals []any, ev pubsub.Event) []any {
 		fieldName, string(ev.Name),
 		fieldPayload, ev.Payload,
 	)
-	if !ev.Meta.CreatedAtUTC.IsZero() {
-		vals = append(vals, fieldCreatedAt, ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano))
+	if t := ev.Meta.CreatedAtUTC; !t.IsZero() && representable(t) {
+		vals = append(vals, fieldCreatedAt, t.UTC().Format(time.RFC3339Nano))
 	}
 	if ev.Meta.CorrelationID != "" {
 		vals = append(vals, fieldCorrelationID, ev.Meta.CorrelationID)
@@ -85,7 +85,7 @@ func decode(entryID string, values map[string]any) (pubsub.Event, error) {
 			problems = append(problems, fmt.Sprintf("created_at %q is not RFC 3339", truncate(s)))
 		}
 		ev.Meta.CreatedAtUTC = t.UTC()
-	} else if ms, err := entryMillis(entryID); err == nil {
+	} else if ms, err := entryMillis(entryID); err == nil && representable(time.UnixMilli(ms)) {
 		ev.Meta.CreatedAtUTC = time.UnixMilli(ms).UTC()
 	}
 	if s, ok := str(fieldCorrelationID); ok {
@@ -108,9 +108,15 @@ func decode(entryID string, values map[string]any) (pubsub.Event, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return ev, fmt.Errorf("%w: entry %s: %s", pubsub.ErrMalformed, entryID, strings.Join(problems, "; "))
+		return ev, fmt.Errorf("%w: entry %s: %s", pubsub.ErrMalformed, truncate(entryID), strings.Join(problems, "; "))
 	}
 	return ev, nil
+}
+
+// representable reports whether RFC 3339 can write t: years 0 to 9999.
+func representable(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 0 && y <= 9999
 }
 
 // entryMillis returns the millisecond time part of a stream entry ID.

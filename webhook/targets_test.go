@@ -52,8 +52,8 @@ func TestTargetPolicyPermits(t *testing.T) {
 		"169.254.169.254": false, "100.64.0.1": false, "0.0.0.0": false, "224.0.0.1": false,
 		"::1": false, "fe80::1": false, "fc00::1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false,
 		"64:ff9b::a9fe:a9fe": false, // NAT64 form of 169.254.169.254
-		"10.1.2.3": true,            // allow-listed
-		"93.184.216.34": true, "2606:4700::1111": true,
+		"10.1.2.3":           true,  // allow-listed
+		"93.184.216.34":      true, "2606:4700::1111": true,
 	} {
 		err := deny.Permits(netip.MustParseAddr(addr))
 		if (err == nil) != allowed {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -88,7 +89,7 @@ func loadConfig(path string) (*Config, error) {
 func parseConfig(raw []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, fmt.Errorf("config: %v", err)
+		return nil, yamlError(err)
 	}
 	cfg := &Config{}
 	if len(root.Content) > 0 {
@@ -100,7 +101,7 @@ func parseConfig(raw []byte) (*Config, error) {
 			return nil, err
 		}
 		if err := doc.Decode(cfg); err != nil {
-			return nil, fmt.Errorf("config: %v", err)
+			return nil, yamlError(err)
 		}
 	}
 	cfg.setDefaults()
@@ -108,6 +109,17 @@ func parseConfig(raw []byte) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// yamlError puts the YAML library's errors, one per line, on one line.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	msg := err.Error()
+	if errors.As(err, &te) {
+		msg = strings.Join(te.Errors, "; ")
+	}
+	// Values quoted in the message may hold line breaks of their own.
+	return fmt.Errorf("config: %s", strings.ReplaceAll(msg, "\n", `\n`))
 }
 
 var (
