@@ -282,3 +282,23 @@ func TestConfigAndSubscriptionErrors(t *testing.T) {
 		t.Errorf("New without a subscriber: %v", err)
 	}
 }
+
+func TestSlowTargetTimesOutAndIsRetried(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := newSink(t, func(n int, r *http.Request, w http.ResponseWriter) {
+		if n == 1 {
+			select { // slower than the subscription's timeout
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	h := newHarness(t, webhook.Config{Subscriptions: []webhook.Subscription{{ID: "slow", Topic: "t", URL: s.URL, Timeout: webhook.Duration(100 * time.Millisecond)}}})
+	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
+	hits := s.waitFor(t, 2)
+	if hits[1].Header.Get(webhook.HeaderAttempt) != "2" {
+		t.Errorf("second request has attempt %s, want 2", hits[1].Header.Get(webhook.HeaderAttempt))
+	}
+	h.until(t, "the timeout to be counted", func() bool { return h.obs.count("slow", webhook.Failed) == 1 })
+}

@@ -75,7 +75,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		_ = client.Close()
 		return nil, fmt.Errorf("redis %s: %w", redactURL(cfg.Redis.URL), err)
 	}
-	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: cfg.Stream})
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen})
 	if err != nil {
 		_ = client.Close()
 		return nil, err

@@ -32,6 +32,9 @@ type Config struct {
 	// Stream is the stream (or in-memory topic space) events are read
 	// from and published to. default: events
 	Stream string `yaml:"stream"`
+	// StreamMaxLen trims the stream to about this many entries (XADD
+	// MAXLEN ~). default: 0, no trimming
+	StreamMaxLen int64 `yaml:"stream_max_len"`
 	// Group is the consumer group replicas share. default: webhook-bridge
 	Group string `yaml:"group"`
 	// Consumer names this replica in the group. default: <host>-<pid>
@@ -260,7 +263,7 @@ func (c *Config) validate() error {
 		name string
 		v    int64
 	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_body_bytes", c.MaxBodyBytes},
-		{"max_batch", int64(c.MaxBatch)}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)}} {
+		{"max_batch", int64(c.MaxBatch)}, {"stream_max_len", c.StreamMaxLen}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)}} {
 		if kv.v < 0 {
 			return fmt.Errorf("config: %s is negative", kv.name)
 		}
