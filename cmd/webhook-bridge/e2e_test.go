@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchyard-go/switchyard/internal/httpsink"
+	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -505,5 +506,63 @@ subscriptions:
 	}
 	if !strings.Contains(dlq, `"subscription_id":"failing"`) {
 		t.Errorf("dlq list = %q", dlq)
+	}
+}
+
+func TestBridgeResumesAfterRedisRestart(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir(), "--appendonly", "yes", "--appendfsync", "always")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	s := httpsink.New(t, nil)
+	p := startBridge(t, `
+listen: LISTEN
+redis:
+  url: redis://`+srv.Addr+`/0
+subscriptions:
+  - id: s
+    topic: "*"
+    url: `+s.URL+`
+`)
+	before := p.emit(t, "", `{"name": "before", "payload": {}}`)[0]
+	s.WaitFor(t, 1, wait)
+
+	srv.Kill()
+	if status, body := p.post(t, "/v1/events", "", `{"name": "during", "payload": {}}`); status != http.StatusServiceUnavailable {
+		t.Errorf("POST while Redis is down = %d %s, want 503", status, body)
+	}
+	if status, _ := p.do(t, http.MethodGet, "/readyz", "", ""); status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while Redis is down = %d, want 503", status)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The client may need a moment to dial again; a producer retries.
+	var after string
+	deadline := time.Now().Add(wait)
+	for after == "" {
+		if status, body := p.post(t, "/v1/events", "", `{"name": "after", "payload": {}}`); status == http.StatusAccepted {
+			var out struct{ IDs []string }
+			_ = json.Unmarshal([]byte(body), &out)
+			after = out.IDs[0]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("POST still refused %s after the restart: %d %s", wait, status, body)
+		} else {
+			time.Sleep(50 * time.Millisecond) // a producer's retry pause
+		}
+	}
+	s.WaitUntil(t, wait, "the event posted after the restart", func(hs []httpsink.Hit) bool {
+		for _, h := range hs {
+			if h.Header.Get("Webhook-Id") == after {
+				return true
+			}
+		}
+		return false
+	})
+	for _, h := range s.Hits() {
+		if id := h.Header.Get("Webhook-Id"); id != before && id != after {
+			t.Errorf("unexpected delivery %s", id)
+		}
 	}
 }
