@@ -302,3 +302,67 @@ func TestSlowTargetTimesOutAndIsRetried(t *testing.T) {
 	}
 	h.until(t, "the timeout to be counted", func() bool { return h.obs.count("slow", webhook.Failed) == 1 })
 }
+
+// TestTargetThroughItsPhases puts one endpoint through being down, slow,
+// rate-limited and finally healthy, then gone: the delivery arrives once
+// it recovers, the circuit opens and closes, nothing is retried sooner
+// than allowed, and 410 ends a later event's retries at once.
+func TestTargetThroughItsPhases(t *testing.T) {
+	s := newSink(t, func(n int, r *http.Request, w http.ResponseWriter) {
+		switch {
+		case r.URL.Path == "/gone":
+			w.WriteHeader(http.StatusGone)
+		case n <= 3: // down
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case n == 4: // slow: beyond the 100ms timeout
+			<-r.Context().Done()
+		case n == 5: // rate-limited
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default: // recovered
+		}
+	})
+	h := newHarness(t, webhook.Config{
+		Circuit: webhook.CircuitConfig{Failures: 3, Cooldown: 300 * time.Millisecond},
+		Retry:   webhook.RetryPolicy{Schedule: []time.Duration{20 * time.Millisecond}, MaxAttempts: 8},
+		Subscriptions: []webhook.Subscription{
+			{ID: "phases", Topic: "t", URL: s.URL + "/hook", Timeout: webhook.Duration(100 * time.Millisecond)},
+			{ID: "gone", Topic: "g", URL: s.URL + "/gone"},
+		},
+	})
+	ev := pubsub.NewEvent(context.Background(), "t", []byte(`{"n":1}`))
+	h.emit(t, ev)
+	hits := s.waitFor(t, 6)
+	if gap := hits[3].At.Sub(hits[2].At); gap < 250*time.Millisecond {
+		t.Errorf("after 3 failures the next attempt came %s later; the open circuit should hold it ~300ms", gap)
+	}
+	if gap := hits[5].At.Sub(hits[4].At); gap < time.Second {
+		t.Errorf("retried %s after a 429 with Retry-After: 1", gap)
+	}
+	if got := strings.Join(attempts(hits), ","); got != "1,2,3,4,5,6" {
+		t.Errorf("attempt headers %s: waiting for the circuit must not spend attempts", got)
+	}
+	h.until(t, "the recovered delivery", func() bool { return h.obs.count("phases", webhook.Delivered) == 1 })
+
+	h.emit(t, pubsub.NewEvent(context.Background(), "g", nil))
+	dl := h.deadLetters(t, 1)[0]
+	if dl.SubscriptionID != "gone" || dl.Attempts != 1 || dl.LastStatus != http.StatusGone {
+		t.Errorf("after 410: %+v", dl)
+	}
+	// Nothing more for the first event: a marker to the same endpoint
+	// arrives next.
+	marker := pubsub.NewEvent(context.Background(), "t", []byte(`{"marker":true}`))
+	h.emit(t, marker)
+	last := s.waitFor(t, 8)[7]
+	if last.Header.Get("Webhook-Id") != string(marker.ID) {
+		t.Errorf("request 8 is for %s, want the marker", last.Header.Get("Webhook-Id"))
+	}
+}
+
+func attempts(hits []hit) []string {
+	var out []string
+	for _, h := range hits {
+		out = append(out, h.Header.Get(webhook.HeaderAttempt))
+	}
+	return out
+}

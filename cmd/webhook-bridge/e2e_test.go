@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -189,6 +191,10 @@ auth:
 		return s
 	}
 	valid := sign(jwt.SigningMethodHS256, []byte("jwt-test-secret"), jwt.MapClaims{"sub": "svc", "exp": time.Now().Add(time.Hour).Unix()})
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
 	event := `{"name": "t", "payload": {}}`
 	for name, token := range map[string]string{
 		"missing":      "",
@@ -196,6 +202,7 @@ auth:
 		"expired":      sign(jwt.SigningMethodHS256, []byte("jwt-test-secret"), jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}),
 		"alg none":     sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "svc"}),
 		"HS512":        sign(jwt.SigningMethodHS512, []byte("jwt-test-secret"), jwt.MapClaims{"sub": "svc"}),
+		"RS256":        sign(jwt.SigningMethodRS256, rsaKey, jwt.MapClaims{"sub": "svc"}),
 		"garbage":      "not.a.token",
 	} {
 		if status, body := p.post(t, "/v1/events", token, event); status != http.StatusUnauthorized {
@@ -261,6 +268,9 @@ subscriptions:
 		}
 		if status, _ := p.do(t, http.MethodPost, "/v1/subscriptions", tok, sub); status != http.StatusConflict {
 			t.Errorf("second create = %d, want 409", status)
+		}
+		if status, body := p.do(t, http.MethodPost, "/v1/subscriptions", tok, "["+sub+","+sub+"]"); status != http.StatusBadRequest {
+			t.Errorf("several subscriptions in one request = %d %s, want 400: one per request", status, body)
 		}
 		if status, _ := p.do(t, http.MethodDelete, "/v1/subscriptions/from-config", tok, ""); status != http.StatusConflict {
 			t.Errorf("deleting a config subscription = %d, want 409", status)
