@@ -292,7 +292,7 @@ func TestRetentionDeletesOnlyWhatItShould(t *testing.T) {
 		}
 		rec.FailWith(errors.New("down"))
 		failing := relay(t, db, d, rec, RelayConfig{BatchSize: 1, MaxAttempts: 1, KeepSent: time.Millisecond})
-		_, _ = failing.Step(ctx) // 1 dead, 1 pending left
+		_, _ = failing.Step(ctx)         // 1 dead, 1 pending left
 		time.Sleep(5 * time.Millisecond) // past KeepSent
 		if n, err := r.Clean(ctx); err != nil || n != 2 {
 			t.Fatalf("Clean = %d, %v; want the 2 sent rows", n, err)
