@@ -1,0 +1,153 @@
+// Command orders is an example service built on switchyard's reliable
+// path from a database change to a webhook:
+//
+//	POST /orders  →  an order row and an outbox row, in one SQLite transaction
+//	              →  the outbox relay publishes the event to the Redis stream "events"
+//	              →  a billing consumer handles it once (inbox dedup in Redis)
+//	              →  webhook-bridge, reading the same stream, delivers it as a signed webhook
+//
+// Run it beside a Redis and the bridge:
+//
+//	go run ./examples/orders -redis 127.0.0.1:6379
+//	go run ./cmd/webhook-bridge --config examples/orders/bridge.yaml
+//	curl -s localhost:8090/orders -d '{"total": 990}'
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	_ "modernc.org/sqlite"
+
+	"github.com/switchyard-go/switchyard/inbox"
+	"github.com/switchyard-go/switchyard/outbox"
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/redis"
+)
+
+func main() {
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
+	dbPath := flag.String("db", "orders.db", "SQLite file of the service")
+	listen := flag.String("listen", "127.0.0.1:8090", "HTTP address")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *redisAddr, *dbPath, *listen, log, nil); err != nil {
+		log.Error("orders", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done; ready, when not nil, gets the address.
+func run(ctx context.Context, redisAddr, dbPath, listen string, log *slog.Logger, ready chan<- string) error {
+	db, err := sql.Open("sqlite", dbPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, total INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	if err := outbox.Migrate(ctx, db, outbox.SQLite); err != nil {
+		return err
+	}
+
+	client := goredis.NewClient(&goredis.Options{Addr: redisAddr})
+	defer client.Close()
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: "events"})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+
+	// The relay: outbox rows to the stream.
+	relay, err := outbox.NewRelay(outbox.RelayConfig{DB: db, Dialect: outbox.SQLite, Publisher: pub, Logger: log})
+	if err != nil {
+		return err
+	}
+	go func() { _ = relay.Run(ctx) }()
+	defer relay.Close()
+
+	// A consumer that must charge each order once, however often the
+	// event is delivered.
+	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{Streams: []string{"events"}, Group: "billing", Logger: log})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	reg := inbox.NewRegistry(inbox.RedisStore{Client: client}, inbox.Options{Timeout: 10 * time.Second})
+	if err := reg.Register("order.created", "billing.charge", func(ctx context.Context, ev pubsub.Event) error {
+		log.Info("billing: charging", "event_id", ev.ID, "order", string(ev.Payload), "correlation_id", ev.Meta.CorrelationID)
+		return nil
+	}); err != nil {
+		return err
+	}
+	go sub.Consume(ctx, reg.Handle, nil)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Total int `json:"total"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&in); err != nil || in.Total <= 0 {
+			http.Error(w, `want {"total": <positive cents>}`, http.StatusBadRequest)
+			return
+		}
+		id, err := placeOrder(r.Context(), db, in.Total)
+		if err != nil {
+			log.Error("placing an order", "err", err)
+			http.Error(w, "order not placed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]int64{"id": id})
+	})
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+	log.Info("orders: listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// placeOrder stores the order and its event in one transaction: both or
+// neither.
+func placeOrder(ctx context.Context, db *sql.DB, total int) (int64, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (total) VALUES ($1)`, total)
+	if err != nil {
+		return 0, err
+	}
+	id, _ := res.LastInsertId()
+	ev := pubsub.NewEvent(ctx, "order.created", fmt.Appendf(nil, `{"body":{"order_id":%d,"total":%d}}`, id, total))
+	if err := outbox.Write(ctx, tx, ev); err != nil {
+		return 0, err
+	}
+	return id, tx.Commit()
+}
