@@ -46,6 +46,24 @@ func redisClient(cfg *Config) (goredis.UniversalClient, error) {
 // stream in Redis.
 func deadLetterKey(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:dead" }
 
+// retryStream holds the bridge's own retry events, beside its stream, so
+// that other consumer groups of the stream never see them.
+func retryStream(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:retries" }
+
+// publisherConfig routes events to the stream and retry events to the
+// retry stream; the bridge and `dlq replay` share it.
+func publisherConfig(cfg *Config) redis.PublisherConfig {
+	return redis.PublisherConfig{
+		MaxLen: cfg.StreamMaxLen,
+		Route: func(name pubsub.Name) string {
+			if name == webhook.RetryEventName {
+				return retryStream(cfg)
+			}
+			return cfg.Stream
+		},
+	}
+}
+
 // subscriptionsKey is the hash of the subscriptions made through the
 // admin API.
 func subscriptionsKey(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:subscriptions" }
@@ -75,13 +93,13 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		_ = client.Close()
 		return nil, fmt.Errorf("redis %s: %w", redactURL(cfg.Redis.URL), err)
 	}
-	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen})
+	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
 	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{
-		Streams: []string{cfg.Stream}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
+		Streams: []string{cfg.Stream, retryStream(cfg)}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
 		BatchSize: max(cfg.Concurrency, 10), Logger: log,
 		// A short block keeps shutdown quick; idle, it costs four reads a second.
 		Block: 250 * time.Millisecond,

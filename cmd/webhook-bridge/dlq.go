@@ -71,7 +71,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 		}
 		return printDeadLetters(stdout, dls)
 	}
-	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: cfg.Stream})
+	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
 	if err != nil {
 		return err
 	}

@@ -380,7 +380,7 @@ subscriptions:
 	host, port, _ := strings.Cut(redisServer.Addr, ":")
 	deadline := time.Now().Add(wait)
 	for {
-		out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "ZCARD", "{"+stream+"}:delayed").Output()
+		out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "ZCARD", "{"+stream+"}:webhook:retries:delayed").Output()
 		if strings.TrimSpace(string(out)) == "1" {
 			break
 		}
@@ -397,6 +397,11 @@ subscriptions:
 	}
 	if gap := second.At.Sub(first.At); gap < time.Second {
 		t.Errorf("retry came %s after the failure, before its backoff", gap)
+	}
+	// Retries travel in a stream of their own: other consumer groups of
+	// the events stream never see them.
+	if out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "XLEN", stream).Output(); strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("the events stream holds %s entries, want just the event", strings.TrimSpace(string(out)))
 	}
 }
 
