@@ -105,7 +105,7 @@ func (s *Secrets) UnmarshalJSON(b []byte) error {
 		*s = splitSecrets(one)
 		return nil
 	}
-	var many []string
+	many := []string{} // present but empty stays non-nil: "no secrets", not "not given"
 	if err := json.Unmarshal(b, &many); err != nil {
 		return errors.New("secret must be a string or a list of strings")
 	}

@@ -280,6 +280,15 @@ subscriptions:
 		if string(h.Body) != `{"n": 2}` || !verifySignature(testSecret, h.Header.Get("Webhook-Id"), h.Header.Get("Webhook-Timestamp"), h.Body, h.Header.Get("Webhook-Signature")) {
 			t.Errorf("delivery through the API's subscription: %s", h.Body)
 		}
+		// A PUT without "secret" keeps the stored secret: the delivery
+		// that follows is still signed.
+		if status, body := p.do(t, http.MethodPut, "/v1/subscriptions/api", tok, `{"topic": "t", "url": "`+s.URL+`", "filter": "data.n > 2"}`); status != http.StatusOK {
+			t.Errorf("PUT = %d %s", status, body)
+		}
+		p.emit(t, "", `{"name": "t", "payload": {"n": 3}}`)
+		if h := s.WaitFor(t, 2, wait)[1]; !verifySignature(testSecret, h.Header.Get("Webhook-Id"), h.Header.Get("Webhook-Timestamp"), h.Body, h.Header.Get("Webhook-Signature")) {
+			t.Errorf("after a PUT without secret the delivery is not signed with the stored one: %q", h.Header.Get("Webhook-Signature"))
+		}
 		if status, body := p.do(t, http.MethodPut, "/v1/subscriptions/api", tok, `{"topic": "t", "url": "`+s.URL+`", "disabled": true}`); status != http.StatusOK {
 			t.Errorf("PUT = %d %s", status, body)
 		}
@@ -296,8 +305,8 @@ subscriptions:
 
 		status, metrics := p.do(t, http.MethodGet, "/metrics", "", "")
 		for _, want := range []string{
-			`webhook_bridge_deliveries_total{outcome="delivered",subscription="api"} 1`,
-			`webhook_bridge_events_received_total 2`,
+			`webhook_bridge_deliveries_total{outcome="delivered",subscription="api"} 2`,
+			`webhook_bridge_events_received_total 3`,
 			`webhook_bridge_delivery_duration_seconds_bucket{subscription="api"`,
 		} {
 			if status != 200 || !strings.Contains(metrics, want) {

@@ -57,7 +57,15 @@ func (s *subscriptions) put(ctx context.Context, sub webhook.Subscription, creat
 	}
 	exists := false
 	for _, st := range stored {
-		exists = exists || st.ID == sub.ID
+		if st.ID == sub.ID {
+			exists = true
+			// Secrets are never shown, so a PUT built from a GET has none:
+			// without a "secret" key it keeps the stored ones ("secret": []
+			// removes them).
+			if sub.Secrets == nil {
+				sub.Secrets = st.Secrets
+			}
+		}
 	}
 	switch {
 	case create && exists:
