@@ -73,14 +73,16 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+type parentKey struct{}
+
 func TestHandlerContext(t *testing.T) {
-	base := context.WithValue(context.Background(), struct{}{}, "kept")
+	base := context.WithValue(context.Background(), parentKey{}, "kept")
 	if got := pubsub.HandlerContext(base, pubsub.Event{}); got != base {
 		t.Error("HandlerContext of an event with no correlation or dry run should return ctx itself")
 	}
 	ctx := pubsub.HandlerContext(base, pubsub.Event{Meta: pubsub.Meta{CorrelationID: "c", IsDryRun: true}})
-	if pubsub.CorrelationID(ctx) != "c" || !pubsub.IsDryRun(ctx) || ctx.Value(struct{}{}) != "kept" {
-		t.Errorf("handler context: correlation %q, dry run %v, parent value %v", pubsub.CorrelationID(ctx), pubsub.IsDryRun(ctx), ctx.Value(struct{}{}))
+	if pubsub.CorrelationID(ctx) != "c" || !pubsub.IsDryRun(ctx) || ctx.Value(parentKey{}) != "kept" {
+		t.Errorf("handler context: correlation %q, dry run %v, parent value %v", pubsub.CorrelationID(ctx), pubsub.IsDryRun(ctx), ctx.Value(parentKey{}))
 	}
 	outer := pubsub.HandlerContext(pubsub.WithCorrelationID(base, "outer"), pubsub.Event{Meta: pubsub.Meta{IsDryRun: true}})
 	if pubsub.CorrelationID(outer) != "outer" {
