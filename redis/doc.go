@@ -92,7 +92,7 @@
 //	BatchSize     100               entries per XREADGROUP / XAUTOCLAIM
 //	Concurrency   1                 handlers at once
 //	MaxAttempts   5                 deliveries before the dead-letter stream
-//	Backoff       1s doubling to 1m, ±20% jitter
+//	Backoff       1s doubling to 30s, ±20% jitter; keep it under ClaimIdle
 //	Block         1s                XREADGROUP BLOCK; bounds how long Close waits
 //	ClaimIdle     1m                idle time before another consumer's entry is taken
 //	ClaimInterval ClaimIdle / 2     how often to look for such entries

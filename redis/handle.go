@@ -74,8 +74,10 @@ func (r *run) retryLater(j job, d time.Duration) {
 		if !r.pause(d) {
 			return
 		}
+		// MinIdle keeps the claim from taking the entry back from a
+		// consumer that took it over (XAUTOCLAIM) while we waited.
 		msgs, err := r.s.client.XClaim(r.life, &goredis.XClaimArgs{
-			Stream: j.stream, Group: r.s.cfg.Group, Consumer: r.s.cfg.Consumer, MinIdle: 0, Messages: []string{j.msg.ID},
+			Stream: j.stream, Group: r.s.cfg.Group, Consumer: r.s.cfg.Consumer, MinIdle: d * 9 / 10, Messages: []string{j.msg.ID},
 		}).Result()
 		if err != nil {
 			if r.life.Err() == nil {
@@ -88,7 +90,7 @@ func (r *run) retryLater(j job, d time.Duration) {
 		}
 		if len(msgs) == 0 {
 			r.release(j.stream, j.msg.ID)
-			r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q left the group's pending list before its retry (acknowledged or trimmed)", j.msg.ID, j.stream), nil)
+			r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was taken over, acknowledged or trimmed before its retry", j.msg.ID, j.stream), nil)
 			return
 		}
 		j.msg = msgs[0]

@@ -63,8 +63,9 @@ type SubscriberConfig struct {
 	// the dead-letter stream ([DeadKey]), the first included.
 	// default: 5
 	MaxAttempts int
-	// Backoff is the wait before each redelivery.
-	// default: pubsub.ExponentialBackoff(time.Second, time.Minute)
+	// Backoff is the wait before each redelivery. Keep it under
+	// ClaimIdle, or other consumers take waiting retries over early.
+	// default: pubsub.ExponentialBackoff(time.Second, 30*time.Second)
 	Backoff pubsub.Backoff
 	// Block is how long one XREADGROUP waits for new entries; Close and a
 	// cancelled Consume may wait that long for it to return.
@@ -138,7 +139,7 @@ func (c *SubscriberConfig) setDefaults() {
 		c.MaxAttempts = 5
 	}
 	if c.Backoff == nil {
-		c.Backoff = pubsub.ExponentialBackoff(time.Second, time.Minute)
+		c.Backoff = pubsub.ExponentialBackoff(time.Second, 30*time.Second)
 	}
 	if c.Block == 0 {
 		c.Block = time.Second
