@@ -74,23 +74,43 @@ func (r *run) retryLater(j job, d time.Duration) {
 		if !r.pause(d) {
 			return
 		}
-		// MinIdle keeps the claim from taking the entry back from a
-		// consumer that took it over (XAUTOCLAIM) while we waited.
+		// The entry is claimed back only while it is still ours: another
+		// consumer may have taken it over (XAUTOCLAIM) while we waited,
+		// and MinIdle closes the gap between this check and the claim.
+		giveUp := func(why string) {
+			r.release(j.stream, j.msg.ID)
+			r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q %s before its retry", j.msg.ID, j.stream, why), nil)
+		}
+		pend, err := r.s.client.XPendingExt(r.life, &goredis.XPendingExtArgs{
+			Stream: j.stream, Group: r.s.cfg.Group, Start: j.msg.ID, End: j.msg.ID, Count: 1,
+		}).Result()
+		switch {
+		case err != nil:
+			if r.life.Err() == nil {
+				r.eh(r.ctx, fmt.Errorf("redis: checking entry %s of stream %q for a retry: %w", j.msg.ID, j.stream, err), nil)
+			}
+			r.release(j.stream, j.msg.ID) // still pending: read again or claimed later
+			return
+		case len(pend) == 0:
+			giveUp("was acknowledged or trimmed")
+			return
+		case pend[0].Consumer != r.s.cfg.Consumer:
+			giveUp("was taken over by consumer " + strconv.Quote(pend[0].Consumer))
+			return
+		}
 		msgs, err := r.s.client.XClaim(r.life, &goredis.XClaimArgs{
-			Stream: j.stream, Group: r.s.cfg.Group, Consumer: r.s.cfg.Consumer, MinIdle: d * 9 / 10, Messages: []string{j.msg.ID},
+			Stream: j.stream, Group: r.s.cfg.Group, Consumer: r.s.cfg.Consumer,
+			MinIdle: max(d-2*time.Millisecond, 0), Messages: []string{j.msg.ID},
 		}).Result()
 		if err != nil {
 			if r.life.Err() == nil {
 				r.eh(r.ctx, fmt.Errorf("redis: claiming entry %s of stream %q for a retry: %w", j.msg.ID, j.stream, err), nil)
 			}
-			// Still pending: the next read of the pending list, or a
-			// claim, picks it up.
 			r.release(j.stream, j.msg.ID)
 			return
 		}
 		if len(msgs) == 0 {
-			r.release(j.stream, j.msg.ID)
-			r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was taken over, acknowledged or trimmed before its retry", j.msg.ID, j.stream), nil)
+			giveUp("was taken over")
 			return
 		}
 		j.msg = msgs[0]

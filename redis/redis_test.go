@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -409,5 +410,48 @@ func TestRetryWaitsWithoutHoldingOthers(t *testing.T) {
 	order := []pubsub.Name{got[0].Name, got[1].Name, got[2].Name, got[3].Name}
 	if order[0] != "flaky" || order[1] != "a" || order[2] != "b" || order[3] != "flaky" || got[3].Meta.Attempts != 1 {
 		t.Errorf("deliveries %v (last Attempts %d), want flaky, a, b, then flaky again with Attempts 1", order, got[3].Meta.Attempts)
+	}
+}
+
+func TestRetryDoesNotStealBackATakenOverEntry(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("steal")
+	ctx := context.Background()
+	failed := make(chan string, 1)
+	var calls atomic.Int32
+	log := &errorLog{}
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "a",
+		Backoff: pubsub.ConstantBackoff(300 * time.Millisecond)},
+		func(_ context.Context, ev pubsub.Event) error {
+			if calls.Add(1) == 1 {
+				failed <- string(ev.ID)
+			}
+			return errors.New("fails")
+		}, log.handle)
+	emitN(t, newPublisher(t, client, stream), "job", 1)
+	<-failed
+	// Another consumer takes the entry over while a waits for its retry.
+	pend, err := client.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: "g", Start: "-", End: "+", Count: 1}).Result()
+	if err != nil || len(pend) != 1 {
+		t.Fatalf("pending: %v %v", pend, err)
+	}
+	if err := client.XClaim(ctx, &goredis.XClaimArgs{Stream: stream, Group: "g", Consumer: "b", MinIdle: 0, Messages: []string{pend[0].ID}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to give up its retry", func() bool {
+		errs, _ := log.snapshot()
+		for _, err := range errs {
+			if strings.Contains(err.Error(), "taken over") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := calls.Load(); n != 1 {
+		t.Errorf("a's handler ran %d times; the retry stole the entry back", n)
+	}
+	owner, _ := client.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: stream, Group: "g", Start: "-", End: "+", Count: 1}).Result()
+	if len(owner) != 1 || owner[0].Consumer != "b" {
+		t.Errorf("entry now belongs to %+v, want b", owner)
 	}
 }
