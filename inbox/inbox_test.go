@@ -139,22 +139,21 @@ func TestFailureIsNotRecorded(t *testing.T) {
 func TestConcurrentDuplicates(t *testing.T) {
 	eachStore(t, func(t *testing.T, s inbox.Store) {
 		var runs atomic.Int32
-		release := make(chan struct{})
+		release, started := make(chan struct{}), make(chan struct{})
 		h := inbox.Middleware(s, "k", inbox.Options{})(func(context.Context, pubsub.Event) error {
-			runs.Add(1)
+			if runs.Add(1) == 1 {
+				close(started)
+			}
 			<-release
 			return nil
 		})
 		ev := event()
 		first := make(chan error, 1)
 		go func() { first <- h(context.Background(), ev) }()
-		// Wait until the first delivery holds the claim.
-		deadline := time.Now().Add(10 * time.Second)
-		for runs.Load() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("first delivery never started")
-			}
-			time.Sleep(time.Millisecond) // waiting for another goroutine to reach the handler
+		select { // the first delivery holds the claim once its handler runs
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("first delivery never started")
 		}
 		var wg sync.WaitGroup
 		var inProgress atomic.Int32
