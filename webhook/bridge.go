@@ -134,12 +134,13 @@ func (c Config) Validate() error {
 // and filter, signed, retried, dead-lettered. It is safe for concurrent
 // use.
 type Bridge struct {
-	cfg       Config
-	pub       pubsub.DelayedPublisher
-	transport http.RoundTripper
-	endpoints *endpoints
-	table     atomic.Pointer[table]
-	gate      *lifecycle.Gate
+	cfg          Config
+	pub          pubsub.DelayedPublisher
+	transport    http.RoundTripper
+	ownTransport bool // made by New: Close closes its idle connections
+	endpoints    *endpoints
+	table        atomic.Pointer[table]
+	gate         *lifecycle.Gate
 }
 
 // route is a compiled subscription.
@@ -169,13 +170,15 @@ func New(cfg Config) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	own := cfg.Transport == nil
 	cfg.setDefaults()
 	b := &Bridge{
-		cfg:       cfg,
-		pub:       cfg.Publisher.(pubsub.DelayedPublisher),
-		transport: cfg.Transport,
-		endpoints: &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
-		gate:      lifecycle.NewGate(),
+		ownTransport: own,
+		cfg:          cfg,
+		pub:          cfg.Publisher.(pubsub.DelayedPublisher),
+		transport:    cfg.Transport,
+		endpoints:    &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
+		gate:         lifecycle.NewGate(),
 	}
 	if err := b.SetSubscriptions(cfg.Subscriptions); err != nil {
 		return nil, err
@@ -257,11 +260,14 @@ func (b *Bridge) Run(ctx context.Context) {
 	b.cfg.Subscriber.Consume(ctx, b.Handle, b.reportError)
 }
 
-// Close stops Run and waits for it. It does not close the Subscriber or
-// Publisher, which belong to the caller. It is safe to call more than
-// once.
+// Close stops Run and waits for it, then closes the idle connections of
+// the default transport. It does not close the Subscriber, Publisher or a
+// Transport of the caller's. It is safe to call more than once.
 func (b *Bridge) Close() error {
 	b.gate.Close()
+	if b.ownTransport {
+		b.transport.(*http.Transport).CloseIdleConnections()
+	}
 	return nil
 }
 
