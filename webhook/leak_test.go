@@ -26,7 +26,7 @@ func TestBridgeLeavesNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := webhook.New(webhook.Config{Subscriber: sub, Publisher: broker,
-			Retry: webhook.RetryPolicy{Schedule: []time.Duration{time.Hour}}, // a retry still waiting at Close
+			Retry:         webhook.RetryPolicy{Schedule: []time.Duration{time.Hour}}, // a retry still waiting at Close
 			Subscriptions: []webhook.Subscription{{ID: "ok", Topic: "*", URL: s.URL}, {ID: "fails", Topic: "*", URL: failing.URL}}})
 		if err != nil {
 			t.Fatal(err)
