@@ -28,13 +28,18 @@ func tagged(stream string) string {
 	return "{" + stream + "}"
 }
 
+// HelperKey returns the key of something kept beside a stream, in the
+// stream's Redis Cluster slot: "{orders}:suffix" for stream "orders", and
+// "{orders}.p1:suffix" for a name that already holds a hash tag.
+func HelperKey(stream, suffix string) string { return tagged(stream) + ":" + suffix }
+
 // DelayedKey is the sorted set that holds a stream's delayed events:
 // "{orders}:delayed" for stream "orders".
-func DelayedKey(stream string) string { return tagged(stream) + ":delayed" }
+func DelayedKey(stream string) string { return HelperKey(stream, "delayed") }
 
 // DeadKey is the stream that holds a stream's dead letters: "{orders}:dead"
 // for stream "orders".
-func DeadKey(stream string) string { return tagged(stream) + ":dead" }
+func DeadKey(stream string) string { return HelperKey(stream, "dead") }
 
 // validateStream refuses names that cannot share a slot with their helper
 // keys: braces that do not form a non-empty hash tag.

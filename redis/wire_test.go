@@ -27,6 +27,9 @@ func TestKeys(t *testing.T) {
 			t.Errorf("%q and its helpers hash differently: %q %q %q", tc.stream, hashTag(tc.stream), hashTag(tc.delayed), hashTag(tc.dead))
 		}
 	}
+	if got := HelperKey("{orders}.p1", "webhook:retries"); got != "{orders}.p1:webhook:retries" {
+		t.Errorf("HelperKey of a tagged name = %q", got)
+	}
 	for _, bad := range []string{"", "a{b", "{}x", "x}"} {
 		if validateStream(bad) == nil {
 			t.Errorf("validateStream(%q) = nil, want an error", bad)

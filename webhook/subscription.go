@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard-go/switchyard/internal/redact"
 )
 
 // Subscription says which events go to which URL, and how.
@@ -60,11 +62,11 @@ func (s Subscription) Validate() error {
 	case s.URL == "":
 		return fail("url is empty")
 	case err != nil:
-		return fail("url: %v", err)
+		return fail("url %s does not parse", redact.URL(s.URL))
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("url %q: scheme must be http or https", redactURL(s.URL))
+		return fail("url %q: scheme must be http or https", redact.URL(s.URL))
 	case u.Host == "":
-		return fail("url %q has no host", redactURL(s.URL))
+		return fail("url %q has no host", redact.URL(s.URL))
 	}
 	for i, sec := range s.Secrets {
 		if _, err := decodeSecret(sec); err != nil {
@@ -83,15 +85,6 @@ func (s Subscription) Validate() error {
 		return fail("max_attempts %d is negative", s.MaxAttempts)
 	}
 	return nil
-}
-
-// redactURL drops credentials from a URL for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }
 
 // Secrets are signing secrets; they read from one string or a list, and

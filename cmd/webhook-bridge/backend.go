@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/redact"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
@@ -44,11 +45,11 @@ func redisClient(cfg *Config) (goredis.UniversalClient, error) {
 
 // deadLetterKey is the stream of the bridge's dead letters, beside its
 // stream in Redis.
-func deadLetterKey(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:dead" }
+func deadLetterKey(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:dead") }
 
 // retryStream holds the bridge's own retry events, beside its stream, so
 // that other consumer groups of the stream never see them.
-func retryStream(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:retries" }
+func retryStream(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:retries") }
 
 // publisherConfig routes events to the stream and retry events to the
 // retry stream; the bridge and `dlq replay` share it.
@@ -66,7 +67,9 @@ func publisherConfig(cfg *Config) redis.PublisherConfig {
 
 // subscriptionsKey is the hash of the subscriptions made through the
 // admin API.
-func subscriptionsKey(cfg *Config) string { return "{" + cfg.Stream + "}:webhook:subscriptions" }
+func subscriptionsKey(cfg *Config) string {
+	return redis.HelperKey(cfg.Stream, "webhook:subscriptions")
+}
 
 func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, error) {
 	consumer := cfg.Consumer
@@ -91,7 +94,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("redis %s: %w", redactURL(cfg.Redis.URL), err)
+		return nil, fmt.Errorf("redis %s: %w", redact.URL(cfg.Redis.URL), err)
 	}
 	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
 	if err != nil {
@@ -108,7 +111,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		_ = client.Close()
 		return nil, err
 	}
-	log.Info("webhook-bridge: on Redis", "redis", redactURL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
+	log.Info("webhook-bridge: on Redis", "redis", redact.URL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
 	return &backend{
 		pub: pub, sub: sub, client: client,
 		dead: webhook.RedisDeadLetters{Client: client, Key: deadLetterKey(cfg)},

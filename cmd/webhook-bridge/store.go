@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -145,13 +144,4 @@ func (r *redisStore) Version(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	return v, err
-}
-
-// redactURL drops the password from a URL for logs and errors.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }
