@@ -23,14 +23,19 @@ type group struct {
 }
 
 func newGroup(name string, names []pubsub.Name, buffer int) *group {
-	g := &group{name: name, ch: make(chan envelope, buffer)}
-	if len(names) > 0 {
-		g.names = make(map[pubsub.Name]struct{}, len(names))
-		for _, n := range names {
-			g.names[n] = struct{}{}
-		}
+	return &group{name: name, names: nameSet(names), ch: make(chan envelope, buffer)}
+}
+
+// nameSet is the set of names, nil for none (every name).
+func nameSet(names []pubsub.Name) map[pubsub.Name]struct{} {
+	if len(names) == 0 {
+		return nil
 	}
-	return g
+	set := make(map[pubsub.Name]struct{}, len(names))
+	for _, n := range names {
+		set[n] = struct{}{}
+	}
+	return set
 }
 
 func (g *group) wants(n pubsub.Name) bool {
@@ -46,8 +51,7 @@ func (g *group) nameList() []pubsub.Name {
 }
 
 func (g *group) sameNames(names []pubsub.Name) bool {
-	other := newGroup("", names, 0)
-	return maps.Equal(g.names, other.names)
+	return maps.Equal(g.names, nameSet(names))
 }
 
 // requeue puts env back for another delivery, waiting for room until life
