@@ -83,6 +83,20 @@ type SubscriberConfig struct {
 	// streams; it bounds how late a delayed event becomes visible.
 	// default: 250ms
 	DelayedPoll time.Duration
+	// HandlerTimeout is the deadline of each handler run, set on its
+	// context. A handler that returns its context's error is retried like
+	// any failure. One that ignores the deadline is abandoned a grace
+	// period later (a quarter of HandlerTimeout, at most 5s): its entry
+	// stays pending, is taken over after ClaimIdle like a crashed
+	// consumer's, and is dead-lettered once delivered more than
+	// MaxAttempts times; what it returns later is ignored.
+	// default: 1m
+	HandlerTimeout time.Duration
+	// DeadMaxLen bounds the dead-letter stream ([DeadKey]) to about this
+	// many entries (XADD MAXLEN ~); the oldest go first. A negative value
+	// keeps every dead letter.
+	// default: 100000
+	DeadMaxLen int64
 	// Logger receives errors when Consume is given no ErrorHandler, and
 	// the subscriber's notices.
 	// default: nil, which discards
@@ -102,6 +116,7 @@ func (c SubscriberConfig) Validate() error {
 	for name, v := range map[string]int64{
 		"Partitions": int64(c.Partitions), "BatchSize": int64(c.BatchSize), "Concurrency": int64(c.Concurrency), "MaxAttempts": int64(c.MaxAttempts),
 		"Block": int64(c.Block), "ClaimIdle": int64(c.ClaimIdle), "ClaimInterval": int64(c.ClaimInterval), "DelayedPoll": int64(c.DelayedPoll),
+		"HandlerTimeout": int64(c.HandlerTimeout),
 	} {
 		if v < 0 {
 			return fmt.Errorf("redis: SubscriberConfig.%s is negative; 0 means the default", name)
@@ -152,6 +167,12 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.DelayedPoll == 0 {
 		c.DelayedPoll = 250 * time.Millisecond
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = time.Minute
+	}
+	if c.DeadMaxLen == 0 {
+		c.DeadMaxLen = 100000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
