@@ -4,222 +4,125 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
+	"sync/atomic"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
-// The fields a dead letter adds to the entry it copies.
-const (
-	fieldDeadReason   = "dead_reason"
-	fieldDeadGroup    = "dead_group"
-	fieldDeadEntry    = "dead_entry_id"
-	fieldDeadAttempts = "dead_attempts"
-	fieldDeadAt       = "dead_at"
-)
-
+// work runs jobs until the run closes its queue, or until its handler is
+// abandoned (then a new worker has taken its place).
 func (r *run) work() {
-	defer r.workers.Done()
 	for j := range r.jobs {
-		r.handle(j)
+		if !r.stillOurs(j) {
+			// Another consumer took it over while it waited here (this
+			// one was stalled past ClaimIdle): it is theirs to handle.
+			r.held.release(j.stream, j.msg.ID)
+			continue
+		}
+		if !r.handle(j) {
+			return
+		}
 	}
+	r.workers.Done()
 }
 
-func (r *run) handle(j job) {
+// errNoOutcome is the reason of an entry dead-lettered for having been
+// delivered more than MaxAttempts times without a handler outcome.
+var errNoOutcome = errors.New("without an outcome (crash or hang?)")
+
+// handle runs one job; it reports false when the handler was abandoned,
+// and the calling goroutine then belongs to nobody.
+func (r *run) handle(j job) bool {
 	if len(j.msg.Values) == 0 {
 		// XREADGROUP and XAUTOCLAIM return entries trimmed from the
 		// stream while pending with no fields: there is nothing left to
 		// handle or keep.
 		r.acks <- ack{j.stream, j.msg.ID}
 		r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was deleted while pending; acknowledged: %w", j.msg.ID, j.stream, pubsub.ErrMalformed), nil)
-		return
+		return true
 	}
 	ev, err := decode(j.msg.ID, j.msg.Values)
 	if err != nil {
 		r.deadLetter(j, ev, err)
-		return
+		return true
 	}
 	if r.s.names != nil && !r.s.names[ev.Name] {
 		r.acks <- ack{j.stream, j.msg.ID}
-		return
+		return true
 	}
-	ev.Meta.Attempts += int(j.deliveries - 1)
-	err = r.h(pubsub.HandlerContext(r.ctx, ev), ev)
+	if j.deliveries > int64(r.s.cfg.MaxAttempts) {
+		// Earlier deliveries ended with no outcome: the handler crashed
+		// its process, or hung. Give it no further chance to.
+		r.deadLetter(j, ev, &pubsub.DeadLetterError{Attempts: int(j.deliveries - 1),
+			Err: fmt.Errorf("delivered %d times %w", j.deliveries, errNoOutcome)})
+		return true
+	}
+	ev.Meta.Attempts = addAttempts(ev.Meta.Attempts, j.deliveries-1)
+	err, returned := r.call(j, ev)
+	if !returned {
+		return false
+	}
 	if err == nil {
 		r.acks <- ack{j.stream, j.msg.ID}
-		return
+		return true
 	}
 	permanent := errors.Is(err, pubsub.ErrPermanent)
 	switch {
 	case r.life.Err() != nil && !permanent:
 		// Stopping: the entry stays pending for the next Consume.
+		r.held.release(j.stream, j.msg.ID)
 	case permanent || j.deliveries >= int64(r.s.cfg.MaxAttempts):
 		r.deadLetter(j, ev, &pubsub.DeadLetterError{Attempts: int(j.deliveries), Err: err})
 	default:
 		r.retryLater(j, r.s.cfg.Backoff(int(j.deliveries)))
 	}
+	return true
 }
 
-// retryLater claims the entry back after d, which makes Redis count one
-// more delivery, and hands it to a worker again. Should the run stop
-// first, the entry stays pending with this consumer and the next Consume
-// redelivers it.
-func (r *run) retryLater(j job, d time.Duration) {
-	r.retries.Add(1)
-	go func() {
-		defer r.retries.Done()
-		if !r.pause(d) {
-			return
-		}
-		// The entry is claimed back only while it is still ours: another
-		// consumer may have taken it over (XAUTOCLAIM) while we waited,
-		// and MinIdle closes the gap between this check and the claim.
-		giveUp := func(why string) {
-			r.release(j.stream, j.msg.ID)
-			r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q %s before its retry", j.msg.ID, j.stream, why), nil)
-		}
-		pend, err := r.s.client.XPendingExt(r.life, &goredis.XPendingExtArgs{
-			Stream: j.stream, Group: r.s.cfg.Group, Start: j.msg.ID, End: j.msg.ID, Count: 1,
-		}).Result()
-		switch {
-		case err != nil:
-			if r.life.Err() == nil {
-				r.eh(r.ctx, fmt.Errorf("redis: checking entry %s of stream %q for a retry: %w", j.msg.ID, j.stream, err), nil)
-			}
-			r.release(j.stream, j.msg.ID) // still pending: read again or claimed later
-			return
-		case len(pend) == 0:
-			giveUp("was acknowledged or trimmed")
-			return
-		case pend[0].Consumer != r.s.cfg.Consumer:
-			giveUp("was taken over by consumer " + strconv.Quote(pend[0].Consumer))
-			return
-		}
-		msgs, err := r.s.client.XClaim(r.life, &goredis.XClaimArgs{
-			Stream: j.stream, Group: r.s.cfg.Group, Consumer: r.s.cfg.Consumer,
-			MinIdle: max(d-2*time.Millisecond, 0), Messages: []string{j.msg.ID},
-		}).Result()
-		if err != nil {
-			if r.life.Err() == nil {
-				r.eh(r.ctx, fmt.Errorf("redis: claiming entry %s of stream %q for a retry: %w", j.msg.ID, j.stream, err), nil)
-			}
-			r.release(j.stream, j.msg.ID)
-			return
-		}
-		if len(msgs) == 0 {
-			giveUp("was taken over")
-			return
-		}
-		j.msg = msgs[0]
-		j.deliveries++
-		r.dispatch(j)
-	}()
-}
-
-// deadLetter copies the entry to the stream's dead-letter stream with the
-// reason and acknowledges it, in one transaction, then tells the
-// ErrorHandler. Should the write fail, the entry stays pending and is
-// tried again later.
-func (r *run) deadLetter(j job, ev pubsub.Event, reason error) {
-	vals := make([]any, 0, 2*len(j.msg.Values)+10)
-	for k, v := range j.msg.Values {
-		vals = append(vals, k, v)
+// addAttempts adds n to the attempts an entry carried, saturating rather
+// than wrapping for absurd values.
+func addAttempts(a int, n int64) int {
+	if int64(a) > math.MaxInt-n {
+		return math.MaxInt
 	}
-	vals = append(vals,
-		fieldDeadReason, reason.Error(),
-		fieldDeadGroup, r.s.cfg.Group,
-		fieldDeadEntry, j.msg.ID,
-		fieldDeadAttempts, strconv.FormatInt(j.deliveries, 10),
-		fieldDeadAt, time.Now().UTC().Format(time.RFC3339Nano),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return a + int(n)
+}
+
+// grace is how long after its deadline a handler is waited for before it
+// is abandoned: a quarter of HandlerTimeout, at most 5s.
+func (r *run) grace() time.Duration { return min(r.s.cfg.HandlerTimeout/4, 5*time.Second) }
+
+// call runs the handler under HandlerTimeout. It reports returned=false
+// when the handler ignored its deadline past the grace: the job was then
+// abandoned, a new worker started in this one's place, and whatever the
+// handler returns later is dropped.
+func (r *run) call(j job, ev pubsub.Event) (err error, returned bool) {
+	ctx, cancel := context.WithTimeout(pubsub.HandlerContext(r.ctx, ev), r.s.cfg.HandlerTimeout)
 	defer cancel()
-	_, err := r.s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.XAdd(ctx, &goredis.XAddArgs{Stream: DeadKey(j.stream), Values: vals})
-		p.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID)
-		return nil
+	var state atomic.Int32 // 0 running, 1 returned, 2 abandoned
+	watchdog := time.AfterFunc(r.s.cfg.HandlerTimeout+r.grace(), func() {
+		if state.CompareAndSwap(0, 2) {
+			r.abandon(j, ev)
+		}
 	})
-	r.release(j.stream, j.msg.ID)
-	if err != nil {
-		r.eh(r.ctx, fmt.Errorf("redis: dead-lettering entry %s of stream %q (left pending): %w", j.msg.ID, j.stream, err), &ev)
-		return
-	}
-	r.eh(r.ctx, reason, &ev)
+	err = r.h(ctx, ev)
+	watchdog.Stop()
+	return err, state.CompareAndSwap(0, 1)
 }
 
-// ackLinger is how long the first acknowledgement of a batch waits for
-// others to join it: a millisecond more before an entry leaves the
-// pending list, for far fewer XACK round trips under load.
-const ackLinger = time.Millisecond
-
-// acknowledge writes acknowledgements in batches of up to BatchSize, each
-// sent at most ackLinger after its first entry, in one pipeline.
-func (r *run) acknowledge() {
-	defer close(r.ackDone)
-	batch := make(map[string][]string)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	for a := range r.acks {
-		batch[a.stream] = append(batch[a.stream], a.id)
-		linger.Reset(ackLinger)
-		open := true
-	collect:
-		for n := 1; n < r.s.cfg.BatchSize; n++ {
-			select {
-			case more, ok := <-r.acks:
-				if !ok {
-					open = false
-					break collect
-				}
-				batch[more.stream] = append(batch[more.stream], more.id)
-			case <-linger.C:
-				break collect
-			}
-		}
-		linger.Stop()
-		r.flushAcks(batch)
-		clear(batch)
-		if !open {
-			return
-		}
-	}
+// abandon gives up on a handler that ignored its deadline. Its entry is
+// released: it stays pending with this consumer, the keeper finds it
+// there, and it is delivered again (counted), so that a handler that
+// hangs every time ends in the dead-letter stream after MaxAttempts
+// deliveries. A new worker replaces the stuck one, which the run no
+// longer waits for.
+func (r *run) abandon(j job, ev pubsub.Event) {
+	r.held.release(j.stream, j.msg.ID)
+	r.eh(r.ctx, fmt.Errorf("redis: handler of entry %s of stream %q did not return within HandlerTimeout %s and %s more; abandoned, the entry stays pending and is delivered again: %w",
+		j.msg.ID, j.stream, r.s.cfg.HandlerTimeout, r.grace(), context.DeadlineExceeded), &ev)
+	r.workers.Add(1)
+	go r.work()
+	r.workers.Done() // the stuck worker's share
 }
-
-// flushAcks writes a batch of acknowledgements, trying again for a few
-// seconds while Redis is unreachable (workers wait meanwhile). It writes
-// them even while stopping: a handled event must not be redelivered for
-// want of its XACK. What still fails stays pending and is redelivered.
-func (r *run) flushAcks(batch map[string][]string) {
-	var err error
-	for attempt := range ackTries {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond) // a pause between tries, not a synchronisation
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		pipe := r.s.client.Pipeline()
-		for stream, ids := range batch {
-			pipe.XAck(ctx, stream, r.s.cfg.Group, ids...)
-		}
-		_, err = pipe.Exec(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-	}
-	for stream, ids := range batch {
-		r.release(stream, ids...)
-	}
-	if err == nil {
-		return
-	}
-	n := 0
-	for _, ids := range batch {
-		n += len(ids)
-	}
-	r.eh(r.ctx, fmt.Errorf("redis: acknowledging %d entries of group %q failed %d times (they stay pending and will be redelivered): %w", n, r.s.cfg.Group, ackTries, err), nil)
-}
-
-const ackTries = 5

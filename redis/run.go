@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +22,9 @@ type job struct {
 
 type ack struct{ stream, id string }
 
-// run is one Consume call: a reader, a claimer, a delayed mover, a pool of
-// workers and an acknowledger, stopped together.
+// run is one Consume call: a reader per stream, a claimer, a keeper of
+// held entries, a delayed mover, a pool of workers and an acknowledger,
+// stopped together.
 type run struct {
 	s    *Subscriber
 	h    pubsub.Handler
@@ -37,9 +37,9 @@ type run struct {
 	acks    chan ack
 	retries sync.WaitGroup // retry timers waiting to redeliver
 
-	ownedMu sync.Mutex
-	owned   map[string]map[string]struct{} // per stream, IDs of entries this run holds: handling, retrying or acknowledging
-	loops   sync.WaitGroup                 // reader, claimer, mover
+	held    *holdings
+	rescan  map[string]chan struct{} // per stream: read this consumer's pending list again
+	loops   sync.WaitGroup           // readers, claimer, keeper, mover
 	workers sync.WaitGroup
 	ackDone chan struct{}
 }
@@ -51,7 +51,11 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		jobs:    make(chan job, s.cfg.Concurrency),
 		acks:    make(chan ack, s.cfg.BatchSize),
 		ackDone: make(chan struct{}),
-		owned:   make(map[string]map[string]struct{}, len(s.cfg.Streams)),
+		held:    newHoldings(s.cfg.Streams),
+		rescan:  make(map[string]chan struct{}, len(s.cfg.Streams)),
+	}
+	for _, stream := range s.cfg.Streams {
+		r.rescan[stream] = make(chan struct{}, 1)
 	}
 	go func() {
 		select {
@@ -65,17 +69,19 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	for range s.cfg.Concurrency {
 		go r.work()
 	}
-	r.loops.Add(2 + len(s.cfg.Streams))
+	r.loops.Add(3 + len(s.cfg.Streams))
 	for _, stream := range s.cfg.Streams {
 		go r.read(stream)
 	}
 	go r.claim()
+	go r.keep()
 	go r.moveDelayed()
 	return r
 }
 
-// wait returns once everything the run started has ended and its
-// acknowledgements are written.
+// wait returns once everything the run started has ended (handlers that
+// ignore their deadline are abandoned) and its acknowledgements are
+// written.
 func (r *run) wait() {
 	<-r.life.Done()
 	r.loops.Wait()
@@ -93,8 +99,31 @@ func (r *run) dispatch(j job) bool {
 	case r.jobs <- j:
 		return true
 	case <-r.life.Done():
+		r.held.release(j.stream, j.msg.ID)
 		return false
 	}
+}
+
+// dispatchAll takes hold of entries that a command sent at sent gave this
+// consumer, all at once (so that the claimer or keeper never mistakes a
+// queued one for someone else's), then hands those not already held to
+// the workers.
+func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time) bool {
+	fresh := entries[:0:0]
+	for _, e := range entries {
+		if r.held.take(stream, e.msg.ID, sent, e.deliveries) {
+			fresh = append(fresh, e)
+		}
+	}
+	for i, e := range fresh {
+		if !r.dispatch(job{stream: stream, msg: e.msg, deliveries: e.deliveries}) {
+			for _, rest := range fresh[i+1:] {
+				r.held.release(stream, rest.msg.ID)
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // pause waits d, or less when the run stops; it reports whether to go on.
@@ -109,23 +138,39 @@ func (r *run) pause(d time.Duration) bool {
 	}
 }
 
-// read delivers this consumer's pending entries of stream first, then
-// new ones, and the pending ones again after a failed read. Each stream has a reader of its own, so that streams in
-// different Redis Cluster slots are never read in one command.
+// read delivers this consumer's own pending entries of stream first, then
+// new ones; it reads its pending list again after a failed read, and
+// whenever the keeper finds entries there that the run does not hold (a
+// read whose reply was lost, a handler abandoned). Each stream has a
+// reader of its own, so that streams in different Redis Cluster slots are
+// never read in one command.
 func (r *run) read(stream string) {
 	defer r.loops.Done()
 	cfg := r.s.cfg
 	failures := 0
-	backlog := "0" // this consumer's own pending entries, read after this ID; "" once done
-	lastRead := "" // the last new entry read
+	own := true
 	for r.life.Err() == nil {
-		args := &goredis.XReadGroupArgs{Group: cfg.Group, Consumer: cfg.Consumer, Count: int64(cfg.BatchSize)}
-		if backlog != "" {
-			args.Streams = []string{stream, backlog}
-		} else {
-			args.Streams, args.Block = []string{stream, ">"}, cfg.Block
+		select {
+		case <-r.rescan[stream]:
+			own = true
+		default:
 		}
-		res, err := r.s.client.XReadGroup(r.life, args).Result()
+		if own {
+			if err := r.readOwn(stream); err != nil {
+				if r.life.Err() != nil {
+					return
+				}
+				failures++
+				r.recover(stream, err, failures)
+				continue
+			}
+			own = false
+		}
+		sent := time.Now()
+		res, err := r.s.client.XReadGroup(r.life, &goredis.XReadGroupArgs{
+			Group: cfg.Group, Consumer: cfg.Consumer, Streams: []string{stream, ">"},
+			Count: int64(cfg.BatchSize), Block: cfg.Block,
+		}).Result()
 		switch {
 		case errors.Is(err, goredis.Nil): // nothing new within Block
 			failures = 0
@@ -135,142 +180,95 @@ func (r *run) read(stream string) {
 				return
 			}
 			failures++
-			r.recover(stream, lastRead, err, failures)
-			// A read whose reply was lost (the server restarted, the
-			// connection broke) left its entries pending with us: read
-			// the pending list again, skipping what is in hand.
-			backlog = "0"
+			r.recover(stream, err, failures)
+			// A read whose reply was lost left its entries pending with
+			// this consumer: read the pending list again.
+			own = true
 			continue
 		}
 		failures = 0
-		var msgs []goredis.XMessage
-		if len(res) > 0 {
-			msgs = res[0].Messages
-		}
-		if len(msgs) == 0 {
-			backlog = "" // the backlog is done; new entries from now on
+		if len(res) == 0 || len(res[0].Messages) == 0 {
 			continue
 		}
-		if !r.deliver(stream, msgs, backlog == "") {
+		msgs := res[0].Messages
+		r.s.pos.advance(stream, msgs[len(msgs)-1].ID)
+		entries := make([]claimed, len(msgs))
+		for i, m := range msgs {
+			entries[i] = claimed{msg: m, deliveries: 1}
+		}
+		if !r.dispatchAll(stream, entries, sent) {
 			return
 		}
-		if backlog != "" {
-			backlog = msgs[len(msgs)-1].ID
-		} else {
-			lastRead = msgs[len(msgs)-1].ID
-		}
 	}
 }
 
-// recover reports a failed read of stream, makes a deleted group again,
-// and backs off before the next try.
-func (r *run) recover(stream, lastRead string, err error, failures int) {
-	if strings.HasPrefix(err.Error(), "NOGROUP") {
-		// The group was deleted: make it again where this consumer had
-		// read up to, so that entries added since are not skipped.
-		r.s.cfg.Logger.Warn("redis: consumer group missing, creating it again", "stream", stream, "group", r.s.cfg.Group, "err", err)
-		var cerr error
-		if lastRead != "" {
-			cerr = r.s.createGroupAt(r.life, stream, lastRead)
-		} else {
-			cerr = r.s.createGroup(r.life, stream)
+// readOwn claims back, page by page, the entries pending with this
+// consumer that the run does not hold (left by an earlier process under
+// the same name, by a lost reply, or by an abandoned handler), each
+// counted as one more delivery, and hands them to the workers.
+func (r *run) readOwn(stream string) error {
+	cfg := r.s.cfg
+	start := "-"
+	for r.life.Err() == nil {
+		pend, err := r.s.client.XPendingExt(r.life, &goredis.XPendingExtArgs{
+			Stream: stream, Group: cfg.Group, Start: start, End: "+", Count: int64(cfg.BatchSize), Consumer: cfg.Consumer,
+		}).Result()
+		if err != nil {
+			return err
 		}
-		if cerr == nil {
-			return
+		var want []heldEntry
+		for _, p := range pend {
+			if !r.held.has(stream, p.ID) {
+				want = append(want, heldEntry{p.ID, p.RetryCount})
+			}
 		}
-		err = cerr
+		if len(want) > 0 {
+			sent := time.Now()
+			got, err := r.claimEntries(r.life, stream, "own", want)
+			if err != nil {
+				return err
+			}
+			ours := got[:0]
+			for _, c := range got {
+				switch c.status {
+				case "ours":
+					ours = append(ours, c)
+				case "gone":
+					r.reportDeleted(stream, c.msg.ID)
+				}
+			}
+			if !r.dispatchAll(stream, ours, sent) {
+				return nil
+			}
+		}
+		if len(pend) < cfg.BatchSize {
+			return nil
+		}
+		start = nextID(pend[len(pend)-1].ID)
 	}
-	r.eh(r.ctx, fmt.Errorf("redis: reading stream %q as group %q: %w", stream, r.s.cfg.Group, err), nil)
-	r.pause(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second))
+	return nil
 }
 
-// deliver dispatches entries; fresh ones were delivered once, others need
-// their delivery counts looked up.
-func (r *run) deliver(stream string, msgs []goredis.XMessage, fresh bool) bool {
-	if len(msgs) == 0 {
-		return true
-	}
-	counts := map[string]int64{}
-	if !fresh {
-		counts = r.deliveryCounts(stream, msgs)
-	}
-	for _, m := range msgs {
-		if !r.own(stream, m.ID) {
-			continue // already in hand: read again from the pending list, or reclaimed from ourselves
-		}
-		n := int64(1)
-		if !fresh {
-			n = max(counts[m.ID], 1)
-		}
-		if !r.dispatch(job{stream: stream, msg: m, deliveries: n}) {
-			return false
-		}
-	}
-	return true
-}
-
-// own marks an entry as held by this run; it reports false when it
-// already was.
-func (r *run) own(stream, id string) bool {
-	r.ownedMu.Lock()
-	defer r.ownedMu.Unlock()
-	ids := r.owned[stream]
-	if ids == nil {
-		ids = make(map[string]struct{})
-		r.owned[stream] = ids
-	}
-	if _, ok := ids[id]; ok {
-		return false
-	}
-	ids[id] = struct{}{}
-	return true
-}
-
-// release forgets entries that are acknowledged or dead-lettered.
-func (r *run) release(stream string, ids ...string) {
-	r.ownedMu.Lock()
-	defer r.ownedMu.Unlock()
-	for _, id := range ids {
-		delete(r.owned[stream], id)
-	}
-}
-
-// deliveryCounts asks the group's pending list how often each entry was
-// delivered.
-func (r *run) deliveryCounts(stream string, msgs []goredis.XMessage) map[string]int64 {
-	counts := make(map[string]int64, len(msgs))
-	pending, err := r.s.client.XPendingExt(r.life, &goredis.XPendingExtArgs{
-		Stream: stream, Group: r.s.cfg.Group, Start: msgs[0].ID, End: msgs[len(msgs)-1].ID,
-		Count: int64(len(msgs)), Consumer: r.s.cfg.Consumer,
-	}).Result()
-	if err != nil {
-		r.eh(r.ctx, fmt.Errorf("redis: reading delivery counts of stream %q: %w", stream, err), nil)
-		return counts
-	}
-	for _, p := range pending {
-		counts[p.ID] = p.RetryCount
-	}
-	return counts
-}
-
-// claim takes over entries left idle past ClaimIdle by other consumers.
+// claim takes over entries left idle past ClaimIdle by other consumers
+// (or by this one, when it was stalled), following XAUTOCLAIM's cursor.
 func (r *run) claim() {
 	defer r.loops.Done()
 	for r.pause(r.s.cfg.ClaimInterval) {
 		for _, stream := range r.s.cfg.Streams {
 			start := "0-0"
 			for {
-				msgs, next, err := r.s.client.XAutoClaim(r.life, &goredis.XAutoClaimArgs{
-					Stream: stream, Group: r.s.cfg.Group, Consumer: r.s.cfg.Consumer,
-					MinIdle: r.s.cfg.ClaimIdle, Start: start, Count: int64(r.s.cfg.BatchSize),
-				}).Result()
+				sent := time.Now()
+				got, next, deleted, err := r.autoclaim(r.life, stream, start)
 				if err != nil {
-					if r.life.Err() == nil && !strings.HasPrefix(err.Error(), "NOGROUP") {
-						r.eh(r.ctx, fmt.Errorf("redis: claiming idle entries of stream %q: %w", stream, err), nil)
+					if r.life.Err() == nil && !isNoGroup(err) {
+						r.eh(r.ctx, wrapf(err, "redis: claiming idle entries of stream %q", stream), nil)
 					}
 					break
 				}
-				if !r.deliver(stream, msgs, false) {
+				for _, id := range deleted {
+					r.reportDeleted(stream, id)
+				}
+				if !r.dispatchAll(stream, got, sent) {
 					return
 				}
 				if next == "0-0" || next == "" {
@@ -280,4 +278,11 @@ func (r *run) claim() {
 			}
 		}
 	}
+}
+
+// reportDeleted tells the ErrorHandler of an entry deleted from the
+// stream while pending, which Redis dropped from the pending list as it
+// was claimed.
+func (r *run) reportDeleted(stream, id string) {
+	r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was deleted while pending; acknowledged: %w", id, stream, pubsub.ErrMalformed), nil)
 }

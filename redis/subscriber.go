@@ -185,6 +185,7 @@ type Subscriber struct {
 	client goredis.UniversalClient
 	cfg    SubscriberConfig
 	names  map[pubsub.Name]bool // nil: every name
+	pos    positions            // how far the group is known to have delivered
 
 	gate *lifecycle.Gate
 }
@@ -211,6 +212,9 @@ func NewSubscriber(ctx context.Context, client goredis.UniversalClient, cfg Subs
 	for _, stream := range cfg.Streams {
 		if err := s.createGroup(ctx, stream); err != nil {
 			return nil, err
+		}
+		if err := s.notePosition(ctx, stream); err != nil {
+			return nil, fmt.Errorf("redis: reading group %q on stream %q: %w", cfg.Group, stream, err)
 		}
 	}
 	return s, nil

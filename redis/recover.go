@@ -1,0 +1,128 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// positions remember, per stream, the furthest entry ID the group is
+// known to have delivered: its last-delivered ID as read from Redis, or
+// an entry this subscriber read. Should the group vanish (XGROUP DESTROY,
+// a restart without persistence), it is made again there, so that no
+// entry added after that point is skipped.
+type positions struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+// advance records that the group delivered up to id on stream.
+func (p *positions) advance(stream, id string) {
+	if id == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		p.last = make(map[string]string)
+	}
+	if old, ok := p.last[stream]; !ok || compareIDs(old, id) < 0 {
+		p.last[stream] = id
+	}
+}
+
+func (p *positions) get(stream string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last[stream]
+}
+
+// compareIDs orders two stream entry IDs ("ms-seq"); one that does not
+// parse sorts first.
+func compareIDs(a, b string) int {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	switch {
+	case am != bm:
+		if am < bm {
+			return -1
+		}
+		return 1
+	case as != bs:
+		if as < bs {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+// nextID is the smallest entry ID after id.
+func nextID(id string) string {
+	m, s := splitID(id)
+	if s == ^uint64(0) {
+		return strconv.FormatUint(m+1, 10) + "-0"
+	}
+	return strconv.FormatUint(m, 10) + "-" + strconv.FormatUint(s+1, 10)
+}
+
+// notePosition reads the group's last-delivered ID on stream into the
+// subscriber's positions.
+func (s *Subscriber) notePosition(ctx context.Context, stream string) error {
+	groups, err := s.client.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if g.Name == s.cfg.Group {
+			s.pos.advance(stream, g.LastDeliveredID)
+		}
+	}
+	return nil
+}
+
+// remakeGroup makes the group on stream again after it vanished. Into a
+// stream that is gone or empty, it starts at "0": everything there is
+// new. Otherwise it starts at the furthest entry the group is known to
+// have delivered, so no entry added after that is skipped; entries
+// between that point and where the lost group really was are delivered
+// again.
+func (s *Subscriber) remakeGroup(ctx context.Context, stream string) (string, error) {
+	start := "0"
+	if n, err := s.client.XLen(ctx, stream).Result(); err != nil {
+		return "", err
+	} else if n > 0 {
+		if p := s.pos.get(stream); p != "" {
+			start = p
+		}
+	}
+	return start, s.createGroupAt(ctx, stream, start)
+}
+
+// recover reports a failed read of stream, makes a vanished group again,
+// and backs off before the next try.
+func (r *run) recover(stream string, err error, failures int) {
+	if isNoGroup(err) {
+		start, cerr := r.s.remakeGroup(r.life, stream)
+		if cerr == nil {
+			r.s.cfg.Logger.Warn("redis: consumer group missing, made it again", "stream", stream, "group", r.s.cfg.Group, "start", start)
+			r.eh(r.ctx, fmt.Errorf("redis: group %q of stream %q was missing (deleted, or lost by a Redis restart); made it again after entry %s: %w", r.s.cfg.Group, stream, start, err), nil)
+			return
+		}
+		err = cerr
+	}
+	r.eh(r.ctx, fmt.Errorf("redis: reading stream %q as group %q: %w", stream, r.s.cfg.Group, err), nil)
+	r.pause(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second))
+}
+
+func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error(), "NOGROUP") }
