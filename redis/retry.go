@@ -52,7 +52,7 @@ func (r *run) retried(j job, c claimed, sent time.Time) {
 		return
 	case "taken":
 		r.giveUp(j, "was taken over by consumer "+strconv.Quote(c.holder)+", which handles it")
-	default:
+	default: // "gone"
 		r.giveUp(j, "was deleted from the stream (trimmed by MAXLEN or MINID, XDEL, or lost by Redis)")
 	}
 }

@@ -21,7 +21,7 @@ import (
 // (the group was made again, or a consumer that took it over
 // acknowledged it) is, in mode "retry", put back into the pending list
 // with FORCE and its delivery count carried over: "forced"; in mode "own"
-// it is reported "gone", as is an entry no longer in the stream.
+// it is left alone: "free". An entry no longer in the stream is "gone".
 var claimScript = goredis.NewScript(`
 local out = {}
 for i = 4, #ARGV, 2 do
@@ -37,7 +37,7 @@ for i = 4, #ARGV, 2 do
     local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', n, 'FORCE')
     if c[1] then out[#out + 1] = {'forced', id, c[1][2], n} else out[#out + 1] = {'gone', id} end
   else
-    out[#out + 1] = {'gone', id}
+    out[#out + 1] = {'free', id}
   end
 end
 return out
@@ -46,13 +46,14 @@ return out
 // refreshScript renews this consumer's hold on entries without counting a
 // delivery (XCLAIM JUSTID restarts their idle clocks), so that entries
 // waiting in its queue never look abandoned. KEYS[1] is the stream; ARGV
-// is the group, the consumer and (id, deliveries) pairs. It returns one
-// status per entry: "ours", "taken" (pending with another consumer),
-// "forced" (pending with nobody, put back with its count) or "gone" (no
-// longer in the stream).
+// is the group, the consumer and the IDs. It returns one status per
+// entry: "ours", "taken" (pending with another consumer), "free"
+// (pending with nobody: acknowledged meanwhile, or its group was made
+// again; left alone, as an entry being acknowledged must not be put back)
+// or "gone" (no longer in the stream).
 var refreshScript = goredis.NewScript(`
 local out = {}
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV do
   local id = ARGV[i]
   local e = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
   if e and e[2] == ARGV[2] then
@@ -61,8 +62,7 @@ for i = 3, #ARGV, 2 do
   elseif e then
     out[#out + 1] = 'taken'
   else
-    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', tonumber(ARGV[i + 1]), 'FORCE', 'JUSTID')
-    if c[1] then out[#out + 1] = 'forced' else out[#out + 1] = 'gone' end
+    out[#out + 1] = 'free'
   end
 end
 return out
@@ -90,7 +90,7 @@ return {r[1], out, r[3] or {}}
 
 // claimed is one entry a script returned.
 type claimed struct {
-	status     string // ours, taken, forced or gone
+	status     string // ours, taken, forced, free or gone
 	msg        goredis.XMessage
 	deliveries int64
 	holder     string // the other consumer, for "taken"
@@ -158,10 +158,10 @@ func (r *run) autoclaim(ctx context.Context, stream, start string) (got []claime
 // refreshEntries runs refreshScript on entries of stream and records what
 // it found; sent is when the command was sent.
 func (r *run) refreshEntries(ctx context.Context, stream string, entries []heldEntry) error {
-	args := make([]any, 0, 2+2*len(entries))
+	args := make([]any, 0, 2+len(entries))
 	args = append(args, r.s.cfg.Group, r.s.cfg.Consumer)
 	for _, e := range entries {
-		args = append(args, e.id, e.deliveries)
+		args = append(args, e.id)
 	}
 	sent := time.Now()
 	res, err := refreshScript.Run(ctx, r.s.client, []string{stream}, args...).StringSlice()
@@ -173,13 +173,14 @@ func (r *run) refreshEntries(ctx context.Context, stream string, entries []heldE
 			break
 		}
 		switch status {
-		case "ours", "forced":
+		case "ours":
 			r.held.confirm(stream, entries[i].id, sent, 0)
 		case "taken":
 			r.held.lose(stream, entries[i].id)
 		}
-		// "gone": the entry left the stream; a handler that has its
-		// fields still handles it, a retry finds it gone.
+		// "free" or "gone": no other consumer has it; the run still
+		// handles what it holds the fields of, and a retry puts it back
+		// into the pending list if it is still in the stream.
 	}
 	return nil
 }
