@@ -32,17 +32,42 @@
 //
 //   - At-least-once: an entry is acknowledged (XACK, batched) only after
 //     its handler returned nil, or after it was dead-lettered.
+//   - No duplicate without a fault: while no consumer crashes, stops, hangs
+//     or is cut off from Redis for ClaimIdle, no entry is handled twice and
+//     Meta.Attempts is 0 on first handling. A subscriber renews its hold on
+//     every entry it holds (queued for a handler, being handled, waiting
+//     for a retry) every ClaimIdle/4 with XCLAIM JUSTID, which restarts the
+//     entry's idle clock without counting a delivery, so no other consumer
+//     takes over an entry that merely waits; and before handing an entry
+//     to a handler after a stall of ClaimIdle/2 or more it checks with
+//     Redis that the entry is still its own. Every consumer of a group
+//     must use the same ClaimIdle.
 //   - The group is made (with MKSTREAM) by [NewSubscriber], at the end of
 //     each stream or at its beginning ([SubscriberConfig.Start]). Should it
-//     be deleted while consuming, it is made again where the consumer had
-//     read up to.
-//   - Consume first redelivers the entries still pending with its consumer
-//     name (a restart after a crash), then reads new ones in batches
-//     (XREADGROUP COUNT BatchSize BLOCK Block) for a pool of Concurrency
-//     handlers. Every ClaimInterval it takes over entries idle longer than
-//     ClaimIdle with other consumers (XAUTOCLAIM, following its cursor).
+//     vanish while consuming (XGROUP DESTROY, a Redis restart without
+//     persistence), it is made again, never past an entry added after the
+//     group existed: at "0" when the stream is gone or empty (everything in
+//     it is new), otherwise after the furthest entry the group is known to
+//     have delivered (its last-delivered ID, read at start and every
+//     ClaimIdle/4, or an entry this subscriber read). Entries between that
+//     point and where the lost group really was are delivered again.
+//     Entries in hand when the group vanished are still handled, and a
+//     retry of one puts it back into the pending list (XCLAIM FORCE, its
+//     delivery count kept). What is lost with a vanished group: the
+//     pending entries of consumers that are not running, and entries a
+//     restart without persistence erased from the stream itself.
+//   - Consume first claims back the entries still pending with its
+//     consumer name (a restart after a crash), then reads new ones in
+//     batches (XREADGROUP COUNT BatchSize BLOCK Block) for a pool of
+//     Concurrency handlers. Every ClaimInterval it takes over entries idle
+//     longer than ClaimIdle (XAUTOCLAIM, following its cursor): those of a
+//     consumer that crashed, hung or was cut off. Every ClaimIdle/4 it also
+//     looks for entries pending with its own name that it does not hold (a
+//     read whose reply was lost and that go-redis silently retried, an
+//     abandoned handler) and claims them back.
 //   - Meta.Attempts is the attempts field of the entry plus the number of
-//     earlier deliveries that Redis counted for it.
+//     earlier deliveries that Redis counted for it (saturating, never
+//     negative).
 //   - A failed handler's entry stays pending; after the backoff the
 //     subscriber claims it back (XCLAIM, which counts a delivery) and
 //     retries it, without holding up other entries. After MaxAttempts
@@ -50,19 +75,38 @@
 //     is copied to the dead-letter stream with dead_reason, dead_group,
 //     dead_entry_id, dead_attempts and dead_at fields and acknowledged, in
 //     one transaction, and the ErrorHandler gets a *pubsub.DeadLetterError.
+//   - Poison that kills or hangs: an entry delivered more than MaxAttempts
+//     times (by the pending-list read, XAUTOCLAIM or a retry's XCLAIM) is
+//     dead-lettered with the reason "delivered N times without an outcome
+//     (crash or hang?)" before any handler sees it again. So an event that
+//     crashes its process reaches at most MaxAttempts handler runs, and the
+//     entries after it are handled.
+//   - Handlers run under HandlerTimeout (default 1m) on their context. A
+//     handler that ignores it is abandoned a grace period later
+//     (HandlerTimeout/4, at most 5s): a new worker takes its place, its
+//     entry stays pending and is delivered again (counted), so one that
+//     hangs every time ends in the dead-letter stream; what it returns
+//     later is ignored. Its goroutine lives on until it returns.
 //   - A handler that fails because Consume is stopping leaves its entry
 //     pending for the next start.
 //   - Entries trimmed from the stream while pending are acknowledged and
 //     reported to the ErrorHandler.
 //   - Read errors (a lost connection, a restarting server) are reported to
-//     the ErrorHandler and retried with a growing pause, up to 5s.
+//     the ErrorHandler and retried with a growing pause, up to 5s. Every
+//     command is bounded by the client's ReadTimeout (blocking reads by
+//     Block plus go-redis's 10s margin); a client made with ReadTimeout -1
+//     (no timeout) can wait forever on a lost reply, so keep one set.
+//   - The dead-letter stream is trimmed to about DeadMaxLen entries
+//     (default 100,000; XADD MAXLEN ~), oldest first.
 //   - Delayed emit ([Publisher.EmitAt]) is durable: events wait in the
 //     stream's delayed set, and every DelayedPoll each subscriber runs a Lua
 //     script that moves the due ones into the stream atomically, so each is
 //     moved exactly once however many subscribers run.
 //   - Close stops reading, waits for the handlers and their
 //     acknowledgements, and removes the consumer from the group when it has
-//     no entry pending.
+//     no entry pending. It returns within about Block + HandlerTimeout +
+//     grace + the acknowledgement flush (a few seconds while Redis is
+//     unreachable), whatever the handlers do.
 //   - Run one Consume at a time per Subscriber; use Concurrency for
 //     parallel handlers and separate subscribers (consumer names) to scale.
 //
@@ -92,10 +136,12 @@
 //	BatchSize     100               entries per XREADGROUP / XAUTOCLAIM
 //	Concurrency   1                 handlers at once
 //	MaxAttempts   5                 deliveries before the dead-letter stream
-//	Backoff       1s doubling to 30s, ±20% jitter; keep it under ClaimIdle
+//	Backoff       1s doubling to 30s, ±20% jitter
 //	Block         1s                XREADGROUP BLOCK; bounds how long Close waits
 //	ClaimIdle     1m                idle time before another consumer's entry is taken
 //	ClaimInterval ClaimIdle / 2     how often to look for such entries
+//	HandlerTimeout 1m               deadline of each handler run
+//	DeadMaxLen    100000            about how many dead letters to keep (<0: all)
 //	DelayedPoll   250ms             how often due delayed events are moved
 //	Logger        nil (discard)     where errors go without an ErrorHandler
 package redis

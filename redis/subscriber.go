@@ -63,17 +63,20 @@ type SubscriberConfig struct {
 	// the dead-letter stream ([DeadKey]), the first included.
 	// default: 5
 	MaxAttempts int
-	// Backoff is the wait before each redelivery. Keep it under
-	// ClaimIdle, or other consumers take waiting retries over early.
+	// Backoff is the wait before each redelivery. A waiting retry stays
+	// this consumer's however long the wait.
 	// default: pubsub.ExponentialBackoff(time.Second, 30*time.Second)
 	Backoff pubsub.Backoff
 	// Block is how long one XREADGROUP waits for new entries; Close and a
 	// cancelled Consume may wait that long for it to return.
 	// default: 1s
 	Block time.Duration
-	// ClaimIdle is how long an entry stays pending with another consumer
-	// before this one takes it over with XAUTOCLAIM; it must exceed the
-	// longest handler run.
+	// ClaimIdle is how long an entry stays pending with another consumer,
+	// unrenewed, before this one takes it over with XAUTOCLAIM: how soon
+	// the entries of a consumer that crashed, hung or was cut off are
+	// handled by others. A live consumer renews what it holds every
+	// ClaimIdle/4, however long its handlers run. Use one value across
+	// the group.
 	// default: 1m
 	ClaimIdle time.Duration
 	// ClaimInterval is how often to look for such entries.
