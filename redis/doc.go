@@ -101,7 +101,14 @@
 //   - Delayed emit ([Publisher.EmitAt]) is durable: events wait in the
 //     stream's delayed set, and every DelayedPoll each subscriber runs a Lua
 //     script that moves the due ones into the stream atomically, so each is
-//     moved exactly once however many subscribers run.
+//     moved exactly once however many subscribers run. Each member carries
+//     a unique prefix, so equal events emitted at the same time are each
+//     delivered. A member the script cannot parse, or whose XADD Redis
+//     refuses, is moved to the dead-letter stream (delayed_member,
+//     dead_reason and dead_at fields) in the same run and reported to the
+//     ErrorHandler as an error wrapping pubsub.ErrMalformed; the other
+//     members move on. A delayed set that holds another type is reported
+//     on every poll, and the other streams' delayed events go on moving.
 //   - Close stops reading, waits for the handlers and their
 //     acknowledgements, and removes the consumer from the group when it has
 //     no entry pending. It returns within about Block + HandlerTimeout +

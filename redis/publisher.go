@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,6 +129,13 @@ func (p *Publisher) Emit(ctx context.Context, events ...pubsub.Event) error {
 // durably; a subscriber of the stream moves them into it once at is
 // reached, exactly once however many subscribers run. A time not in the
 // future emits at once.
+//
+// Each event is one member of the sorted set, scored by at in Unix
+// milliseconds: a unique prefix, "u" and 16 hex digits of a random 64-bit
+// number then ";", followed by the event's fields as netstrings (see
+// packFields). The prefix keeps equal events apart, so emitting the same
+// event twice delivers it twice. docs/wire-format.md describes the format
+// for scheduling delayed events from other languages.
 func (p *Publisher) EmitAt(ctx context.Context, at time.Time, events ...pubsub.Event) error {
 	return p.write(ctx, at, events)
 }
@@ -164,7 +172,7 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 	cmds := make([]goredis.Cmder, len(events))
 	for i, ev := range events {
 		if delayed {
-			cmds[i] = pipe.ZAdd(ctx, DelayedKey(streams[i]), goredis.Z{Score: float64(at.UnixMilli()), Member: packFields(appendFields(nil, ev))})
+			cmds[i] = pipe.ZAdd(ctx, DelayedKey(streams[i]), goredis.Z{Score: float64(at.UnixMilli()), Member: delayedMember(appendFields(nil, ev))})
 		} else {
 			cmds[i] = pipe.Do(ctx, p.xadd(streams[i], ev)...)
 		}
@@ -209,9 +217,28 @@ func (p *Publisher) Close() error {
 	return nil
 }
 
+// delayedMember returns the delayed-set member of a field/value list: a
+// unique prefix, "u" and 16 lowercase hex digits of a random 64-bit
+// number then ";", before the fields packed by packFields. Without the
+// prefix two equal events would be one member (ZADD of a member already
+// there only changes its score), and one of them would be lost.
+func delayedMember(vals []any) string {
+	return fmt.Sprintf("u%016x;", rand.Uint64()) + packFields(vals)
+}
+
 // packFields serialises a field/value list for the delayed set, as
-// netstrings ("5:hello,"), which the move script unpacks with no library
-// and without touching binary payloads.
+// netstrings: for each field and then its value, the length in bytes in
+// decimal, ":", the bytes, "," ("4:name,13:order.created,"). The move
+// script unpacks them with no library and without touching binary
+// payloads.
+//
+// A member of the delayed set is such netstrings, with a unique prefix
+// before them (see [Publisher.EmitAt] and delayedMember) or, as members
+// written before prefixes were, without one: a member that begins with an
+// ASCII digit has no prefix; any other begins with a prefix of up to 64
+// bytes ended by the first ";", which the move script drops. A member of
+// another shape, or whose fields do not pair up, is moved to the
+// dead-letter stream with the reason instead of into the stream.
 func packFields(vals []any) string {
 	var b strings.Builder
 	for _, v := range vals {
