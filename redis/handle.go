@@ -15,7 +15,7 @@ import (
 // abandoned (then a new worker has taken its place).
 func (r *run) work() {
 	for j := range r.jobs {
-		if !r.stillOurs(j) {
+		if !r.stillOurs(&j) {
 			// Another consumer took it over while it waited here (this
 			// one was stalled past ClaimIdle): it is theirs to handle.
 			r.held.release(j.stream, j.msg.ID)

@@ -75,11 +75,15 @@ func (r *run) sweep(stream string, idle time.Duration) {
 // stillOurs reports whether j may be handed to a handler: the run has not
 // learned that another consumer holds it, and its hold is fresh, or
 // confirmed now. A run that was stalled (paused, starved, cut off) past
-// half of ClaimIdle checks with Redis first.
-func (r *run) stillOurs(j job) bool {
+// half of ClaimIdle checks with Redis first. A claimed entry is always
+// checked, and its delivery counted, as the handler starts.
+func (r *run) stillOurs(j *job) bool {
 	h, ok := r.held.get(j.stream, j.msg.ID)
 	if !ok || h.lost {
 		return false
+	}
+	if j.claimed {
+		return r.start(j)
 	}
 	if time.Since(h.confirmed) < r.s.cfg.ClaimIdle/2 {
 		return true

@@ -18,6 +18,9 @@ type job struct {
 	stream     string
 	msg        goredis.XMessage
 	deliveries int64
+	// claimed: the entry was claimed without counting a delivery, which
+	// is counted when a handler starts on it.
+	claimed bool
 }
 
 type ack struct{ stream, id string }
@@ -108,7 +111,7 @@ func (r *run) dispatch(j job) bool {
 // consumer, all at once (so that the claimer or keeper never mistakes a
 // queued one for someone else's), then hands those not already held to
 // the workers.
-func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time) bool {
+func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time, counted bool) bool {
 	fresh := entries[:0:0]
 	for _, e := range entries {
 		if r.held.take(stream, e.msg.ID, sent, e.deliveries) {
@@ -116,7 +119,7 @@ func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time) bool
 		}
 	}
 	for i, e := range fresh {
-		if !r.dispatch(job{stream: stream, msg: e.msg, deliveries: e.deliveries}) {
+		if !r.dispatch(job{stream: stream, msg: e.msg, deliveries: e.deliveries, claimed: !counted}) {
 			for _, rest := range fresh[i+1:] {
 				r.held.release(stream, rest.msg.ID)
 			}
@@ -149,6 +152,9 @@ func (r *run) read(stream string) {
 	cfg := r.s.cfg
 	failures := 0
 	own := true
+	// Make the consumer known to the group at once, as operators expect
+	// to see it in XINFO CONSUMERS (a blocked XREADGROUP does not).
+	_ = r.s.client.XGroupCreateConsumer(r.life, stream, cfg.Group, cfg.Consumer).Err()
 	for r.life.Err() == nil {
 		select {
 		case <-r.rescan[stream]:
@@ -196,7 +202,7 @@ func (r *run) read(stream string) {
 		for i, m := range msgs {
 			entries[i] = claimed{msg: m, deliveries: 1}
 		}
-		if !r.dispatchAll(stream, entries, sent) {
+		if !r.dispatchAll(stream, entries, sent, true) {
 			return
 		}
 	}
@@ -237,7 +243,7 @@ func (r *run) readOwn(stream string) error {
 					r.reportDeleted(stream, c.msg.ID)
 				}
 			}
-			if !r.dispatchAll(stream, ours, sent) {
+			if !r.dispatchAll(stream, ours, sent, false) {
 				return nil
 			}
 		}
@@ -268,7 +274,7 @@ func (r *run) claim() {
 				for _, id := range deleted {
 					r.reportDeleted(stream, id)
 				}
-				if !r.dispatchAll(stream, got, sent) {
+				if !r.dispatchAll(stream, got, sent, false) {
 					return
 				}
 				if next == "0-0" || next == "" {

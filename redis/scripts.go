@@ -15,21 +15,35 @@ import (
 
 // claimScript claims entries for this consumer. KEYS[1] is the stream;
 // ARGV is the group, the consumer, a mode and then (id, deliveries)
-// pairs. An entry pending with this consumer is claimed (XCLAIM, which
-// counts a delivery) and returned with its fields: "ours". One pending
-// with another consumer is left alone: "taken". One pending with nobody
-// (the group was made again, or a consumer that took it over
-// acknowledged it) is, in mode "retry", put back into the pending list
-// with FORCE and its delivery count carried over: "forced"; in mode "own"
-// it is left alone: "free". An entry no longer in the stream is "gone".
+// pairs. An entry pending with this consumer is claimed and returned with
+// its fields and delivery count: "ours". In mode "retry" the claim counts
+// a delivery (the entry goes to a handler next); in mode "own" it does
+// not (JUSTID: the entry may wait in the queue, and is counted when a
+// handler starts on it, see startScript). One pending with another
+// consumer is left alone: "taken". One pending with nobody (the group was
+// made again, or a consumer that took it over acknowledged it) is, in
+// mode "retry", put back into the pending list with FORCE and its
+// delivery count carried over: "forced"; in mode "own" it is left alone:
+// "free". An entry no longer in the stream is "gone".
 var claimScript = goredis.NewScript(`
 local out = {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local e = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
   if e and e[2] == ARGV[2] then
-    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
-    if c[1] then out[#out + 1] = {'ours', id, c[1][2], e[4] + 1} else out[#out + 1] = {'gone', id} end
+    if ARGV[3] == 'retry' then
+      local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
+      if c[1] then out[#out + 1] = {'ours', id, c[1][2], e[4] + 1} else out[#out + 1] = {'gone', id} end
+    else
+      local m = redis.call('XRANGE', KEYS[1], id, id)[1]
+      if m then
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+        out[#out + 1] = {'ours', id, m[2], e[4]}
+      else
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+        out[#out + 1] = {'gone', id}
+      end
+    end
   elseif e then
     out[#out + 1] = {'taken', id, e[2]}
   elseif ARGV[3] == 'retry' then
@@ -41,6 +55,22 @@ for i = 4, #ARGV, 2 do
   end
 end
 return out
+`)
+
+// startScript counts a delivery of an entry that was claimed without
+// one, as a handler is about to start on it, after checking that it is
+// still this consumer's. KEYS[1] is the stream; ARGV is the group, the
+// consumer and the ID. It returns {"ours", deliveries}, {"taken"} or
+// {"free"} (pending with nobody).
+var startScript = goredis.NewScript(`
+local e = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if e and e[2] == ARGV[2] then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'RETRYCOUNT', e[4] + 1, 'JUSTID')
+  return {'ours', e[4] + 1}
+elseif e then
+  return {'taken'}
+end
+return {'free'}
 `)
 
 // refreshScript renews this consumer's hold on entries without counting a
@@ -68,24 +98,31 @@ end
 return out
 `)
 
-// autoclaimScript takes over entries idle past a time with XAUTOCLAIM and
-// returns them with their delivery counts. KEYS[1] is the stream; ARGV is
-// the group, the consumer, the minimum idle time (ms), the start ID and
-// the count. It returns the next start ID, {id, fields, deliveries}
-// triples, and the IDs of entries deleted from the stream while pending,
-// which XAUTOCLAIM dropped from the pending list.
+// autoclaimScript takes over entries idle past a time with XAUTOCLAIM
+// JUSTID, which counts no delivery (that happens when a handler starts on
+// one, see startScript), and returns them with their fields and delivery
+// counts. KEYS[1] is the stream; ARGV is the group, the consumer, the
+// minimum idle time (ms), the start ID and the count. It returns the next
+// start ID, {id, fields, deliveries} triples, and the IDs of entries
+// deleted from the stream while pending, which XAUTOCLAIM dropped from the
+// pending list.
 var autoclaimScript = goredis.NewScript(`
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5], 'JUSTID')
 local out = {}
-for _, m in ipairs(r[2]) do
+local deleted = r[3] or {}
+for _, id in ipairs(r[2]) do
+  local m = redis.call('XRANGE', KEYS[1], id, id)[1]
   if m then
-    local e = redis.call('XPENDING', KEYS[1], ARGV[1], m[1], m[1], 1)[1]
+    local e = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
     local n = 1
     if e then n = e[4] end
-    out[#out + 1] = {m[1], m[2], n}
+    out[#out + 1] = {id, m[2], n}
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    deleted[#deleted + 1] = id
   end
 end
-return {r[1], out, r[3] or {}}
+return {r[1], out, deleted}
 `)
 
 // claimed is one entry a script returned.
@@ -153,6 +190,31 @@ func (r *run) autoclaim(ctx context.Context, stream, start string) (got []claime
 		deleted = append(deleted, str(id))
 	}
 	return out, str(res[0]), deleted, nil
+}
+
+// start runs startScript for j, a claimed entry a handler is about to
+// start on; it reports whether the handler may, and sets the delivery
+// count.
+func (r *run) start(j *job) bool {
+	sent := time.Now()
+	res, err := startScript.Run(r.life, r.s.client, []string{j.stream}, r.s.cfg.Group, r.s.cfg.Consumer, j.msg.ID).Slice()
+	if err != nil || len(res) == 0 {
+		// Unknown: hand it out, counted here; at worst it is handled
+		// twice, never lost.
+		j.deliveries++
+		return true
+	}
+	switch str(res[0]) {
+	case "ours":
+		n, _ := res[1].(int64)
+		j.deliveries = n
+		r.held.confirm(j.stream, j.msg.ID, sent, n)
+		return true
+	case "taken":
+		return false
+	}
+	j.deliveries++ // "free": its group was made again; still handled
+	return true
 }
 
 // refreshEntries runs refreshScript on entries of stream and records what
