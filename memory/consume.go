@@ -115,11 +115,15 @@ func (c *consumer) work(w *slot) {
 	stop, closed := c.ctx.Done(), c.s.gate.Done()
 	for {
 		// Stopping comes first: select alone would pick at random
-		// between it and a waiting event.
+		// between it and a waiting event. (Two selects, as each with
+		// one case and a default is a cheap check that locks nothing.)
 		select {
 		case <-stop:
 			c.slots.Done()
 			return
+		default:
+		}
+		select {
 		case <-closed:
 			c.slots.Done()
 			return
@@ -127,11 +131,12 @@ func (c *consumer) work(w *slot) {
 		}
 		select {
 		case env := <-c.s.g.ch:
-			// Making a context with a deadline costs a timer: runs that
-			// start within c.share of each other share one, their
-			// deadline coming at most c.share early.
-			if now := c.now(); now >= rc.deadline-int64(c.timeout-c.share) {
-				rc.renew(c, now+int64(c.timeout))
+			// Making a context with a deadline costs a timer, and so
+			// does reading the clock: runs that start within c.share of
+			// each other share one, their deadline coming that much
+			// early at most.
+			if rc.ctx == nil || rc.stale.Load() {
+				rc.renew(c)
 			}
 			deadline := rc.deadline
 			w.env = env
@@ -160,19 +165,25 @@ func (c *consumer) work(w *slot) {
 type runContext struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
-	deadline int64 // of ctx, in nanoseconds since consumer.base
+	deadline int64       // of ctx, in nanoseconds since consumer.base
+	stale    atomic.Bool // set consumer.share after ctx was made
+	timer    *time.Timer // sets stale
 }
 
-// renew replaces the context with one whose deadline is deadline.
-func (rc *runContext) renew(c *consumer, deadline int64) {
+// renew replaces the context with one whose deadline is HandlerTimeout
+// from now.
+func (rc *runContext) renew(c *consumer) {
 	rc.release()
-	rc.deadline = deadline
-	rc.ctx, rc.cancel = context.WithDeadline(c.ctx, c.base.Add(time.Duration(deadline)))
+	rc.deadline = c.now() + int64(c.timeout)
+	rc.ctx, rc.cancel = context.WithDeadline(c.ctx, c.base.Add(time.Duration(rc.deadline)))
+	rc.stale.Store(false)
+	rc.timer = time.AfterFunc(c.share, func() { rc.stale.Store(true) })
 }
 
 func (rc *runContext) release() {
 	if rc.cancel != nil {
 		rc.cancel()
+		rc.timer.Stop()
 	}
 }
 
