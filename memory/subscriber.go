@@ -33,8 +33,9 @@ type SubscriberConfig struct {
 	Backoff pubsub.Backoff
 	// HandlerTimeout bounds each handler run: its context has a deadline
 	// at most HandlerTimeout after the run started (runs that start within
-	// a thousandth of HandlerTimeout, at most 10ms, of each other on one
-	// worker share a context, so the deadline may come that much earlier).
+	// about a thousandth of HandlerTimeout, at most 10ms, of each other on
+	// one worker share a context, so the deadline may come that much
+	// earlier, and the context may outlive the run until then).
 	// A handler that returns, its context's error or any other, is treated
 	// as usual. One that ignores its deadline is abandoned a grace period
 	// after it (a quarter of HandlerTimeout, at most 5s): the worker goes
