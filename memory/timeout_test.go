@@ -136,6 +136,24 @@ func countWorkers() int {
 	}
 }
 
+// waitWorkers waits until countWorkers is want, and fails t if it is not
+// within the wait: goroutines that are done take a moment to be gone.
+func waitWorkers(t *testing.T, want int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		n := countWorkers()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d worker goroutines %s, want %d", n, what, want)
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
 // Hung handlers leave one goroutine each, and no more; the dead letter
 // says why; Broker.Close does not wait for the hung handlers.
 func TestHungHandlersCostOneGoroutineEach(t *testing.T) {
@@ -175,9 +193,7 @@ func TestHungHandlersCostOneGoroutineEach(t *testing.T) {
 			t.Fatal("not every poison event was dead-lettered")
 		}
 	}
-	if n := countWorkers(); n != concurrency+poison {
-		t.Errorf("%d worker goroutines after %d hangs, want %d: the Concurrency workers and one per hang", n, poison, concurrency+poison)
-	}
+	waitWorkers(t, concurrency+poison, "after 3 hangs (the Concurrency workers and one per hang)")
 	dls := b.DeadLetters()
 	if len(dls) != poison {
 		t.Fatalf("%d dead letters, want %d", len(dls), poison)
@@ -199,7 +215,5 @@ func TestHungHandlersCostOneGoroutineEach(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Broker.Close waited for the hung handlers")
 	}
-	if n := countWorkers(); n != poison {
-		t.Errorf("%d worker goroutines after Close, want the %d hung ones", n, poison)
-	}
+	waitWorkers(t, poison, "after Close (the hung ones)")
 }
