@@ -193,8 +193,9 @@ func (b *Broker) addDeadLetter(dl DeadLetter) {
 }
 
 // Close stops the broker: it waits for Emits in flight, closes every
-// subscriber (waiting for their handlers), and drops events still buffered
-// or scheduled. It is safe to call more than once.
+// subscriber (waiting for their handlers, each at most until its deadline
+// plus grace, see [SubscriberConfig.HandlerTimeout]), and drops events
+// still buffered or scheduled. It is safe to call more than once.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
@@ -213,9 +214,13 @@ func (b *Broker) Close() error {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
+	// Together, so that Close waits for the slowest handler's deadline
+	// plus grace once rather than for each subscriber in turn.
+	var closing sync.WaitGroup
 	for _, s := range subs {
-		_ = s.Close()
+		closing.Go(func() { _ = s.Close() })
 	}
+	closing.Wait()
 	return nil
 }
 

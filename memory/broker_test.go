@@ -125,6 +125,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}{
 		{memory.SubscriberConfig{Concurrency: -1}, "SubscriberConfig.Concurrency is -1"},
 		{memory.SubscriberConfig{MaxAttempts: -3}, "SubscriberConfig.MaxAttempts is -3"},
+		{memory.SubscriberConfig{HandlerTimeout: -time.Second}, "SubscriberConfig.HandlerTimeout is -1s"},
 		{memory.SubscriberConfig{Names: []pubsub.Name{"a", ""}}, "SubscriberConfig.Names holds an empty name"},
 	} {
 		if _, err := b.NewSubscriber(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

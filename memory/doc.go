@@ -36,6 +36,23 @@
 //     ([Broker.DeadLetters]) and to the ErrorHandler.
 //   - A handler that fails because Consume's context was cancelled is not
 //     charged an attempt: its event goes back to the group at once.
+//   - Handlers run under a deadline, [SubscriberConfig.HandlerTimeout]
+//     (default 1m), set on their context. A handler that ignores it is
+//     abandoned a grace period after it (a quarter of HandlerTimeout, at
+//     most 5s): another goroutine takes its place, so a hung handler
+//     stalls neither its subscriber nor the group, and the run counts as a
+//     failed attempt whose error wraps [context.DeadlineExceeded]. The
+//     event is retried after the backoff and, after MaxAttempts runs that
+//     failed or hung, dead-lettered with a reason saying the handler did
+//     not return. What an abandoned handler returns later is ignored. Its
+//     goroutine is left to end by itself: there is one per hung run, and
+//     none per event otherwise.
+//   - Close, [Broker.Close] and a Consume whose context is cancelled
+//     return within HandlerTimeout plus the grace period (and the time
+//     the ErrorHandler takes): they wait for a running handler at most
+//     until its deadline plus the grace period, then abandon it as above,
+//     its event going back to the group as a failed attempt, for a later
+//     subscriber.
 //   - Nothing is durable. Events still buffered, waiting for a retry, or
 //     scheduled with [Broker.EmitAt] when the broker is closed are dropped.
 //

@@ -18,11 +18,12 @@ func TestConformance(t *testing.T) {
 				Publisher: b,
 				NewSubscriber: func(cfg pubsubtest.SubscriberConfig) (pubsub.Subscriber, error) {
 					return b.NewSubscriber(memory.SubscriberConfig{
-						Group:       cfg.Group,
-						Names:       cfg.Names,
-						Concurrency: cfg.Concurrency,
-						MaxAttempts: cfg.MaxAttempts,
-						Backoff:     pubsub.ConstantBackoff(cfg.Backoff),
+						Group:          cfg.Group,
+						Names:          cfg.Names,
+						Concurrency:    cfg.Concurrency,
+						MaxAttempts:    cfg.MaxAttempts,
+						Backoff:        pubsub.ConstantBackoff(cfg.Backoff),
+						HandlerTimeout: cfg.HandlerTimeout,
 					})
 				},
 				DeadLetters: func() ([]pubsubtest.DeadLetter, error) {

@@ -1,11 +1,8 @@
 package memory
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
@@ -34,12 +31,28 @@ type SubscriberConfig struct {
 	// Backoff is the wait before each redelivery.
 	// default: pubsub.ExponentialBackoff(100*time.Millisecond, 10*time.Second)
 	Backoff pubsub.Backoff
+	// HandlerTimeout bounds each handler run: its context has a deadline
+	// at most HandlerTimeout after the run started (runs that start within
+	// about a thousandth of HandlerTimeout, at most 10ms, of each other on
+	// one worker share a context, so the deadline may come that much
+	// earlier, and the context may outlive the run until then).
+	// A handler that returns, its context's error or any other, is treated
+	// as usual. One that ignores its deadline is abandoned a grace period
+	// after it (a quarter of HandlerTimeout, at most 5s): the worker goes
+	// on with other events, the run counts as a failed attempt whose error
+	// wraps [context.DeadlineExceeded], and whatever the handler returns
+	// later is ignored. It also bounds Close and a cancelled Consume, which
+	// wait for a running handler at most until its deadline plus the
+	// grace period.
+	// default: 1m
+	HandlerTimeout time.Duration
 }
 
 const (
 	defaultMaxAttempts = 5
 	defaultMinBackoff  = 100 * time.Millisecond
 	defaultMaxBackoff  = 10 * time.Second
+	defaultTimeout     = time.Minute
 )
 
 // Validate reports the first field of c that holds an invalid value.
@@ -49,6 +62,8 @@ func (c SubscriberConfig) Validate() error {
 		return fmt.Errorf("memory: SubscriberConfig.Concurrency is %d, want 0 (default) or more", c.Concurrency)
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("memory: SubscriberConfig.MaxAttempts is %d, want 0 (default) or more", c.MaxAttempts)
+	case c.HandlerTimeout < 0:
+		return fmt.Errorf("memory: SubscriberConfig.HandlerTimeout is %s, want 0 (default) or more", c.HandlerTimeout)
 	case slices.Contains(c.Names, ""):
 		return fmt.Errorf("memory: SubscriberConfig.Names holds an empty name")
 	}
@@ -61,6 +76,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = defaultMaxAttempts
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = defaultTimeout
 	}
 	if c.Backoff == nil {
 		c.Backoff = pubsub.ExponentialBackoff(defaultMinBackoff, defaultMaxBackoff)
@@ -101,72 +119,13 @@ func (b *Broker) NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	return s, nil
 }
 
-// Consume runs [SubscriberConfig.Concurrency] handlers on the group's
-// events until ctx is done or the subscriber is closed, then returns once
-// they have finished. Several Consume calls on one subscriber share its
-// group like separate subscribers would. A nil h panics.
-func (s *Subscriber) Consume(ctx context.Context, h pubsub.Handler, eh pubsub.ErrorHandler) {
-	if h == nil {
-		panic("memory: Subscriber.Consume called with a nil Handler")
-	}
-	if eh == nil {
-		eh = lifecycle.LogErrors(s.b.opts.Logger, "memory: subscriber error", "group", s.g.name)
-	}
-	if !s.gate.Enter() {
-		eh(ctx, fmt.Errorf("memory: Consume on group %q: %w", s.g.name, pubsub.ErrClosed), nil)
-		return
-	}
-	defer s.gate.Leave()
-
-	h = pubsub.Recover(h)
-	var workers sync.WaitGroup
-	for range s.cfg.Concurrency {
-		workers.Go(func() { s.work(ctx, h, eh) })
-	}
-	workers.Wait()
-}
-
-func (s *Subscriber) work(ctx context.Context, h pubsub.Handler, eh pubsub.ErrorHandler) {
-	for {
-		select {
-		case env := <-s.g.ch:
-			s.handle(ctx, h, eh, env)
-		case <-ctx.Done():
-			return
-		case <-s.gate.Done():
-			return
-		}
-	}
-}
-
-func (s *Subscriber) handle(ctx context.Context, h pubsub.Handler, eh pubsub.ErrorHandler, env envelope) {
-	err := h(pubsub.HandlerContext(ctx, env.ev), env.ev)
-	if err == nil {
-		return
-	}
-	permanent := errors.Is(err, pubsub.ErrPermanent)
-	if ctx.Err() != nil && !permanent {
-		// Consume is stopping: the failure is ours, not the event's, so
-		// it goes back without being charged an attempt.
-		go s.g.requeue(s.b.life, env)
-		return
-	}
-	env.deliveries++
-	if permanent || env.deliveries >= s.cfg.MaxAttempts {
-		dl := &pubsub.DeadLetterError{Attempts: env.deliveries, Err: err}
-		s.b.addDeadLetter(DeadLetter{Event: env.ev, Group: s.g.name, Err: err, Attempts: env.deliveries, At: time.Now()})
-		ev := env.ev
-		eh(ctx, dl, &ev)
-		return
-	}
-	env.ev.Meta.Attempts++
-	time.AfterFunc(s.cfg.Backoff(env.deliveries), func() { s.g.requeue(s.b.life, env) })
-}
-
 // Close stops the subscriber's Consume calls and waits for their handlers
-// to return. Events it has not taken stay with its group. It is safe to
-// call more than once, but not from one of its handlers, which it would
-// wait for.
+// to return, each at most until its deadline plus the grace period (see
+// [SubscriberConfig.HandlerTimeout]): Close returns within HandlerTimeout
+// plus the grace period, and the time ErrorHandlers take. Events it has
+// not taken stay with its group; those of abandoned handlers go back to
+// it as failed attempts. It is safe to call more than once, but not from
+// one of its handlers, which it would wait for.
 func (s *Subscriber) Close() error {
 	if !s.gate.Close() {
 		return nil

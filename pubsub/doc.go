@@ -30,6 +30,14 @@
 //     the last one the event is recorded in a dead-letter place with the
 //     reason, and the [ErrorHandler] is called with a [*DeadLetterError]. An
 //     error that wraps [ErrPermanent] skips the remaining attempts.
+//   - Deadlines. Each handler runs with a deadline on its context (the
+//     subscriber's handler timeout, one minute by default). A handler that
+//     ignores it is abandoned a grace period later (a quarter of the
+//     timeout, at most 5s) without stalling the consumer: the run counts
+//     as a failed attempt, and an event whose handler hangs on every
+//     delivery (or, with a durable backend, crashes the process) is
+//     dead-lettered after the maximum number of attempts instead of being
+//     handed to a handler again.
 //   - Errors that concern no single event (a lost connection, an entry that
 //     cannot be decoded) reach the [ErrorHandler] with a nil event, or with
 //     the partly decoded one, and consuming goes on.
@@ -43,9 +51,10 @@
 // # Lifecycle
 //
 // [Subscriber.Consume] blocks until its context is done or the subscriber is
-// closed, and returns only after the handlers it started have returned.
-// Close is safe to call more than once and waits for work in flight. Emit
-// after Close returns [ErrClosed].
+// closed, and returns only after the handlers it started have returned or
+// have been abandoned past their deadline and grace period. Close is safe
+// to call more than once and waits for work in flight within that same
+// bound. Emit after Close returns [ErrClosed].
 //
 // # Context
 //

@@ -38,14 +38,19 @@ type Publisher interface {
 type Subscriber interface {
 	// Consume calls h for each event of the subscriber's group, and
 	// blocks until ctx is done or the subscriber is closed; it then returns
-	// after the handlers it started have returned. Errors it handled itself
+	// after the handlers it started have returned, waiting for each at
+	// most until its deadline plus a grace period (handlers run under a
+	// deadline; one that ignores it is abandoned, and its run counts as a
+	// failed attempt). Errors it handled itself
 	// go to eh; a nil eh leaves them to the backend's logger. A nil h is a
 	// programming error and panics. Consume on a closed subscriber reports
 	// [ErrClosed] to eh and returns at once. Handlers see a context derived
 	// from ctx (see [HandlerContext]).
 	Consume(ctx context.Context, h Handler, eh ErrorHandler)
-	// Close stops consuming and waits for handlers in flight. Events not
-	// yet acknowledged stay with the group for a later consumer. It is safe
+	// Close stops consuming and waits for handlers in flight, each at most
+	// until its deadline plus a grace period, so it returns within a bound
+	// even when a handler ignores its context. Events not yet acknowledged
+	// stay with the group for a later consumer. It is safe
 	// to call more than once; later calls return nil. A handler must not
 	// call it: Close would wait for that handler.
 	Close() error

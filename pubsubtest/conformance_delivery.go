@@ -131,10 +131,11 @@ func testRedelivery(t *testing.T, f *fixture) {
 	}
 }
 
-// deadLetterRun emits one event to a subscriber whose handler always fails
-// with fail, waits for it to be dead-lettered, and returns the deliveries
-// and what the ErrorHandler got.
-func deadLetterRun(t *testing.T, f *fixture, maxAttempts int, fail pubsub.Handler) (ev pubsub.Event, deliveries []pubsub.Event, reported []error) {
+// deadLetterRun emits one event to a subscriber configured by cfg (with
+// a group of its own) whose handler always fails with fail, waits for it
+// to be dead-lettered, and returns the deliveries and what the
+// ErrorHandler got.
+func deadLetterRun(t *testing.T, f *fixture, cfg SubscriberConfig, fail pubsub.Handler) (ev pubsub.Event, deliveries []pubsub.Event, reported []error) {
 	t.Helper()
 	rec := NewRecorder()
 	var mu sync.Mutex
@@ -159,7 +160,8 @@ func deadLetterRun(t *testing.T, f *fixture, maxAttempts int, fail pubsub.Handle
 		}
 		return fail(ctx, e)
 	})
-	f.consume(f.sub(SubscriberConfig{Group: "dead-letter-run", MaxAttempts: maxAttempts}), h, eh)
+	cfg.Group = "dead-letter-run"
+	f.consume(f.sub(cfg), h, eh)
 	f.emit(ev)
 	f.wait(dead, "the ErrorHandler to report the dead letter")
 	// A marker behind it, handled, shows that no further redelivery of
@@ -215,7 +217,7 @@ func checkDeadLettered(t *testing.T, f *fixture, ev pubsub.Event, reported []err
 var errAlways = errors.New("handler always fails")
 
 func testDeadLetter(t *testing.T, f *fixture) {
-	ev, deliveries, reported := deadLetterRun(t, f, 3, func(context.Context, pubsub.Event) error { return errAlways })
+	ev, deliveries, reported := deadLetterRun(t, f, SubscriberConfig{MaxAttempts: 3}, func(context.Context, pubsub.Event) error { return errAlways })
 	if len(deliveries) != 3 {
 		t.Fatalf("handler called %d times, want MaxAttempts = 3", len(deliveries))
 	}
@@ -229,7 +231,7 @@ func testDeadLetter(t *testing.T, f *fixture) {
 
 func testPermanent(t *testing.T, f *fixture) {
 	permanent := fmt.Errorf("payload can never be handled: %w", pubsub.ErrPermanent)
-	ev, deliveries, reported := deadLetterRun(t, f, 5, func(context.Context, pubsub.Event) error { return permanent })
+	ev, deliveries, reported := deadLetterRun(t, f, SubscriberConfig{MaxAttempts: 5}, func(context.Context, pubsub.Event) error { return permanent })
 	if len(deliveries) != 1 {
 		t.Fatalf("handler called %d times, want once: a permanent error is not retried", len(deliveries))
 	}
@@ -255,7 +257,7 @@ func testPanic(t *testing.T, f *fixture) {
 
 	// A handler that always panics ends in the dead letters with a
 	// *PanicError as the reason.
-	ev2, _, reported := deadLetterRun(t, f, 2, func(context.Context, pubsub.Event) error { panic(errAlways) })
+	ev2, _, reported := deadLetterRun(t, f, SubscriberConfig{MaxAttempts: 2}, func(context.Context, pubsub.Event) error { panic(errAlways) })
 	checkDeadLettered(t, f, ev2, reported, 2, errAlways)
 	var pe *pubsub.PanicError
 	if !errors.As(reported[0], &pe) {

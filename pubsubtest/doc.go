@@ -15,6 +15,16 @@
 // Capabilities a backend does not have are declared in [Harness.Lacks],
 // with the reason, and their tests are skipped rather than faked.
 //
+// The harness maps every field of [SubscriberConfig] onto the backend's
+// own configuration, HandlerTimeout included: the tests about handler
+// deadlines set it short (200ms) and block a handler, ignoring its
+// context, until the test ends. They expect such a run to be abandoned
+// without stalling other events, the event to be dead-lettered after
+// MaxAttempts runs, and Close and a cancelled Consume to return within
+// ten times HandlerTimeout plus 5s. A backend that hands an abandoned
+// event out again only after a claim timeout sets that timeout short in
+// its harness, and [Harness.Timeout] long enough to cover it.
+//
 // # For service authors
 //
 // A [Recorder] stands in for a publisher and records what the code under

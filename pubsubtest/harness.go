@@ -16,7 +16,9 @@ type Harness struct {
 	// Lacks names the capabilities the backend does not have, each with
 	// the reason; the tests that need them are skipped with that reason.
 	Lacks map[Capability]string
-	// Timeout bounds every wait for an event in the suite.
+	// Timeout bounds every wait for an event in the suite. A backend that
+	// redelivers an abandoned handler's event only after a claim timeout
+	// needs it long enough for two such timeouts and more.
 	// default: 10s
 	Timeout time.Duration
 }
@@ -48,6 +50,11 @@ type SubscriberConfig struct {
 	// Backoff is the wait before each redelivery; short, so the suite
 	// runs fast.
 	Backoff time.Duration
+	// HandlerTimeout is the deadline of each handler run, after which a
+	// handler that has not returned is abandoned (after the backend's
+	// grace period) and its event retried or dead-lettered. Zero leaves
+	// the backend's default; the tests about handler deadlines set it.
+	HandlerTimeout time.Duration
 }
 
 // DeadLetter is an event a backend gave up on, as the suite sees it.
