@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/lifecycle"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -92,7 +93,7 @@ func addAttempts(a int, n int64) int {
 
 // grace is how long after its deadline a handler is waited for before it
 // is abandoned: a quarter of HandlerTimeout, at most 5s.
-func (r *run) grace() time.Duration { return min(r.s.cfg.HandlerTimeout/4, 5*time.Second) }
+func (r *run) grace() time.Duration { return lifecycle.HandlerGrace(r.s.cfg.HandlerTimeout) }
 
 // call runs the handler under HandlerTimeout. It reports returned=false
 // when the handler ignored its deadline past the grace: the job was then
@@ -120,8 +121,8 @@ func (r *run) call(j job, ev pubsub.Event) (err error, returned bool) {
 // longer waits for.
 func (r *run) abandon(j job, ev pubsub.Event) {
 	r.held.release(j.stream, j.msg.ID)
-	r.eh(r.ctx, fmt.Errorf("redis: handler of entry %s of stream %q did not return within HandlerTimeout %s and %s more; abandoned, the entry stays pending and is delivered again: %w",
-		j.msg.ID, j.stream, r.s.cfg.HandlerTimeout, r.grace(), context.DeadlineExceeded), &ev)
+	r.eh(r.ctx, fmt.Errorf("entry %s of stream %q stays pending and is delivered again: %w",
+		j.msg.ID, j.stream, lifecycle.HungError("redis", r.s.cfg.HandlerTimeout)), &ev)
 	r.workers.Add(1)
 	go r.work()
 	r.workers.Done() // the stuck worker's share

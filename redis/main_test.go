@@ -86,8 +86,12 @@ func harness(client goredis.UniversalClient, lacks map[pubsubtest.Capability]str
 						Concurrency: cfg.Concurrency,
 						MaxAttempts: cfg.MaxAttempts,
 						Backoff:     pubsub.ConstantBackoff(cfg.Backoff),
-						Block:       50 * time.Millisecond,
-						DelayedPoll: 20 * time.Millisecond,
+						// A hung handler's entry is taken over after
+						// ClaimIdle; keep it short for the suite.
+						HandlerTimeout: cfg.HandlerTimeout,
+						ClaimIdle:      500 * time.Millisecond,
+						Block:          50 * time.Millisecond,
+						DelayedPoll:    20 * time.Millisecond,
 					})
 				},
 				DeadLetters: func() ([]pubsubtest.DeadLetter, error) {
