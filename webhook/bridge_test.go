@@ -145,7 +145,7 @@ func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
 	if hit.Header.Get(webhook.HeaderAttempt) != "1" || string(hit.Body) != `{"n":1}` {
 		t.Errorf("replayed delivery: attempt %s body %q", hit.Header.Get(webhook.HeaderAttempt), hit.Body)
 	}
-	if left, _ := h.dead.List(context.Background()); len(left) != 0 {
+	if left := allDeadLetters(t, h.dead); len(left) != 0 {
 		t.Errorf("dead letters after replay: %v", left)
 	}
 }

@@ -113,36 +113,66 @@ func (b *Bridge) deadLetter(ctx context.Context, subID string, ev pubsub.Event, 
 
 // Replay re-delivers the dead letters for which match returns true (all of
 // them for a nil match), as fresh deliveries with a full set of attempts,
-// and removes them from the store. It returns how many it scheduled.
+// and removes them from the store. It returns how many it scheduled. See
+// [ReplayDeadLetters].
 func (b *Bridge) Replay(ctx context.Context, match func(DeadLetter) bool) (int, error) {
 	return ReplayDeadLetters(ctx, b.cfg.DeadLetters, b.pub, match)
 }
+
+// replayPage is how many dead letters a replay reads, emits and removes
+// at a time.
+const replayPage = 500
 
 // ReplayDeadLetters is [Bridge.Replay] without a bridge: it emits, through
 // pub, a retry event with a full set of attempts for each dead letter in
 // store that match accepts (all for nil), for whichever bridge consumes
 // pub's stream, and removes it from the store.
+//
+// It walks the store one page at a time ([DeadLetterStore.List]), emitting
+// a page's matches in one Emit and then removing them, so memory stays
+// bounded by a page whatever the backlog. The walk covers the dead letters
+// stored when it started, each once, even as they are removed behind it; a
+// replayed delivery that fails and is dead-lettered again during the walk
+// waits for the next replay, so a replay ends even when every delivery is
+// refused at once. Two replays run at the same time may both emit a dead
+// letter that both read before either removed it (deliveries are
+// at-least-once: receivers deduplicate on webhook-id). On an
+// error it returns how many were replayed and removed before it; the
+// page being emitted may have been emitted in part, and those dead letters
+// are still stored, so they are replayed again by the next call.
 func ReplayDeadLetters(ctx context.Context, store DeadLetterStore, pub pubsub.Publisher, match func(DeadLetter) bool) (int, error) {
-	dls, err := store.List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, dl := range dls {
-		if match != nil && !match(dl) {
-			continue
-		}
-		rev, err := retry{SubscriptionID: dl.SubscriptionID, Event: dl.Event}.event()
-		if err == nil {
-			err = pub.Emit(ctx, rev)
-		}
-		if err == nil {
-			err = store.Remove(ctx, dl.ID)
-		}
+	n, after := 0, ""
+	for {
+		page, next, err := store.List(ctx, after, replayPage)
 		if err != nil {
-			return n, fmt.Errorf("webhook: replaying dead letter %s: %w", dl.ID, err)
+			return n, err
 		}
-		n++
+		var (
+			evs []pubsub.Event
+			ids []string
+		)
+		for _, dl := range page {
+			if match != nil && !match(dl) {
+				continue
+			}
+			rev, err := retry{SubscriptionID: dl.SubscriptionID, Event: dl.Event}.event()
+			if err != nil {
+				return n, fmt.Errorf("webhook: replaying dead letter %s: %w", dl.ID, err)
+			}
+			evs, ids = append(evs, rev), append(ids, dl.ID)
+		}
+		if len(evs) > 0 {
+			if err := pub.Emit(ctx, evs...); err != nil {
+				return n, fmt.Errorf("webhook: replaying dead letters %s to %s: %w", ids[0], ids[len(ids)-1], err)
+			}
+			if err := store.Remove(ctx, ids...); err != nil {
+				return n, fmt.Errorf("webhook: removing replayed dead letters %s to %s: %w", ids[0], ids[len(ids)-1], err)
+			}
+			n += len(ids)
+		}
+		if next == "" {
+			return n, nil
+		}
+		after = next
 	}
-	return n, nil
 }

@@ -54,4 +54,13 @@
 // failing endpoint never holds up the others.
 //
 // Events marked as dry runs are matched and logged, never sent.
+//
+// # Dead letters
+//
+// Deliveries given up on go to a [DeadLetterStore]: [MemoryDeadLetters] by
+// default, [RedisDeadLetters] to share them between replicas. Both keep at
+// most about [DefaultDeadLetterMaxLen] unless told otherwise, the oldest
+// dropped first, and list them a page at a time with a cursor
+// ([DeadLetterStore.List]); [Bridge.Replay] and [ReplayDeadLetters] walk
+// the pages, so no backlog is ever read whole.
 package webhook

@@ -1,8 +1,10 @@
 package webhook_test
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
 )
 
@@ -32,4 +34,39 @@ func ExampleCompile() {
 	fmt.Println(err)
 	// Output:
 	// webhook: subscription "billing": filter: unexpected token EOF (line 1, column 31)
+}
+
+// Walking dead letters a page at a time, oldest first, as the bridge's
+// admin API and `webhook-bridge dlq` do: each page's next cursor asks for
+// the following one, and "" ends the walk. Removing what a page returned
+// (a replay, say) moves nothing under the cursor.
+func ExampleMemoryDeadLetters_List() {
+	ctx := context.Background()
+	store := &webhook.MemoryDeadLetters{MaxLen: 4}
+	for _, id := range []string{"e1", "e2", "e3", "e4", "e5"} {
+		_ = store.Add(ctx, webhook.DeadLetter{SubscriptionID: "billing", Event: pubsub.Event{ID: pubsub.ID(id)}})
+	}
+	after := ""
+	for {
+		page, next, err := store.List(ctx, after, 3)
+		if err != nil {
+			panic(err)
+		}
+		for _, dl := range page {
+			fmt.Println(dl.ID, dl.Event.ID)
+			_ = store.Remove(ctx, dl.ID)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	n, _ := store.Len(ctx)
+	fmt.Println("left:", n, "dropped:", store.Dropped())
+	// Output:
+	// 2 e2
+	// 3 e3
+	// 4 e4
+	// 5 e5
+	// left: 0 dropped: 1
 }

@@ -81,7 +81,7 @@ func (h *harness) deadLetters(t *testing.T, n int) []webhook.DeadLetter {
 	t.Helper()
 	var dls []webhook.DeadLetter
 	h.until(t, "dead letters", func() bool {
-		dls, _ = h.dead.List(context.Background())
+		dls = allDeadLetters(t, h.dead)
 		return len(dls) >= n
 	})
 	return dls
@@ -174,3 +174,21 @@ func (o *countingObserver) filterFailures() int {
 }
 
 var status = httpsink.Status
+
+// allDeadLetters walks every page of store.
+func allDeadLetters(t *testing.T, store webhook.DeadLetterStore) []webhook.DeadLetter {
+	t.Helper()
+	var all []webhook.DeadLetter
+	after := ""
+	for {
+		page, next, err := store.List(context.Background(), after, 0)
+		if err != nil {
+			t.Fatalf("List(%q): %v", after, err)
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		after = next
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -47,6 +48,12 @@ func redisClient(cfg *Config) (goredis.UniversalClient, error) {
 // stream in Redis.
 func deadLetterKey(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:dead") }
 
+// deadLetterStore is the bridge's dead-letter stream in Redis, bounded by
+// dead_letters.max_len.
+func deadLetterStore(cfg *Config, client goredis.UniversalClient) webhook.RedisDeadLetters {
+	return webhook.RedisDeadLetters{Client: client, Key: deadLetterKey(cfg), MaxLen: cfg.DeadLetters.MaxLen}
+}
+
 // retryStream holds the bridge's own retry events, beside its stream, so
 // that other consumer groups of the stream never see them.
 func retryStream(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:retries") }
@@ -84,7 +91,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		if err != nil {
 			return nil, err
 		}
-		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{}, subs: newMemoryStore(),
+		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{MaxLen: int(min(cfg.DeadLetters.MaxLen, math.MaxInt))}, subs: newMemoryStore(),
 			closers: []func() error{broker.Close, sub.Close}}, nil
 	}
 
@@ -114,7 +121,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	log.Info("webhook-bridge: on Redis", "redis", redact.URL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
 	return &backend{
 		pub: pub, sub: sub, client: client,
-		dead: webhook.RedisDeadLetters{Client: client, Key: deadLetterKey(cfg)},
+		dead: deadLetterStore(cfg, client),
 		subs: &redisStore{client: client, key: subscriptionsKey(cfg)},
 		lag: func(ctx context.Context) (int64, error) {
 			groups, err := client.XInfoGroups(ctx, cfg.Stream).Result()

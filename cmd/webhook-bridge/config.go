@@ -69,6 +69,14 @@ type Config struct {
 		// Allow lists CIDRs that stay reachable when DenyPrivate is set.
 		Allow []string `yaml:"allow"`
 	} `yaml:"targets"`
+	DeadLetters struct {
+		// MaxLen bounds the dead letters kept: on Redis the dead-letter
+		// stream is trimmed to about this many entries (XADD MAXLEN ~) at
+		// every write, in memory the oldest beyond it are dropped. 0 means
+		// the default; a negative value keeps every dead letter.
+		// default: 100000
+		MaxLen int64 `yaml:"max_len"`
+	} `yaml:"dead_letters"`
 	Subscriptions []webhook.Subscription `yaml:"subscriptions"`
 	// Demo runs a receiver and emits sample events, to try the bridge.
 	Demo struct {
@@ -248,6 +256,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Demo.Interval == 0 {
 		c.Demo.Interval = webhook.Duration(5 * time.Second)
+	}
+	if c.DeadLetters.MaxLen == 0 {
+		c.DeadLetters.MaxLen = webhook.DefaultDeadLetterMaxLen
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

@@ -32,6 +32,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad listen", "listen: nowhere\n", `config: listen "nowhere": want host:port`},
 		{"bad secret", validSub + "    secret: whsec_???\n", `subscription "orders": secret 1: not a Standard Webhooks secret`},
 		{"bad yaml", "listen: [\n", "config: yaml:"},
+		{"unknown dead_letters key", "dead_letters:\n  maxlen: 5\n", "config: unknown key dead_letters.maxlen (line 2)"},
+		{"dead_letters.max_len not a number", "dead_letters:\n  max_len: lots\n", "config: line 2: cannot unmarshal !!str `lots` into int64"},
 		{"bad cidr", "targets:\n  deny_private: true\n  allow: [10.0.0.0/8, intranet]\n", `config: targets.allow[1] "intranet": want a CIDR`},
 	}
 	for _, tc := range tests {
@@ -74,7 +76,15 @@ retry:
 		time.Duration(cfg.Timeout) != 10*time.Second || cfg.MaxBodyBytes != 1<<20 || time.Duration(cfg.Retry.Schedule[1]) != time.Minute {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
+	if cfg.DeadLetters.MaxLen != 100000 {
+		t.Errorf("dead_letters.max_len default = %d, want 100000", cfg.DeadLetters.MaxLen)
+	}
 	if _, err := parseConfig(nil); err != nil {
 		t.Errorf("an empty config is valid (all defaults): %v", err)
+	}
+	for text, want := range map[string]int64{"dead_letters:\n  max_len: 0\n": 100000, "dead_letters:\n  max_len: -1\n": -1, "dead_letters:\n  max_len: 500\n": 500} {
+		if cfg, err := parseConfig([]byte(text)); err != nil || cfg.DeadLetters.MaxLen != want {
+			t.Errorf("%q: max_len %v, %v; want %d", text, cfg, err, want)
+		}
 	}
 }

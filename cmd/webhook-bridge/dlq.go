@@ -9,6 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-go/switchyard/redis"
@@ -27,8 +31,13 @@ type dlqLine struct {
 	At             time.Time `json:"at"`
 }
 
+// dlqPageSize is how many dead letters the dlq commands read at a time.
+const dlqPageSize = dlqMaxLimit
+
 // runDLQ lists or replays dead letters: from Redis directly when the
-// config has redis.url, else through the running bridge's admin API.
+// config has redis.url, else through the running bridge's admin API. Both
+// walk the dead letters a page at a time, so neither side ever holds the
+// whole backlog; the walk covers the dead letters stored when it started.
 func runDLQ(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
 		return errors.New("usage: webhook-bridge dlq list|replay --config FILE [--subscription ID] [--event ID]")
@@ -37,53 +46,75 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("webhook-bridge dlq "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path of the bridge's YAML config (required)")
-	subID := fs.String("subscription", "", "replay only this subscription's dead letters")
-	evID := fs.String("event", "", "replay only this event's dead letters")
+	subID := fs.String("subscription", "", "only this subscription's dead letters")
+	evID := fs.String("event", "", "only this event's dead letters")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *configPath == "" {
 		return errors.New("dlq: --config is required")
 	}
-	if verb == "list" && (*subID != "" || *evID != "") {
-		return errors.New("dlq list takes no --subscription or --event")
-	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	// No deadline on the whole walk, which may be long; every Redis call
+	// and every HTTP request has its own.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	match := replayMatch(*subID, *evID)
 
 	if cfg.Redis.URL == "" {
-		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, stdout)
+		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, match, stdout)
 	}
 	client, err := redisClient(cfg)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	store := webhook.RedisDeadLetters{Client: client, Key: deadLetterKey(cfg)}
+	store := deadLetterStore(cfg, client)
 	if verb == "list" {
-		dls, err := store.List(ctx)
-		if err != nil {
-			return err
-		}
-		return printDeadLetters(stdout, dls)
+		return walkDeadLetters(ctx, func(ctx context.Context, after string) ([]webhook.DeadLetter, string, error) {
+			return store.List(ctx, after, dlqPageSize)
+		}, func(page []webhook.DeadLetter) error { return printDeadLetters(stdout, page, match) })
 	}
 	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	n, err := webhook.ReplayDeadLetters(ctx, store, pub, replayMatch(*subID, *evID))
+	n, err := webhook.ReplayDeadLetters(ctx, store, pub, match)
 	fmt.Fprintf(stdout, "replayed %d dead letter(s)\n", n)
 	return err
 }
 
-func printDeadLetters(w io.Writer, dls []webhook.DeadLetter) error {
+// walkDeadLetters reads every page of a walk with list, handing each to
+// fn before reading the next.
+func walkDeadLetters(ctx context.Context, list func(ctx context.Context, after string) ([]webhook.DeadLetter, string, error), fn func([]webhook.DeadLetter) error) error {
+	after := ""
+	for {
+		page, next, err := list(ctx, after)
+		if err != nil {
+			return err
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
+}
+
+// printDeadLetters prints the dead letters match accepts, one JSON object
+// a line.
+func printDeadLetters(w io.Writer, dls []webhook.DeadLetter, match func(webhook.DeadLetter) bool) error {
 	enc := json.NewEncoder(w)
 	for _, dl := range dls {
+		if !match(dl) {
+			continue
+		}
 		if err := enc.Encode(dlqLine{
 			ID: dl.ID, EventID: string(dl.Event.ID), EventName: string(dl.Event.Name), SubscriptionID: dl.SubscriptionID,
 			Attempts: dl.Attempts, LastStatus: dl.LastStatus, LastError: dl.LastError, At: dl.At,
@@ -94,46 +125,50 @@ func printDeadLetters(w io.Writer, dls []webhook.DeadLetter) error {
 	return nil
 }
 
+// dlqHTTPTimeout bounds each request of the dlq commands to the bridge.
+const dlqHTTPTimeout = 2 * time.Minute
+
 // dlqOverHTTP asks the running bridge, whose dead letters live in its
-// memory.
-func dlqOverHTTP(ctx context.Context, cfg *Config, verb, subID, evID string, stdout io.Writer) error {
+// memory: `list` reads GET /v1/dlq a page at a time, `replay` asks the
+// bridge to walk its pages itself.
+func dlqOverHTTP(ctx context.Context, cfg *Config, verb, subID, evID string, match func(webhook.DeadLetter) bool, stdout io.Writer) error {
 	if cfg.Auth.AdminToken == "" {
 		return errors.New("dlq: on the in-memory backend the dead letters live in the running bridge, whose admin API needs auth.admin_token")
 	}
 	base := "http://" + cfg.Listen
-	method, u := http.MethodGet, base+"/v1/dlq"
-	if verb == "replay" {
-		method, u = http.MethodPost, base+"/v1/dlq/replay?"+url.Values{"subscription": {subID}, "event": {evID}}.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cfg.Auth.AdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("dlq: asking the bridge at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("dlq: the bridge answered %s: %s", resp.Status, b)
+	client := &http.Client{Timeout: dlqHTTPTimeout}
+	call := func(ctx context.Context, method, u string, out any) error {
+		req, err := http.NewRequestWithContext(ctx, method, u, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+cfg.Auth.AdminToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("dlq: asking the bridge at %s: %w", base, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return fmt.Errorf("dlq: the bridge answered %s: %s", resp.Status, b)
+		}
+		return json.NewDecoder(resp.Body).Decode(out)
 	}
 	if verb == "replay" {
 		var out struct {
 			Replayed int `json:"replayed"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		u := base + "/v1/dlq/replay?" + url.Values{"subscription": {subID}, "event": {evID}}.Encode()
+		if err := call(ctx, http.MethodPost, u, &out); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "replayed %d dead letter(s)\n", out.Replayed)
 		return nil
 	}
-	var out struct {
-		DeadLetters []webhook.DeadLetter `json:"dead_letters"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return err
-	}
-	return printDeadLetters(stdout, out.DeadLetters)
+	return walkDeadLetters(ctx, func(ctx context.Context, after string) ([]webhook.DeadLetter, string, error) {
+		var page dlqPage
+		u := base + "/v1/dlq?" + url.Values{"limit": {strconv.Itoa(dlqPageSize)}, "after": {after}}.Encode()
+		err := call(ctx, http.MethodGet, u, &page)
+		return page.DeadLetters, page.Next, err
+	}, func(page []webhook.DeadLetter) error { return printDeadLetters(stdout, page, match) })
 }

@@ -7,7 +7,8 @@
 // Usage:
 //
 //	webhook-bridge --config FILE                run the bridge
-//	webhook-bridge dlq list --config FILE       print dead letters, one JSON object per line
+//	webhook-bridge dlq list --config FILE [--subscription ID] [--event ID]
+//	                                            print dead letters, one JSON object per line
 //	webhook-bridge dlq replay --config FILE [--subscription ID] [--event ID]
 //	                                            deliver dead letters again
 package main
@@ -77,7 +78,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	defer be.Close()
 
 	reg := prometheus.NewRegistry()
-	m := newMetrics(reg, be.lag)
+	m := newMetrics(reg, be.lag, be.dead)
 	schedule := make([]time.Duration, len(cfg.Retry.Schedule))
 	for i, d := range cfg.Retry.Schedule {
 		schedule[i] = time.Duration(d)

@@ -22,7 +22,13 @@ type metrics struct {
 	filters    *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry, lag func(context.Context) (int64, error)) *metrics {
+// scrapeTimeout bounds what a scrape asks Redis.
+const scrapeTimeout = time.Second
+
+// newMetrics registers the bridge's metrics in reg: lag, when not nil,
+// reads the consumer lag and dead the number of dead letters stored, at
+// scrape time.
+func newMetrics(reg *prometheus.Registry, lag func(context.Context) (int64, error), dead webhook.DeadLetterStore) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhook_bridge_events_received_total", Help: "Events accepted by POST /v1/events.",
@@ -48,18 +54,34 @@ func newMetrics(reg *prometheus.Registry, lag func(context.Context) (int64, erro
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if lag != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "webhook_bridge_consumer_lag", Help: "Entries of the stream not yet delivered to the group or not yet acknowledged (Redis).",
-		}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			n, err := lag(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		}))
+			Name: "webhook_bridge_consumer_lag", Help: "Entries of the stream not yet delivered to the group or not yet acknowledged (Redis); -1 when Redis did not answer.",
+		}, scrapeCount(lag)))
+	}
+	if dead != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhook_bridge_dead_letters_stored", Help: "Dead letters stored now (XLEN of the dead-letter stream on Redis); -1 when Redis did not answer.",
+		}, scrapeCount(dead.Len)))
+		if mem, ok := dead.(*webhook.MemoryDeadLetters); ok {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "webhook_bridge_dead_letters_dropped_total", Help: "Dead letters dropped, oldest first, to keep within dead_letters.max_len (in memory).",
+			}, func() float64 { return float64(mem.Dropped()) }))
+		}
 	}
 	return m
+}
+
+// scrapeCount turns a count read at scrape time into a gauge's value,
+// bounded by scrapeTimeout; -1 on an error.
+func scrapeCount(count func(context.Context) (int64, error)) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+		defer cancel()
+		n, err := count(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}
 }
 
 func (m *metrics) Delivery(sub string, out webhook.Outcome, _ int, took time.Duration) {

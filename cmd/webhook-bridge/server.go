@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -295,13 +296,49 @@ func (s *server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// Pages of GET /v1/dlq.
+const (
+	dlqDefaultLimit = 100
+	dlqMaxLimit     = 1000
+)
+
+// listDeadLetters answers one page of dead letters, oldest first, and the
+// cursor of the next ("" after the last page).
 func (s *server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
-	dls, err := s.bridge.DeadLetters().List(r.Context())
+	q := r.URL.Query()
+	limit := dlqDefaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > dlqMaxLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want an integer from 1 to %d", v, dlqMaxLimit))
+			return
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	page, next, err := s.bridge.DeadLetters().List(r.Context(), after, limit)
+	if errors.Is(err, webhook.ErrInvalidCursor) {
+		shown := after
+		if len(shown) > 80 {
+			shown = shown[:80] + "..."
+		}
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("after %q: not a cursor of this dead-letter store: pass the next of an earlier page, or a dead letter's id", shown))
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": dls})
+	if page == nil {
+		page = []webhook.DeadLetter{}
+	}
+	writeJSON(w, http.StatusOK, dlqPage{DeadLetters: page, Next: next})
+}
+
+// dlqPage is the answer of GET /v1/dlq.
+type dlqPage struct {
+	DeadLetters []webhook.DeadLetter `json:"dead_letters"`
+	Next        string               `json:"next"`
 }
 
 func (s *server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
