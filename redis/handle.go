@@ -61,14 +61,29 @@ func (r *run) handle(j job) bool {
 		return true
 	}
 	ev.Meta.Attempts = addAttempts(ev.Meta.Attempts, j.deliveries-1)
-	err, returned := r.call(j, ev)
+	// An entry recovered from a crashed process or taken over from
+	// another consumer runs alone, and is acknowledged before anything
+	// else runs: should it be one that kills its process, it takes no
+	// other entry's delivery count up with it.
+	unlock := r.exclusive.RUnlock
+	if j.claimed {
+		r.exclusive.Lock()
+		unlock = r.exclusive.Unlock
+	} else {
+		r.exclusive.RLock()
+	}
+	err, returned := r.call(j, ev, unlock)
 	if !returned {
 		return false
 	}
 	if err == nil {
-		r.acks <- ack{j.stream, j.msg.ID}
+		if !j.claimed || !r.ackNow(j) {
+			r.acks <- ack{j.stream, j.msg.ID}
+		}
+		unlock()
 		return true
 	}
+	unlock()
 	permanent := errors.Is(err, pubsub.ErrPermanent)
 	switch {
 	case r.life.Err() != nil && !permanent:
@@ -95,16 +110,29 @@ func addAttempts(a int, n int64) int {
 // is abandoned: a quarter of HandlerTimeout, at most 5s.
 func (r *run) grace() time.Duration { return lifecycle.HandlerGrace(r.s.cfg.HandlerTimeout) }
 
+// ackNow acknowledges j at once; it reports false when that failed and
+// the batched acknowledger should try.
+func (r *run) ackNow(j job) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err(); err != nil && !isNoGroup(err) {
+		return false
+	}
+	r.held.release(j.stream, j.msg.ID)
+	return true
+}
+
 // call runs the handler under HandlerTimeout. It reports returned=false
 // when the handler ignored its deadline past the grace: the job was then
-// abandoned, a new worker started in this one's place, and whatever the
-// handler returns later is dropped.
-func (r *run) call(j job, ev pubsub.Event) (err error, returned bool) {
+// abandoned, unlock called, a new worker started in this one's place, and
+// whatever the handler returns later is dropped.
+func (r *run) call(j job, ev pubsub.Event, unlock func()) (err error, returned bool) {
 	ctx, cancel := context.WithTimeout(pubsub.HandlerContext(r.ctx, ev), r.s.cfg.HandlerTimeout)
 	defer cancel()
 	var state atomic.Int32 // 0 running, 1 returned, 2 abandoned
 	watchdog := time.AfterFunc(r.s.cfg.HandlerTimeout+r.grace(), func() {
 		if state.CompareAndSwap(0, 2) {
+			unlock()
 			r.abandon(j, ev)
 		}
 	})

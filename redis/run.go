@@ -40,11 +40,14 @@ type run struct {
 	acks    chan ack
 	retries sync.WaitGroup // retry timers waiting to redeliver
 
-	held    *holdings
-	rescan  map[string]chan struct{} // per stream: read this consumer's pending list again
-	loops   sync.WaitGroup           // readers, claimer, keeper, mover
-	workers sync.WaitGroup
-	ackDone chan struct{}
+	held *holdings
+	// exclusive: handlers of fresh entries hold it for reading; one of a
+	// claimed entry (recovered or taken over) holds it alone.
+	exclusive sync.RWMutex
+	rescan    map[string]chan struct{} // per stream: read this consumer's pending list again
+	loops     sync.WaitGroup           // readers, claimer, keeper, mover
+	workers   sync.WaitGroup
+	ackDone   chan struct{}
 }
 
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {

@@ -182,7 +182,9 @@ func startFleet(t *testing.T, dir string, spec consumerSpec, n int) *fleet {
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.mu.Lock()
 		f.procs[name] = cmd
+		f.mu.Unlock()
 		f.wg.Add(1)
 		go f.supervise(name, cmd)
 	}
