@@ -34,7 +34,7 @@ type Subscription struct {
 	// Headers are added to each request.
 	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
 	// Timeout bounds each delivery, from connect to the end of the
-	// response headers.
+	// response headers; at most [MaxTimeout].
 	// default: the bridge's (10s)
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout"`
 	// MaxAttempts is how many deliveries are tried before the event is
@@ -78,14 +78,20 @@ func (s Subscription) Validate() error {
 			return fail("header name %q is not valid", k)
 		}
 	}
-	if s.Timeout < 0 {
-		return fail("timeout %s is negative", time.Duration(s.Timeout))
+	if s.Timeout < 0 || time.Duration(s.Timeout) > MaxTimeout {
+		return fail("timeout %s is outside 0 to %s", time.Duration(s.Timeout), MaxTimeout)
 	}
 	if s.MaxAttempts < 0 {
 		return fail("max_attempts %d is negative", s.MaxAttempts)
 	}
 	return nil
 }
+
+// MaxTimeout is the longest delivery timeout a subscription may set. The
+// bridge handles an event within a deadline (webhook-bridge sets its
+// backend's handler deadline to twice this), and a delivery must end well
+// inside it.
+const MaxTimeout = 5 * time.Minute
 
 // Secrets are signing secrets; they read from one string or a list, and
 // never print.

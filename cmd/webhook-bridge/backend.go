@@ -44,6 +44,11 @@ func redisClient(cfg *Config) (goredis.UniversalClient, error) {
 	return goredis.NewClient(opts), nil
 }
 
+// handlerTimeout is the deadline of handling one event: its deliveries,
+// each bounded by its subscription's timeout (at most webhook.MaxTimeout),
+// run concurrently, then retries are scheduled.
+const handlerTimeout = 2 * webhook.MaxTimeout
+
 // deadLetterKey is the stream of the bridge's dead letters, beside its
 // stream in Redis.
 func deadLetterKey(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:dead") }
@@ -87,7 +92,8 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	if cfg.Redis.URL == "" {
 		log.Warn("webhook-bridge: NO redis.url: running on the IN-MEMORY backend; events, retries, subscriptions made through the API and dead letters are lost when the process stops, and replicas do not share work")
 		broker := memory.NewBroker(memory.Options{Logger: log})
-		sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: cfg.Group, Concurrency: cfg.Concurrency, Backoff: pubsub.ExponentialBackoff(time.Second, time.Minute)})
+		sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: cfg.Group, Concurrency: cfg.Concurrency,
+			Backoff: pubsub.ExponentialBackoff(time.Second, time.Minute), HandlerTimeout: handlerTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +116,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	}
 	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{
 		Streams: []string{cfg.Stream, retryStream(cfg)}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
-		BatchSize: max(cfg.Concurrency, 10), Logger: log,
+		BatchSize: max(cfg.Concurrency, 10), Logger: log, HandlerTimeout: handlerTimeout,
 		// A short block keeps shutdown quick; idle, it costs four reads a second.
 		Block: 250 * time.Millisecond,
 	})

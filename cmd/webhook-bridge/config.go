@@ -279,6 +279,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: %s is negative", kv.name)
 		}
 	}
+	if time.Duration(c.Timeout) > webhook.MaxTimeout {
+		return fmt.Errorf("config: timeout %s is over the %s limit", time.Duration(c.Timeout), webhook.MaxTimeout)
+	}
 	for i, d := range c.Retry.Schedule {
 		if d <= 0 {
 			return fmt.Errorf("config: retry.schedule[%d] is %s, want a positive duration", i, time.Duration(d))

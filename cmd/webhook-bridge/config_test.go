@@ -28,6 +28,8 @@ func TestConfigErrors(t *testing.T) {
 		{"duplicate id", validSub + "  - id: orders\n    topic: t\n    url: http://x\n", `config: subscriptions[1]: id "orders" is used twice`},
 		{"missing env", "auth:\n  jwt_secret: ${NOT_SET_ANYWHERE}\n", "config: auth.jwt_secret: environment variable NOT_SET_ANYWHERE is not set"},
 		{"bad duration", "timeout: soon\n", `duration "soon"`},
+		{"timeout over the limit", "timeout: 6m\n", "config: timeout 6m0s is over the 5m0s limit"},
+		{"subscription timeout over the limit", validSub + "    timeout: 10m\n", `subscription "orders": timeout 10m0s is outside 0 to 5m0s`},
 		{"bad schedule", "retry:\n  schedule: [1s, -2s]\n", "config: retry.schedule[1] is -2s"},
 		{"bad listen", "listen: nowhere\n", `config: listen "nowhere": want host:port`},
 		{"bad secret", validSub + "    secret: whsec_???\n", `subscription "orders": secret 1: not a Standard Webhooks secret`},
