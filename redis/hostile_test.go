@@ -14,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/faultproxy"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/pubsubtest"
@@ -399,3 +400,32 @@ func TestDeadLetterStreamIsBounded(t *testing.T) {
 }
 
 var _ = pubsubtest.NewRecorder
+
+// A read whose reply is cut mid-stream: go-redis retries XREADGROUP on
+// a fresh connection and returns that second read's (empty) answer, so
+// the entries the first read moved into this consumer's pending list are
+// in nobody's hands. The keeper finds them there and the reader claims
+// them back, with no XAUTOCLAIM to help (ClaimInterval of an hour).
+func TestLostReadReplyIsRecovered(t *testing.T) {
+	proxy, err := faultproxy.New(server.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	direct := newClient(t, server.Addr)
+	via := newClient(t, proxy.Addr()) // go-redis's default: 3 retries
+	stream := uniqueName("cutread")
+	c := newCounter()
+	subscribe(t, via, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Block: time.Second,
+		ClaimIdle: 2 * time.Second, ClaimInterval: time.Hour}, func(_ context.Context, ev pubsub.Event) error {
+		c.add(ev)
+		return nil
+	}, nil)
+	eventually(t, "the consumer to wait in XREADGROUP", func() bool {
+		list, err := direct.ClientList(context.Background()).Result()
+		return err == nil && strings.Contains(list, "cmd=xreadgroup")
+	})
+	proxy.CutNextReply(30)
+	evs := emitN(t, newPublisher(t, direct, stream), "job", 50)
+	c.waitFor(t, ids(evs), 20*time.Second)
+}
