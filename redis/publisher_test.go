@@ -6,11 +6,13 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/faultproxy"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/pubsubtest"
 	"github.com/switchyard-go/switchyard/redis"
@@ -206,5 +208,82 @@ func TestPayloadSizes(t *testing.T) {
 		if got[i].ID != ev.ID || !bytes.Equal(got[i].Payload, ev.Payload) {
 			t.Errorf("%s: %d bytes back, want %d equal bytes", ev.Name, len(got[i].Payload), len(ev.Payload))
 		}
+	}
+}
+
+// TestEmitUnderCutReplies cuts the replies of XADD pipelines mid-stream.
+// go-redis then sends the whole pipeline again, so events are written
+// twice: at-least-once allows it, and the test reports how often. A
+// client with MaxRetries -1 reports the cut pipeline's events as errors
+// instead. What it asserts: every event whose Emit returned nil is in the
+// stream (docs/reliability.md has the figures).
+func TestEmitUnderCutReplies(t *testing.T) {
+	proxy, err := faultproxy.New(server.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	direct := newClient(t, server.Addr)
+	retrying := newClient(t, proxy.Addr())
+	noRetries := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = noRetries.Close() })
+	for _, mode := range []string{"batch of 100", "single from 16 goroutines", "batch of 100, MaxRetries -1", "single from 16 goroutines, MaxRetries -1"} {
+		via := retrying
+		if strings.HasSuffix(mode, "-1") {
+			via = noRetries
+		}
+		t.Run(mode, func(t *testing.T) {
+			stream := uniqueName("cutemit")
+			pub := newPublisher(t, via, stream)
+			var mu sync.Mutex
+			var ok []pubsub.Event
+			failed := 0
+			record := func(evs []pubsub.Event, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed += len(evs)
+					return
+				}
+				ok = append(ok, evs...)
+			}
+			const rounds = 40
+			for round := range rounds {
+				proxy.CutNextReply(200 + round*37%300) // somewhere inside the reply
+				if strings.HasPrefix(mode, "batch") {
+					evs := make([]pubsub.Event, 100)
+					for i := range evs {
+						evs[i] = pubsub.NewEvent(context.Background(), "job", []byte(strconv.Itoa(i)))
+					}
+					record(evs, pub.Emit(context.Background(), evs...))
+					continue
+				}
+				var wg sync.WaitGroup
+				for range 16 {
+					wg.Go(func() {
+						ev := pubsub.NewEvent(context.Background(), "job", nil)
+						record([]pubsub.Event{ev}, pub.Emit(context.Background(), ev))
+					})
+				}
+				wg.Wait()
+			}
+			entries, err := direct.XRange(context.Background(), stream, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]int{}
+			for _, e := range entries {
+				id, _ := e.Values["id"].(string)
+				seen[id]++
+			}
+			for _, ev := range ok {
+				if seen[string(ev.ID)] == 0 {
+					t.Fatalf("event %s: Emit returned nil, not in the stream", ev.ID)
+				}
+			}
+			dups := len(entries) - len(seen)
+			t.Logf("%s: %d events confirmed, %d failed, %d entries written, %d duplicate entries (%.1f%%)",
+				mode, len(ok), failed, len(entries), dups, 100*float64(dups)/float64(max(len(seen), 1)))
+		})
 	}
 }
