@@ -215,9 +215,10 @@ func redisKilled(t *testing.T) {
 		}
 	}()
 
-	for deadline := time.Now().Add(30 * time.Second); s.em.count() < n/3; {
+	limit := time.Duration(size(30, 180)) * time.Second
+	for deadline := time.Now().Add(limit); s.em.count() < n/3; {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d events emitted after 30s", s.em.count())
+			t.Fatalf("only %d events emitted after %s", s.em.count(), limit)
 		}
 		time.Sleep(10 * time.Millisecond) // polling the emitter, bounded above
 	}
