@@ -80,7 +80,13 @@
 //     dead-lettered with the reason "delivered N times without an outcome
 //     (crash or hang?)" before any handler sees it again. So an event that
 //     crashes its process reaches at most MaxAttempts handler runs, and the
-//     entries after it are handled.
+//     entries after it are handled. A delivery is counted when a handler
+//     starts on the entry (XREADGROUP counts a fresh read; entries claimed
+//     back or taken over are claimed with JUSTID and counted as their
+//     handler starts), and an entry claimed back after a crash or taken
+//     over from another consumer runs alone and is acknowledged before
+//     any other handler starts, so a poison that kills its process charges
+//     no innocent entry a delivery.
 //   - Handlers run under HandlerTimeout (default 1m) on their context. A
 //     handler that ignores it is abandoned a grace period later
 //     (HandlerTimeout/4, at most 5s): a new worker takes its place, its

@@ -65,8 +65,10 @@ func (r *run) handle(j job) bool {
 	// another consumer runs alone, and is acknowledged before anything
 	// else runs: should it be one that kills its process, it takes no
 	// other entry's delivery count up with it.
+	// One this run abandoned as hung need not: a hang harms no other
+	// entry, and running it alone would stall them all.
 	unlock := r.exclusive.RUnlock
-	if j.claimed {
+	if j.claimed && !r.wasAbandoned(j) {
 		r.exclusive.Lock()
 		unlock = r.exclusive.Unlock
 	} else {
@@ -148,10 +150,21 @@ func (r *run) call(j job, ev pubsub.Event, unlock func()) (err error, returned b
 // deliveries. A new worker replaces the stuck one, which the run no
 // longer waits for.
 func (r *run) abandon(j job, ev pubsub.Event) {
+	r.abandonedMu.Lock()
+	r.abandoned[j.stream+"\x00"+j.msg.ID] = struct{}{}
+	r.abandonedMu.Unlock()
 	r.held.release(j.stream, j.msg.ID)
 	r.eh(r.ctx, fmt.Errorf("entry %s of stream %q stays pending and is delivered again: %w",
 		j.msg.ID, j.stream, lifecycle.HungError("redis", r.s.cfg.HandlerTimeout)), &ev)
 	r.workers.Add(1)
 	go r.work()
 	r.workers.Done() // the stuck worker's share
+}
+
+// wasAbandoned reports whether this run abandoned a handler of j before.
+func (r *run) wasAbandoned(j job) bool {
+	r.abandonedMu.Lock()
+	defer r.abandonedMu.Unlock()
+	_, ok := r.abandoned[j.stream+"\x00"+j.msg.ID]
+	return ok
 }

@@ -44,21 +44,26 @@ type run struct {
 	// exclusive: handlers of fresh entries hold it for reading; one of a
 	// claimed entry (recovered or taken over) holds it alone.
 	exclusive sync.RWMutex
-	rescan    map[string]chan struct{} // per stream: read this consumer's pending list again
-	loops     sync.WaitGroup           // readers, claimer, keeper, mover
-	workers   sync.WaitGroup
-	ackDone   chan struct{}
+	// abandoned are the entries whose handler this run gave up on as
+	// hung ("stream\x00id"); few, as each is a hang.
+	abandonedMu sync.Mutex
+	abandoned   map[string]struct{}
+	rescan      map[string]chan struct{} // per stream: read this consumer's pending list again
+	loops       sync.WaitGroup           // readers, claimer, keeper, mover
+	workers     sync.WaitGroup
+	ackDone     chan struct{}
 }
 
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {
 	life, stop := context.WithCancel(ctx)
 	r := &run{
 		s: s, h: h, eh: eh, ctx: ctx, life: life, stop: stop,
-		jobs:    make(chan job, s.cfg.Concurrency),
-		acks:    make(chan ack, s.cfg.BatchSize),
-		ackDone: make(chan struct{}),
-		held:    newHoldings(s.cfg.Streams),
-		rescan:  make(map[string]chan struct{}, len(s.cfg.Streams)),
+		jobs:      make(chan job, s.cfg.Concurrency),
+		acks:      make(chan ack, s.cfg.BatchSize),
+		ackDone:   make(chan struct{}),
+		held:      newHoldings(s.cfg.Streams),
+		abandoned: make(map[string]struct{}),
+		rescan:    make(map[string]chan struct{}, len(s.cfg.Streams)),
 	}
 	for _, stream := range s.cfg.Streams {
 		r.rescan[stream] = make(chan struct{}, 1)
