@@ -82,3 +82,15 @@ func (r *run) flushAcks(batch map[string][]string) {
 }
 
 const ackTries = 5
+
+// ackNow acknowledges j at once; it reports false when that failed and
+// the batched acknowledger should try.
+func (r *run) ackNow(j job) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err(); err != nil && !isNoGroup(err) {
+		return false
+	}
+	r.held.release(j.stream, j.msg.ID)
+	return true
+}

@@ -1,12 +1,9 @@
 package redis
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
-	"time"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -14,7 +11,9 @@ import (
 
 // work runs jobs until the run closes its queue, or until its handler is
 // abandoned (then a new worker has taken its place).
-func (r *run) work() {
+func (r *run) work(w *slot) {
+	var rc runContext
+	defer rc.release()
 	for j := range r.jobs {
 		if !r.stillOurs(&j) {
 			// Another consumer took it over while it waited here (this
@@ -22,7 +21,7 @@ func (r *run) work() {
 			r.held.release(j.stream, j.msg.ID)
 			continue
 		}
-		if !r.handle(j) {
+		if !r.handle(w, &rc, j) {
 			return
 		}
 	}
@@ -35,7 +34,7 @@ var errNoOutcome = errors.New("without an outcome (crash or hang?)")
 
 // handle runs one job; it reports false when the handler was abandoned,
 // and the calling goroutine then belongs to nobody.
-func (r *run) handle(j job) bool {
+func (r *run) handle(w *slot, rc *runContext, j job) bool {
 	if len(j.msg.Values) == 0 {
 		// XREADGROUP and XAUTOCLAIM return entries trimmed from the
 		// stream while pending with no fields: there is nothing left to
@@ -74,7 +73,7 @@ func (r *run) handle(j job) bool {
 	} else {
 		r.exclusive.RLock()
 	}
-	err, returned := r.call(j, ev, unlock)
+	err, returned := r.call(w, rc, j, ev, unlock)
 	if !returned {
 		return false
 	}
@@ -108,47 +107,12 @@ func addAttempts(a int, n int64) int {
 	return a + int(n)
 }
 
-// grace is how long after its deadline a handler is waited for before it
-// is abandoned: a quarter of HandlerTimeout, at most 5s.
-func (r *run) grace() time.Duration { return lifecycle.HandlerGrace(r.s.cfg.HandlerTimeout) }
-
-// ackNow acknowledges j at once; it reports false when that failed and
-// the batched acknowledger should try.
-func (r *run) ackNow(j job) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err(); err != nil && !isNoGroup(err) {
-		return false
-	}
-	r.held.release(j.stream, j.msg.ID)
-	return true
-}
-
-// call runs the handler under HandlerTimeout. It reports returned=false
-// when the handler ignored its deadline past the grace: the job was then
-// abandoned, unlock called, a new worker started in this one's place, and
-// whatever the handler returns later is dropped.
-func (r *run) call(j job, ev pubsub.Event, unlock func()) (err error, returned bool) {
-	ctx, cancel := context.WithTimeout(pubsub.HandlerContext(r.ctx, ev), r.s.cfg.HandlerTimeout)
-	defer cancel()
-	var state atomic.Int32 // 0 running, 1 returned, 2 abandoned
-	watchdog := time.AfterFunc(r.s.cfg.HandlerTimeout+r.grace(), func() {
-		if state.CompareAndSwap(0, 2) {
-			unlock()
-			r.abandon(j, ev)
-		}
-	})
-	err = r.h(ctx, ev)
-	watchdog.Stop()
-	return err, state.CompareAndSwap(0, 1)
-}
-
-// abandon gives up on a handler that ignored its deadline. Its entry is
-// released: it stays pending with this consumer, the keeper finds it
-// there, and it is delivered again (counted), so that a handler that
-// hangs every time ends in the dead-letter stream after MaxAttempts
-// deliveries. A new worker replaces the stuck one, which the run no
-// longer waits for.
+// abandon gives up on a handler that ignored its deadline (the watchdog
+// has given its slot to a new worker; the run no longer waits for it).
+// Its entry is released: it stays pending with this consumer, the keeper
+// finds it there, and it is delivered again (counted), so that a handler
+// that hangs every time ends in the dead-letter stream after MaxAttempts
+// deliveries.
 func (r *run) abandon(j job, ev pubsub.Event) {
 	r.abandonedMu.Lock()
 	r.abandoned[j.stream+"\x00"+j.msg.ID] = struct{}{}
@@ -156,9 +120,6 @@ func (r *run) abandon(j job, ev pubsub.Event) {
 	r.held.release(j.stream, j.msg.ID)
 	r.eh(r.ctx, fmt.Errorf("entry %s of stream %q stays pending and is delivered again: %w",
 		j.msg.ID, j.stream, lifecycle.HungError("redis", r.s.cfg.HandlerTimeout)), &ev)
-	r.workers.Add(1)
-	go r.work()
-	r.workers.Done() // the stuck worker's share
 }
 
 // wasAbandoned reports whether this run abandoned a handler of j before.

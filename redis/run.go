@@ -52,18 +52,23 @@ type run struct {
 	loops       sync.WaitGroup           // readers, claimer, keeper, mover
 	workers     sync.WaitGroup
 	ackDone     chan struct{}
+
+	base        time.Time     // handler deadlines are ns since base (monotonic)
+	workersDone chan struct{} // closed once the workers are done: ends the watchdog
 }
 
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {
 	life, stop := context.WithCancel(ctx)
 	r := &run{
 		s: s, h: h, eh: eh, ctx: ctx, life: life, stop: stop,
-		jobs:      make(chan job, s.cfg.Concurrency),
-		acks:      make(chan ack, s.cfg.BatchSize),
-		ackDone:   make(chan struct{}),
-		held:      newHoldings(s.cfg.Streams),
-		abandoned: make(map[string]struct{}),
-		rescan:    make(map[string]chan struct{}, len(s.cfg.Streams)),
+		jobs:        make(chan job, s.cfg.Concurrency),
+		acks:        make(chan ack, s.cfg.BatchSize),
+		ackDone:     make(chan struct{}),
+		base:        time.Now(),
+		workersDone: make(chan struct{}),
+		held:        newHoldings(s.cfg.Streams),
+		abandoned:   make(map[string]struct{}),
+		rescan:      make(map[string]chan struct{}, len(s.cfg.Streams)),
 	}
 	for _, stream := range s.cfg.Streams {
 		r.rescan[stream] = make(chan struct{}, 1)
@@ -77,9 +82,11 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	}()
 	go r.acknowledge()
 	r.workers.Add(s.cfg.Concurrency)
-	for range s.cfg.Concurrency {
-		go r.work()
+	slots := make([]*slot, s.cfg.Concurrency)
+	for i := range slots {
+		slots[i] = r.startWorker()
 	}
+	go r.watch(slots)
 	r.loops.Add(3 + len(s.cfg.Streams))
 	for _, stream := range s.cfg.Streams {
 		go r.read(stream)
@@ -99,6 +106,7 @@ func (r *run) wait() {
 	r.retries.Wait()
 	close(r.jobs)
 	r.workers.Wait()
+	close(r.workersDone)
 	close(r.acks)
 	<-r.ackDone
 }
@@ -115,11 +123,11 @@ func (r *run) dispatch(j job) bool {
 	}
 }
 
-// dispatchAll takes hold of entries that a command sent at sent gave this
-// consumer, all at once (so that the claimer or keeper never mistakes a
-// queued one for someone else's), then hands those not already held to
-// the workers.
-func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time, counted bool) bool {
+// dispatchAll takes hold of entries that a command sent at sent claimed
+// for this consumer, all at once (so that the claimer or keeper never
+// mistakes a queued one for someone else's), then hands those not already
+// held to the workers, to be counted as delivered when a handler starts.
+func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time) bool {
 	fresh := entries[:0:0]
 	for _, e := range entries {
 		if r.held.take(stream, e.msg.ID, sent, e.deliveries) {
@@ -127,7 +135,7 @@ func (r *run) dispatchAll(stream string, entries []claimed, sent time.Time, coun
 		}
 	}
 	for i, e := range fresh {
-		if !r.dispatch(job{stream: stream, msg: e.msg, deliveries: e.deliveries, claimed: !counted}) {
+		if !r.dispatch(job{stream: stream, msg: e.msg, deliveries: e.deliveries, claimed: true}) {
 			for _, rest := range fresh[i+1:] {
 				r.held.release(stream, rest.msg.ID)
 			}
@@ -206,12 +214,20 @@ func (r *run) read(stream string) {
 		}
 		msgs := res[0].Messages
 		r.s.pos.advance(stream, msgs[len(msgs)-1].ID)
-		entries := make([]claimed, len(msgs))
-		for i, m := range msgs {
-			entries[i] = claimed{msg: m, deliveries: 1}
+		// Take hold of the whole batch at once, then hand it out.
+		fresh := msgs[:0]
+		for _, m := range msgs {
+			if r.held.take(stream, m.ID, sent, 1) {
+				fresh = append(fresh, m)
+			}
 		}
-		if !r.dispatchAll(stream, entries, sent, true) {
-			return
+		for i, m := range fresh {
+			if !r.dispatch(job{stream: stream, msg: m, deliveries: 1}) {
+				for _, rest := range fresh[i+1:] {
+					r.held.release(stream, rest.ID)
+				}
+				return
+			}
 		}
 	}
 }
@@ -251,7 +267,7 @@ func (r *run) readOwn(stream string) error {
 					r.reportDeleted(stream, c.msg.ID)
 				}
 			}
-			if !r.dispatchAll(stream, ours, sent, false) {
+			if !r.dispatchAll(stream, ours, sent) {
 				return nil
 			}
 		}
@@ -282,7 +298,7 @@ func (r *run) claim() {
 				for _, id := range deleted {
 					r.reportDeleted(stream, id)
 				}
-				if !r.dispatchAll(stream, got, sent, false) {
+				if !r.dispatchAll(stream, got, sent) {
 					return
 				}
 				if next == "0-0" || next == "" {
