@@ -87,7 +87,9 @@
 //     over from another consumer runs alone and is acknowledged before
 //     any other handler starts, so a poison that kills its process charges
 //     no innocent entry a delivery.
-//   - Handlers run under HandlerTimeout (default 1m) on their context. A
+//   - Handlers run under HandlerTimeout (default 1m) on their context (runs
+//     that start within HandlerTimeout/1000, at most 10ms, of each other on
+//     one worker share a context, so a deadline may come that much early). A
 //     handler that ignores it is abandoned a grace period later
 //     (HandlerTimeout/4, at most 5s): a new worker takes its place, its
 //     entry stays pending and is delivered again (counted), so one that
