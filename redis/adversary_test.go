@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
 )
@@ -112,4 +114,101 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// DESIGN: "a group deleted or lost (restart without persistence) is made
+// again ...; entries in hand or waiting to retry are not lost". Events
+// whose first handling failed wait for their retry; redis-server restarts
+// without persistence (the stream and group are gone). The run still
+// holds every waiting event's fields, but the retry's claim finds the
+// entry "gone" and gives it up: Emit returned nil, the event was never
+// handled and is not dead-lettered.
+func TestAdversaryRetryWaitingAcrossRestartWithoutPersistence(t *testing.T) {
+	for _, fault := range []string{"restart", "FLUSHALL", "DEL stream"} {
+		t.Run(fault, func(t *testing.T) {
+			srv, err := redistest.Start(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Kill)
+			client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond})
+			t.Cleanup(func() { _ = client.Close() })
+			stream := uniqueName("retryamnesia")
+			pub := newPublisher(t, client, stream)
+			c := newCounter()
+			var failedMu sync.Mutex
+			failed := map[pubsub.ID]bool{}
+			log := &errorLog{}
+			subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker",
+				Concurrency: 4, Backoff: pubsub.ConstantBackoff(1500 * time.Millisecond)},
+				func(_ context.Context, ev pubsub.Event) error {
+					failedMu.Lock()
+					first := !failed[ev.ID]
+					failed[ev.ID] = true
+					failedMu.Unlock()
+					if first {
+						return errors.New("transient")
+					}
+					c.add(ev)
+					return nil
+				}, log.handle)
+			evs := emitN(t, pub, "job", 20)
+			eventually(t, "every event to fail once", func() bool {
+				failedMu.Lock()
+				defer failedMu.Unlock()
+				return len(failed) == len(evs)
+			})
+			switch fault {
+			case "restart":
+				srv.Kill()
+				if err := srv.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			case "FLUSHALL":
+				if err := client.FlushAll(context.Background()).Err(); err != nil {
+					t.Fatal(err)
+				}
+			case "DEL stream":
+				if err := client.Del(context.Background(), stream).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Retries are due 1.5s after the failures; give them ample time.
+			deadline := time.Now().Add(8 * time.Second)
+			for time.Now().Before(deadline) {
+				c.mu.Lock()
+				n := len(c.n)
+				c.mu.Unlock()
+				errs, _ := log.snapshot()
+				if n+strings.Count(fmt.Sprint(errs), "before its retry") >= len(evs) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond) // bounded polling
+			}
+			c.mu.Lock()
+			handled := len(c.n)
+			c.mu.Unlock()
+			deadN, _ := client.XLen(context.Background(), redis.DeadKey(stream)).Result()
+			gaveUp := 0
+			errs, _ := log.snapshot()
+			for _, err := range errs {
+				if strings.Contains(err.Error(), "before its retry") {
+					gaveUp++
+				}
+			}
+			if handled+int(deadN) != len(evs) {
+				t.Errorf("%d of %d emitted events lost: %d handled, %d dead-lettered, %d retries given up (ErrorHandler: %q)",
+					len(evs)-handled-int(deadN), len(evs), handled, deadN, gaveUp, firstWith(errs, "before its retry"))
+			}
+		})
+	}
+}
+
+func firstWith(errs []error, part string) string {
+	for _, err := range errs {
+		if strings.Contains(err.Error(), part) {
+			return err.Error()
+		}
+	}
+	return ""
 }
