@@ -212,3 +212,66 @@ func firstWith(errs []error, part string) string {
 	}
 	return ""
 }
+
+// "Close stops reading, waits for the handlers and their
+// acknowledgements ... returns within about Block + HandlerTimeout +
+// grace + the acknowledgement flush". Entries already queued for the
+// workers (up to Concurrency of them) are still handed to handlers after
+// Close: new handler runs start after Close was called, and Close waits
+// for two handler runs in a row.
+func TestAdversaryCloseStartsNoNewHandlers(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("closequeued")
+	pub := newPublisher(t, client, stream)
+	const conc = 2
+	timeout := 3 * time.Second
+	cfg := redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker", Concurrency: conc,
+		HandlerTimeout: timeout, Block: 50 * time.Millisecond}
+	s, err := redis.NewSubscriber(context.Background(), client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var starts []time.Time
+	started := make(chan struct{}, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Consume(context.Background(), func(ctx context.Context, _ pubsub.Event) error {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			started <- struct{}{}
+			select { // the handler's work, which honours its deadline
+			case <-time.After(timeout - 200*time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		}, nil)
+	}()
+	emitN(t, pub, "job", 20)
+	for range conc {
+		select {
+		case <-started:
+		case <-time.After(wait):
+			t.Fatal("handlers did not start")
+		}
+	}
+	closeAt := time.Now()
+	_ = s.Close()
+	took := time.Since(closeAt)
+	<-done
+	mu.Lock()
+	after := 0
+	for _, st := range starts {
+		if st.After(closeAt) {
+			after++
+		}
+	}
+	mu.Unlock()
+	bound := cfg.Block + timeout + timeout/4 + 2*time.Second
+	if after > 0 || took > bound {
+		t.Errorf("Close took %s (bound about %s); %d handler runs started after Close was called", took.Round(time.Millisecond), bound, after)
+	}
+}
