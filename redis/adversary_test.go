@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,4 +276,94 @@ func TestAdversaryCloseStartsNoNewHandlers(t *testing.T) {
 	if after > 0 || took > bound {
 		t.Errorf("Close took %s (bound about %s); %d handler runs started after Close was called", took.Round(time.Millisecond), bound, after)
 	}
+}
+
+// "Close ... returns within about Block + HandlerTimeout + grace + the
+// acknowledgement flush (a few seconds while Redis is unreachable),
+// whatever the handlers do." A redis-server that hangs (SIGSTOP: the
+// connections stay open, nothing answers) while handled entries wait for
+// their XACK holds Close far longer: each flush is tried 5 times, each
+// try up to its 5s timeout, per batch still queued, and then Close's own
+// XPENDING waits another 5s.
+func TestAdversaryCloseIsBoundedWhileRedisHangs(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr}) // go-redis defaults: ReadTimeout 3s
+	t.Cleanup(func() { _ = client.Close() })
+	pid := serverPid(t, client)
+	stopped := false
+	t.Cleanup(func() {
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	stream := uniqueName("sigstop")
+	pub := newPublisher(t, client, stream)
+	cfg := redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker", Concurrency: 4,
+		HandlerTimeout: time.Second, Block: 50 * time.Millisecond}
+	s, err := redis.NewSubscriber(context.Background(), client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCounter()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Consume(context.Background(), func(_ context.Context, ev pubsub.Event) error {
+			time.Sleep(2 * time.Millisecond) // the handler's work
+			c.add(ev)
+			return nil
+		}, func(context.Context, error, *pubsub.Event) {})
+	}()
+	evs := emitN(t, pub, "job", 2000)
+	eventually(t, "some events handled", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.n) >= 100
+	})
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	closeAt := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() { _ = s.Close(); closed <- time.Since(closeAt) }()
+	bound := cfg.Block + cfg.HandlerTimeout + cfg.HandlerTimeout/4 + 5*time.Second
+	select {
+	case took := <-closed:
+		if took > bound {
+			t.Errorf("Close took %s with redis-server stopped; promised about %s", took.Round(time.Millisecond), bound)
+		} else {
+			t.Logf("Close took %s", took)
+		}
+	case <-time.After(120 * time.Second):
+		t.Errorf("Close did not return within 120s with redis-server stopped; promised about %s", bound)
+	}
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	stopped = false
+	<-done
+	_ = evs
+}
+
+// serverPid is the process ID of the redis-server client talks to.
+func serverPid(t *testing.T, client goredis.UniversalClient) int {
+	t.Helper()
+	info, err := client.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pid
+		}
+	}
+	t.Fatal("no process_id in INFO server")
+	return 0
 }
