@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,4 +367,51 @@ func serverPid(t *testing.T, client goredis.UniversalClient) int {
 	}
 	t.Fatal("no process_id in INFO server")
 	return 0
+}
+
+// No duplicate without a fault, with many partitions: every partition
+// has a reader that holds a pooled connection in XREADGROUP BLOCK, so
+// with more partitions than the go-redis pool (10 per CPU by default)
+// the keeper waits for a connection on every one of its serial,
+// per-stream calls (renew, sweep, XINFO GROUPS), its pass takes longer
+// than ClaimIdle, held entries go unrenewed, and another healthy
+// consumer takes over entries a live handler is still working on.
+func TestAdversaryManyPartitionsHealthyGroupHandlesOnce(t *testing.T) {
+	stream := uniqueName("manyparts")
+	parts := 12 * runtime.GOMAXPROCS(0) // more partitions than pool connections
+	pubClient := newClient(t, server.Addr)
+	pub, err := redis.NewPublisher(pubClient, redis.PublisherConfig{Stream: stream, Partitions: parts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCounter()
+	var cfgs []redis.SubscriberConfig
+	for i := range 2 {
+		cfgs = append(cfgs, redis.SubscriberConfig{Streams: []string{stream}, Partitions: parts, Group: "g",
+			Consumer: "worker-" + strconv.Itoa(i), Concurrency: 2, ClaimIdle: 2 * time.Second, HandlerTimeout: 10 * time.Second,
+			Block: time.Second})
+	}
+	handler := func(_ context.Context, ev pubsub.Event) error {
+		time.Sleep(1500 * time.Millisecond) // the handler's work
+		c.add(ev)
+		return nil
+	}
+	// Each subscriber has a client (and so a pool) of its own, with
+	// go-redis's default options.
+	log := &errorLog{}
+	subscribe(t, newClient(t, server.Addr), cfgs[0], handler, log.handle)
+	subscribe(t, newClient(t, server.Addr), cfgs[1], handler, log.handle)
+	evs := make([]pubsub.Event, 2*parts)
+	for i := range evs {
+		evs[i] = pubsub.NewEvent(context.Background(), "job", []byte(strconv.Itoa(i)))
+	}
+	if err := pub.Emit(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, ids(evs), 60*time.Second)
+	if dups, retried := c.duplicates(); dups != 0 || retried != 0 {
+		errs, _ := log.snapshot()
+		t.Errorf("%d of %d events handled twice, %d first handled with Attempts > 0 (%d partitions, no fault); ErrorHandler got %d errors, first: %q",
+			dups, len(evs), retried, parts, len(errs), firstWith(errs, ""))
+	}
 }
