@@ -415,3 +415,41 @@ func TestAdversaryManyPartitionsHealthyGroupHandlesOnce(t *testing.T) {
 			dups, len(evs), retried, parts, len(errs), firstWith(errs, ""))
 	}
 }
+
+// Two subscribers configured with the same Consumer name (a
+// misconfiguration the Consumer field's doc forbids: "it must be
+// unique"): each run's sweep and pending-list read take the other's
+// queued and in-flight entries for its own lost replies and claim them
+// back, so events are handled twice with no fault at all, and nothing
+// reports the clash.
+func TestAdversarySameConsumerNameIsDetected(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("samename")
+	pub := newPublisher(t, client, stream)
+	c := newCounter()
+	log := &errorLog{}
+	start := func() {
+		subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker",
+			ClaimIdle: 400 * time.Millisecond, BatchSize: 50}, func(_ context.Context, ev pubsub.Event) error {
+			time.Sleep(20 * time.Millisecond) // the handler's work
+			c.add(ev)
+			return nil
+		}, log.handle)
+	}
+	start()
+	evs := emitN(t, pub, "job", 100)
+	eventually(t, "the first subscriber under way", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.n) >= 5
+	})
+	start() // a second process deployed with the same name
+	c.waitFor(t, ids(evs), 30*time.Second)
+	eventually(t, "nothing pending", func() bool { return pendingCount(t, client, stream, "g") == 0 })
+	dups, retried := c.duplicates()
+	errs, _ := log.snapshot()
+	if dups != 0 || retried != 0 {
+		t.Errorf("same consumer name twice: %d of %d handled twice, %d first handled with Attempts > 0; ErrorHandler got %d errors %q",
+			dups, len(evs), retried, len(errs), firstWith(errs, ""))
+	}
+}
