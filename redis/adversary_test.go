@@ -13,6 +13,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -451,5 +452,63 @@ func TestAdversarySameConsumerNameIsDetected(t *testing.T) {
 	if dups != 0 || retried != 0 {
 		t.Errorf("same consumer name twice: %d of %d handled twice, %d first handled with Attempts > 0; ErrorHandler got %d errors %q",
 			dups, len(evs), retried, len(errs), firstWith(errs, ""))
+	}
+}
+
+// Close (and a cancelled Consume) leave no goroutine of the run behind:
+// readers, claimer, keeper, mover, workers, acknowledger, retry timers
+// and watchdogs, with retries waiting and delayed events pending.
+func TestAdversaryNoGoroutineLeftAfterClose(t *testing.T) {
+	for _, how := range []string{"Close", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			client := newClient(t, server.Addr)
+			stream := uniqueName("leak")
+			pub := newPublisher(t, client, stream)
+			_ = client.Ping(context.Background()).Err()
+			before := goleak.IgnoreCurrent()
+			s, err := redis.NewSubscriber(context.Background(), client, redis.SubscriberConfig{Streams: []string{stream, stream + "-b"},
+				Group: "g", Consumer: "worker", Concurrency: 4, Block: 50 * time.Millisecond,
+				Backoff: pubsub.ConstantBackoff(time.Minute), ClaimIdle: 200 * time.Millisecond, HandlerTimeout: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n sync.WaitGroup
+			n.Add(20)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				s.Consume(ctx, func(_ context.Context, ev pubsub.Event) error {
+					defer n.Done()
+					if ev.Payload[0]%2 == 0 {
+						return errors.New("retry in a minute")
+					}
+					return nil
+				}, func(context.Context, error, *pubsub.Event) {})
+			}()
+			emitN(t, pub, "job", 20)
+			if err := pub.EmitAt(context.Background(), time.Now().Add(time.Hour), pubsub.NewEvent(context.Background(), "later", nil)); err != nil {
+				t.Fatal(err)
+			}
+			n.Wait()
+			if how == "cancel" {
+				cancel()
+				<-done
+			}
+			_ = s.Close()
+			<-done
+			cancel()
+			var leak error
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if leak = goleak.Find(before); leak == nil || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond) // bounded polling
+			}
+			if leak != nil {
+				t.Error(leak)
+			}
+		})
 	}
 }
