@@ -512,3 +512,128 @@ func TestAdversaryNoGoroutineLeftAfterClose(t *testing.T) {
 		})
 	}
 }
+
+// "Poison that kills ...: no innocent entry is dead-lettered for it."
+// An entry recovered from a crash runs alone, but its delivery is counted
+// (startScript) before its worker waits for the exclusive lock. With
+// Concurrency > 1, the other workers count their recovered entries, then
+// wait while the poison runs; when the poison kills the process, each of
+// them has been charged a delivery it never had. After MaxAttempts such
+// crashes they are dead-lettered as "delivered N times without an
+// outcome" although no handler ever failed on them.
+//
+// A crash is simulated without a process: when the poison's handler
+// starts, the incarnation's client is closed, so nothing more it does
+// reaches Redis (what SIGKILL leaves behind), then its Consume is
+// stopped and a new incarnation starts under the same consumer name.
+func TestAdversaryCrashingPoisonChargesNoInnocent(t *testing.T) {
+	// Which workers count their entries before the poison takes the lock
+	// varies from run to run; three independent trials make the outcome
+	// stable.
+	for trial := range 3 {
+		if crashLoopTrial(t, trial) {
+			return
+		}
+	}
+}
+
+// crashLoopTrial runs one crash loop; it reports whether innocent events
+// were dead-lettered (and then t has failed).
+func crashLoopTrial(t *testing.T, trial int) bool {
+	admin := newClient(t, server.Addr)
+	stream, group := uniqueName("crashloop"), "g"
+	makeGroup(t, admin, stream, group)
+	pub := newPublisher(t, admin, stream)
+	poison := emitN(t, pub, "poison", 1)[0]
+	good := emitN(t, pub, "good", 30)
+	// The first incarnation read everything and crashed: all pending,
+	// delivered once.
+	if n := len(takePending(t, admin, stream, group, "worker")); n != 31 {
+		t.Fatalf("took %d", n)
+	}
+	const maxAttempts = 3
+	c := newCounter()
+	cycles := 0
+	for ; cycles < 8; cycles++ {
+		if n, _ := admin.XLen(context.Background(), redis.DeadKey(stream)).Result(); n > 0 {
+			if p, _ := admin.XPending(context.Background(), stream, group).Result(); p != nil && p.Count == 0 {
+				break
+			}
+		}
+		client := goredis.NewClient(&goredis.Options{Addr: server.Addr})
+		s, err := redis.NewSubscriber(context.Background(), client, redis.SubscriberConfig{Streams: []string{stream}, Group: group,
+			Consumer: "worker", Concurrency: 8, MaxAttempts: maxAttempts, ClaimIdle: time.Minute, HandlerTimeout: time.Second,
+			Block: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crashed sync.Once
+		dead := make(chan struct{})
+		poisoned := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.Consume(ctx, func(_ context.Context, ev pubsub.Event) error {
+				select {
+				case <-dead:
+					return errors.New("this process is dead")
+				default:
+				}
+				if ev.ID == poison.ID {
+					time.Sleep(200 * time.Millisecond)                     // the poison works a while before it kills the process
+					crashed.Do(func() { _ = client.Close(); close(dead) }) // SIGKILL
+					close(poisoned)
+					return errors.New("this process is dead")
+				}
+				c.add(ev)
+				return nil
+			}, func(context.Context, error, *pubsub.Event) {})
+		}()
+		select {
+		case <-poisoned:
+		case <-time.After(3 * time.Second):
+			// No crash this time: the poison was dead-lettered, and this
+			// incarnation handles the rest.
+		}
+		cancel()
+		<-done
+		_ = s.Close()
+		_ = client.Close()
+	}
+	// A last, healthy incarnation finishes whatever is left.
+	subscribe(t, newClient(t, server.Addr), redis.SubscriberConfig{Streams: []string{stream}, Group: group,
+		Consumer: "worker", Concurrency: 8, MaxAttempts: maxAttempts, Block: 50 * time.Millisecond},
+		func(_ context.Context, ev pubsub.Event) error {
+			if ev.ID == poison.ID {
+				t.Error("the poison reached a handler after the crashes")
+				return nil
+			}
+			c.add(ev)
+			return nil
+		}, nil)
+	eventually(t, "nothing pending", func() bool { return pendingCount(t, admin, stream, group) == 0 })
+	dead, _ := admin.XRange(context.Background(), redis.DeadKey(stream), "-", "+").Result()
+	innocent := 0
+	var reason string
+	for _, d := range dead {
+		if d.Values["name"] != "poison" {
+			innocent++
+			reason, _ = d.Values["dead_reason"].(string)
+		}
+	}
+	c.mu.Lock()
+	handled := 0
+	for _, ev := range good {
+		if c.n[ev.ID] > 0 {
+			handled++
+		}
+	}
+	c.mu.Unlock()
+	t.Logf("trial %d: %d crashes; %d dead letters; %d of %d innocent events handled", trial, cycles, len(dead), handled, len(good))
+	if innocent > 0 {
+		t.Errorf("%d innocent events dead-lettered for the poison (e.g. %q); %d of %d handled", innocent, reason, handled, len(good))
+		return true
+	}
+	return false
+}
