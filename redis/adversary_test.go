@@ -637,3 +637,42 @@ func crashLoopTrial(t *testing.T, trial int) bool {
 	}
 	return false
 }
+
+// "Every helper key ... tolerates garbage", and at-least-once: an event
+// is acknowledged only after its handler returned nil or after it was
+// dead-lettered. The dead-letter XADD and the XACK run in one MULTI/EXEC;
+// when the dead-letter key holds another type, the XADD fails at EXEC
+// time (WRONGTYPE), which does not abort the transaction: the XACK still
+// runs. The entry is acknowledged without a dead letter, and the
+// ErrorHandler is told it was "left pending". The events are lost.
+func TestAdversaryDeadLetterKeyOfWrongTypeLosesNothing(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("deadwrongtype")
+	pub := newPublisher(t, client, stream)
+	if err := client.Set(context.Background(), redis.DeadKey(stream), "garbage", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	log := &errorLog{}
+	var runs sync.Map
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker",
+		ClaimIdle: 200 * time.Millisecond}, func(_ context.Context, ev pubsub.Event) error {
+		runs.Store(ev.ID, true)
+		return fmt.Errorf("refused: %w", pubsub.ErrPermanent)
+	}, log.handle)
+	evs := emitN(t, pub, "doomed", 10)
+	eventually(t, "every event handled once", func() bool {
+		n := 0
+		runs.Range(func(any, any) bool { n++; return true })
+		return n == len(evs)
+	})
+	eventually(t, "ErrorHandler told of every failed dead letter", func() bool {
+		errs, _ := log.snapshot()
+		return strings.Count(fmt.Sprint(errs), "left pending") >= len(evs)
+	})
+	pending := pendingCount(t, client, stream, "g")
+	errs, _ := log.snapshot()
+	if pending != int64(len(evs)) {
+		t.Errorf("%d of %d events neither handled nor dead-lettered nor pending: acknowledged although their dead letter was refused (ErrorHandler: %q)",
+			int64(len(evs))-pending, len(evs), firstWith(errs, "left pending"))
+	}
+}
