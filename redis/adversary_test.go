@@ -676,3 +676,55 @@ func TestAdversaryDeadLetterKeyOfWrongTypeLosesNothing(t *testing.T) {
 			int64(len(evs))-pending, len(evs), firstWith(errs, "left pending"))
 	}
 }
+
+// DESIGN, self-healing: "a group deleted or lost (restart without
+// persistence) is made again without skipping any event emitted after it
+// existed". When the group is lost while its consumer is between
+// restarts (a deploy, a crash loop), the events emitted meanwhile are
+// skipped: NewSubscriber makes the missing group at "$" (StartNew),
+// after them, and nothing reports it.
+func TestAdversaryGroupLostWhileConsumerRestartsSkipsNothing(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("lostbetween")
+	pub := newPublisher(t, client, stream)
+	cfg := redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker"}
+	s, err := redis.NewSubscriber(context.Background(), client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emitN(t, pub, "before", 5) // the group existed and had work
+	_ = s.Close()              // the consumer restarts (deploy)
+	// Meanwhile the group is lost (XGROUP DESTROY here; a restart
+	// without persistence or a failover to a stale replica does the
+	// same) and the producer goes on.
+	if err := client.XGroupDestroy(context.Background(), stream, "g").Err(); err != nil {
+		t.Fatal(err)
+	}
+	after := emitN(t, pub, "after", 5)
+	c := newCounter()
+	subscribe(t, client, cfg, func(_ context.Context, ev pubsub.Event) error {
+		c.add(ev)
+		return nil
+	}, nil)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		n := len(c.n)
+		c.mu.Unlock()
+		if n >= len(after) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // bounded polling
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	handled := 0
+	for _, ev := range after {
+		if c.n[ev.ID] > 0 {
+			handled++
+		}
+	}
+	if handled != len(after) {
+		t.Errorf("%d of %d events emitted after the group was lost were skipped", len(after)-handled, len(after))
+	}
+}
