@@ -728,3 +728,100 @@ func TestAdversaryGroupLostWhileConsumerRestartsSkipsNothing(t *testing.T) {
 		t.Errorf("%d of %d events emitted after the group was lost were skipped", len(after)-handled, len(after))
 	}
 }
+
+// A healthy group under a mix of everything that must not produce a
+// duplicate: three consumers, Concurrency 4, small batches, two streams
+// of two partitions each, handlers slow relative to ClaimIdle, and a
+// third of the events failing once with a backoff longer than ClaimIdle.
+// Every event is handled exactly once successfully, first with Attempts
+// 0, its retry (if any) with Attempts 1, and nothing is dead-lettered.
+func TestAdversaryHealthyMixHandlesOnce(t *testing.T) {
+	client := newClient(t, server.Addr)
+	base := uniqueName("mix")
+	streams := []string{base + "-a", base + "-b"}
+	var mu sync.Mutex
+	runs := map[pubsub.ID][]int{}
+	ok := map[pubsub.ID]int{}
+	changed := make(chan struct{}, 1)
+	handler := func(ctx context.Context, ev pubsub.Event) error {
+		mu.Lock()
+		runs[ev.ID] = append(runs[ev.ID], ev.Meta.Attempts)
+		first := len(runs[ev.ID]) == 1
+		mu.Unlock()
+		d := time.Duration(ev.Payload[0]%8) * 40 * time.Millisecond // 0..280ms, ClaimIdle is 300ms
+		select {
+		case <-time.After(d): // the handler's work
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if first && ev.Payload[0]%3 == 0 {
+			return errors.New("transient")
+		}
+		mu.Lock()
+		ok[ev.ID]++
+		mu.Unlock()
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	log := &errorLog{}
+	for i := range 3 {
+		subscribe(t, client, redis.SubscriberConfig{Streams: streams, Partitions: 2, Group: "g", Consumer: "worker-" + strconv.Itoa(i),
+			Concurrency: 4, BatchSize: 5, ClaimIdle: 300 * time.Millisecond, MaxAttempts: 3,
+			Backoff: pubsub.ConstantBackoff(time.Second), HandlerTimeout: 5 * time.Second}, handler, log.handle)
+	}
+	var all []pubsub.Event
+	for _, st := range streams {
+		pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: st, Partitions: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := make([]pubsub.Event, 100)
+		for i := range evs {
+			evs[i] = pubsub.NewEvent(context.Background(), "job", []byte{byte(i)})
+		}
+		if err := pub.Emit(context.Background(), evs...); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, evs...)
+	}
+	deadline := time.After(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(ok)
+		mu.Unlock()
+		if n == len(all) {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("%d of %d handled after 60s", n, len(all))
+		}
+	}
+	for _, st := range streams {
+		for _, p := range redis.PartitionStreams(st, 2) {
+			eventually(t, "nothing pending", func() bool { return pendingCount(t, client, p, "g") == 0 })
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	bad := 0
+	var example string
+	for _, ev := range all {
+		want := []int{0}
+		if ev.Payload[0]%3 == 0 {
+			want = []int{0, 1}
+		}
+		if ok[ev.ID] != 1 || !equalInts(runs[ev.ID], want) {
+			bad++
+			example = fmt.Sprintf("event %d: runs with Attempts %v, %d successes", ev.Payload[0], runs[ev.ID], ok[ev.ID])
+		}
+	}
+	if bad > 0 {
+		errs, _ := log.snapshot()
+		t.Errorf("%d of %d events not handled exactly as promised, e.g. %s; ErrorHandler: %d errors, first %q", bad, len(all), example, len(errs), firstWith(errs, ""))
+	}
+}
