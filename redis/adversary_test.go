@@ -825,3 +825,53 @@ func TestAdversaryHealthyMixHandlesOnce(t *testing.T) {
 		t.Errorf("%d of %d events not handled exactly as promised, e.g. %s; ErrorHandler: %d errors, first %q", bad, len(all), example, len(errs), firstWith(errs, ""))
 	}
 }
+
+// "No stalled consumer": with Concurrency 4, one event whose handler
+// hangs (ignores its deadline) must not stop the other three workers. Its
+// first run does not; but once abandoned it is claimed back from this
+// consumer's pending list, and a claimed entry runs under the exclusive
+// lock, so every later run of the hanging handler stops all handling on
+// the consumer for HandlerTimeout + grace, MaxAttempts-1 times.
+func TestAdversaryHangingHandlerDoesNotStallOthers(t *testing.T) {
+	client := newClient(t, server.Addr)
+	stream := uniqueName("stall")
+	pub := newPublisher(t, client, stream)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	hang := pubsub.NewEvent(context.Background(), "hang", nil)
+	var mu sync.Mutex
+	var starts []time.Time
+	c := newCounter()
+	timeout := 400 * time.Millisecond
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker", Concurrency: 4,
+		MaxAttempts: 3, HandlerTimeout: timeout, ClaimIdle: 400 * time.Millisecond, BatchSize: 10},
+		func(_ context.Context, ev pubsub.Event) error {
+			if ev.ID == hang.ID {
+				<-release // ignores its deadline
+				return nil
+			}
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // the handler's work
+			c.add(ev)
+			return nil
+		}, func(context.Context, error, *pubsub.Event) {})
+	if err := pub.Emit(context.Background(), hang); err != nil {
+		t.Fatal(err)
+	}
+	evs := emitN(t, pub, "job", 300)
+	c.waitFor(t, ids(evs), 60*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	var worst time.Duration
+	for i := 1; i < len(starts); i++ {
+		worst = max(worst, starts[i].Sub(starts[i-1]))
+	}
+	// 300 events of 20ms on 3 free workers take about 2s; a stall is a
+	// gap in which no handler started although events were waiting.
+	if worst >= timeout {
+		t.Errorf("no handler started for %s while %d events waited (Concurrency 4, one hanging handler); total %s",
+			worst.Round(time.Millisecond), len(evs), starts[len(starts)-1].Sub(starts[0]).Round(time.Millisecond))
+	}
+}
