@@ -875,3 +875,66 @@ func TestAdversaryHangingHandlerDoesNotStallOthers(t *testing.T) {
 			worst.Round(time.Millisecond), len(evs), starts[len(starts)-1].Sub(starts[0]).Round(time.Millisecond))
 	}
 }
+
+// A handler fails with pubsub.ErrPermanent while redis-server is out of
+// memory (maxmemory, noeviction): the dead-letter transaction is refused
+// (EXECABORT), so the entry is left pending, which is right. But it is
+// then claimed back as if its handler had crashed: the handler runs again
+// for an event it refused permanently, the deliveries are counted as
+// "without an outcome", and once memory is back the dead letter says
+// "delivered N times without an outcome (crash or hang?)" instead of the
+// handler's error.
+func TestAdversaryDeadLetterRefusedByOOMKeepsReason(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir(), "--maxmemory", "8mb", "--maxmemory-policy", "noeviction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	client := newClient(t, srv.Addr)
+	stream := uniqueName("oom")
+	pub := newPublisher(t, client, stream)
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	runs := map[pubsub.ID]int{}
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker",
+		ClaimIdle: 200 * time.Millisecond, MaxAttempts: 3}, func(_ context.Context, ev pubsub.Event) error {
+		<-gate
+		mu.Lock()
+		runs[ev.ID]++
+		mu.Unlock()
+		return fmt.Errorf("refused for good: %w", pubsub.ErrPermanent)
+	}, func(context.Context, error, *pubsub.Event) {})
+	ev := emitN(t, pub, "doomed", 1)[0]
+	// Fill memory until Redis refuses writes.
+	big := strings.Repeat("x", 16<<10)
+	for i := 0; ; i++ {
+		if i > 4096 {
+			t.Fatal("redis-server never refused a write")
+		}
+		if err := client.Set(context.Background(), "filler:"+strconv.Itoa(i), big, 0).Err(); err != nil {
+			if !strings.Contains(err.Error(), "OOM") {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	close(gate)
+	// Out of memory for a while (3 × ClaimIdle), then memory is back.
+	time.Sleep(600 * time.Millisecond) // the length of the memory shortage
+	keys, _ := client.Keys(context.Background(), "filler:*").Result()
+	if err := client.Del(context.Background(), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var dead []goredis.XMessage
+	eventually(t, "the dead letter", func() bool {
+		dead, _ = client.XRange(context.Background(), redis.DeadKey(stream), "-", "+").Result()
+		return len(dead) == 1
+	})
+	mu.Lock()
+	n := runs[ev.ID]
+	mu.Unlock()
+	reason, _ := dead[0].Values["dead_reason"].(string)
+	if n != 1 || !strings.Contains(reason, "refused for good") {
+		t.Errorf("handler refused the event permanently; it ran %d times, dead_reason %q", n, reason)
+	}
+}
