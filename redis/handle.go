@@ -10,14 +10,14 @@ import (
 )
 
 // work runs jobs until the run closes its queue, or until its handler is
-// abandoned (then a new worker has taken its place).
+// abandoned (then a new worker has taken its place). Once the run is
+// stopping it starts no handler: what is still queued stays pending for
+// the next start.
 func (r *run) work(w *slot) {
 	var rc runContext
 	defer rc.release()
 	for j := range r.jobs {
-		if !r.stillOurs(&j) {
-			// Another consumer took it over while it waited here (this
-			// one was stalled past ClaimIdle): it is theirs to handle.
+		if r.life.Err() != nil {
 			r.held.release(j.stream, j.msg.ID)
 			continue
 		}
@@ -35,43 +35,18 @@ var errNoOutcome = errors.New("without an outcome (crash or hang?)")
 // handle runs one job; it reports false when the handler was abandoned,
 // and the calling goroutine then belongs to nobody.
 func (r *run) handle(w *slot, rc *runContext, j job) bool {
-	if len(j.msg.Values) == 0 {
-		// XREADGROUP and XAUTOCLAIM return entries trimmed from the
-		// stream while pending with no fields: there is nothing left to
-		// handle or keep.
-		r.acks <- ack{j.stream, j.msg.ID}
-		r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was deleted while pending; acknowledged: %w", j.msg.ID, j.stream, pubsub.ErrMalformed), nil)
+	unlock := r.lock(j)
+	if !r.stillOurs(&j) {
+		// Another consumer took it over while it waited here (this one
+		// was stalled past ClaimIdle): it is theirs to handle.
+		unlock()
+		r.held.release(j.stream, j.msg.ID)
 		return true
 	}
-	ev, err := decode(j.msg.ID, j.msg.Values)
-	if err != nil {
-		r.deadLetter(j, ev, err)
+	ev, ok := r.prepare(j)
+	if !ok {
+		unlock()
 		return true
-	}
-	if r.s.names != nil && !r.s.names[ev.Name] {
-		r.acks <- ack{j.stream, j.msg.ID}
-		return true
-	}
-	if j.deliveries > int64(r.s.cfg.MaxAttempts) {
-		// Earlier deliveries ended with no outcome: the handler crashed
-		// its process, or hung. Give it no further chance to.
-		r.deadLetter(j, ev, &pubsub.DeadLetterError{Attempts: int(j.deliveries - 1),
-			Err: fmt.Errorf("delivered %d times %w", j.deliveries, errNoOutcome)})
-		return true
-	}
-	ev.Meta.Attempts = addAttempts(ev.Meta.Attempts, j.deliveries-1)
-	// An entry recovered from a crashed process or taken over from
-	// another consumer runs alone, and is acknowledged before anything
-	// else runs: should it be one that kills its process, it takes no
-	// other entry's delivery count up with it.
-	// One this run abandoned as hung need not: a hang harms no other
-	// entry, and running it alone would stall them all.
-	unlock := r.exclusive.RUnlock
-	if j.claimed && !r.wasAbandoned(j) {
-		r.exclusive.Lock()
-		unlock = r.exclusive.Unlock
-	} else {
-		r.exclusive.RLock()
 	}
 	err, returned := r.call(w, rc, j, ev, unlock)
 	if !returned {
@@ -96,6 +71,54 @@ func (r *run) handle(w *slot, rc *runContext, j job) bool {
 		r.retryLater(j, r.s.cfg.Backoff(int(j.deliveries)))
 	}
 	return true
+}
+
+// lock takes run.exclusive for j and returns what releases it. An entry
+// recovered from a crashed process or taken over from another consumer
+// runs alone: its delivery is counted, it runs and it is acknowledged
+// while no other handler runs, so should it be one that kills its
+// process, it charges no other entry a delivery. One this run abandoned
+// as hung need not: a hang harms no other entry, and running it alone
+// would stall them all.
+func (r *run) lock(j job) func() {
+	if j.claimed && !r.wasAbandoned(j) {
+		r.exclusive.Lock()
+		return r.exclusive.Unlock
+	}
+	r.exclusive.RLock()
+	return r.exclusive.RUnlock
+}
+
+// prepare decodes j for its handler. It reports false when the entry was
+// settled without one: deleted while pending, poison, of a name this
+// subscriber does not handle, or delivered too often without an outcome.
+func (r *run) prepare(j job) (pubsub.Event, bool) {
+	if len(j.msg.Values) == 0 {
+		// XREADGROUP and XAUTOCLAIM return entries trimmed from the
+		// stream while pending with no fields: there is nothing left to
+		// handle or keep.
+		r.acks <- ack{j.stream, j.msg.ID}
+		r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was deleted while pending; acknowledged: %w", j.msg.ID, j.stream, pubsub.ErrMalformed), nil)
+		return pubsub.Event{}, false
+	}
+	ev, err := decode(j.msg.ID, j.msg.Values)
+	if err != nil {
+		r.deadLetter(j, ev, err)
+		return ev, false
+	}
+	if r.s.names != nil && !r.s.names[ev.Name] {
+		r.acks <- ack{j.stream, j.msg.ID}
+		return ev, false
+	}
+	if j.deliveries > int64(r.s.cfg.MaxAttempts) {
+		// Earlier deliveries ended with no outcome: the handler crashed
+		// its process, or hung. Give it no further chance to.
+		r.deadLetter(j, ev, &pubsub.DeadLetterError{Attempts: int(j.deliveries - 1),
+			Err: fmt.Errorf("delivered %d times %w", j.deliveries, errNoOutcome)})
+		return ev, false
+	}
+	ev.Meta.Attempts = addAttempts(ev.Meta.Attempts, j.deliveries-1)
+	return ev, true
 }
 
 // addAttempts adds n to the attempts an entry carried, saturating rather

@@ -46,7 +46,8 @@ func (r *run) retried(j job, c claimed, sent time.Time) {
 		// "forced": it was pending with nobody (its group was made again
 		// after it was read): it is put back into the pending list, with
 		// its count, and handled.
-		j.msg, j.deliveries = c.msg, c.deliveries
+		// The claim counted this delivery.
+		j.msg, j.deliveries, j.claimed = c.msg, c.deliveries, false
 		r.held.confirm(j.stream, j.msg.ID, sent, c.deliveries)
 		r.dispatch(j)
 		return
