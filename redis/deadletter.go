@@ -20,43 +20,72 @@ const (
 	fieldDeadAt       = "dead_at"
 )
 
+// deadScript copies an entry to the dead-letter stream and, only once
+// that write succeeded, acknowledges it. KEYS are the dead-letter stream
+// and the stream; ARGV the group, the entry ID, the MAXLEN (0: none) and
+// the fields. A refused write (a key of the wrong type, no memory) leaves
+// the entry pending and returns Redis's error.
+var deadScript = goredis.NewScript(`
+local args = {'XADD', KEYS[1]}
+if tonumber(ARGV[3]) > 0 then
+  args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[3]}
+end
+args[#args + 1] = '*'
+for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
+local added = redis.pcall(unpack(args))
+if type(added) == 'table' and added.err then return added end
+redis.pcall('XACK', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
 // deadLetter copies the entry to the stream's dead-letter stream with the
-// reason and acknowledges it, in one transaction, then tells the
-// ErrorHandler. Should the write fail, the entry stays pending and is
-// tried again later.
+// reason and acknowledges it, atomically, then tells the ErrorHandler.
+// Should the write fail, the entry stays held and pending, and the write
+// is tried again in the background after a pause, with the same reason,
+// for as long as the run lasts (a stopped run leaves it pending for the
+// next start).
 func (r *run) deadLetter(j job, ev pubsub.Event, reason error) {
-	vals := make([]any, 0, 2*len(j.msg.Values)+10)
+	args := make([]any, 0, 2*len(j.msg.Values)+13)
+	args = append(args, r.s.cfg.Group, j.msg.ID, max(r.s.cfg.DeadMaxLen, 0))
 	for k, v := range j.msg.Values {
-		vals = append(vals, k, v)
+		args = append(args, k, v)
 	}
-	vals = append(vals,
+	args = append(args,
 		fieldDeadReason, reason.Error(),
 		fieldDeadGroup, r.s.cfg.Group,
 		fieldDeadEntry, j.msg.ID,
 		fieldDeadAttempts, strconv.FormatInt(j.deliveries, 10),
 		fieldDeadAt, time.Now().UTC().Format(time.RFC3339Nano),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := r.s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.XAdd(ctx, r.s.deadArgs(j.stream, vals))
-		p.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID)
-		return nil
-	})
-	r.held.release(j.stream, j.msg.ID)
-	if err != nil && !isNoGroup(err) {
-		r.eh(r.ctx, fmt.Errorf("redis: dead-lettering entry %s of stream %q (left pending): %w", j.msg.ID, j.stream, err), &ev)
+	if r.writeDead(j, ev, reason, args, 1) {
 		return
 	}
-	r.eh(r.ctx, reason, &ev)
+	r.retries.Add(1)
+	go func() {
+		defer r.retries.Done()
+		for tries := 2; ; tries++ {
+			if !r.pause(min(time.Duration(tries)*200*time.Millisecond, 5*time.Second)) {
+				r.held.release(j.stream, j.msg.ID)
+				return
+			}
+			if r.writeDead(j, ev, reason, args, tries) {
+				return
+			}
+		}
+	}()
 }
 
-// deadArgs is the XADD of a dead letter of stream, trimmed to about
-// DeadMaxLen entries.
-func (s *Subscriber) deadArgs(stream string, vals []any) *goredis.XAddArgs {
-	a := &goredis.XAddArgs{Stream: DeadKey(stream), Values: vals}
-	if s.cfg.DeadMaxLen > 0 {
-		a.MaxLen, a.Approx = s.cfg.DeadMaxLen, true
+// writeDead runs deadScript once; it reports whether the dead letter was
+// written.
+func (r *run) writeDead(j job, ev pubsub.Event, reason error, args []any, try int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := deadScript.Run(ctx, r.s.client, []string{DeadKey(j.stream), j.stream}, args...).Err()
+	cancel()
+	if err != nil {
+		r.eh(r.ctx, fmt.Errorf("redis: dead-lettering entry %s of stream %q failed (try %d; it stays pending and is tried again): %w", j.msg.ID, j.stream, try, err), &ev)
+		return false
 	}
-	return a
+	r.held.release(j.stream, j.msg.ID)
+	r.eh(r.ctx, reason, &ev)
+	return true
 }
