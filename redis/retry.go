@@ -54,7 +54,14 @@ func (r *run) retried(j job, c claimed, sent time.Time) {
 	case "taken":
 		r.giveUp(j, "was taken over by consumer "+strconv.Quote(c.holder)+", which handles it")
 	default: // "gone"
-		r.giveUp(j, "was deleted from the stream (trimmed by MAXLEN or MINID, XDEL, or lost by Redis)")
+		// No longer in the stream (trimmed, XDEL, or lost by a Redis
+		// restart without persistence): the run still has its fields,
+		// so it is retried from that copy, counted here. Its
+		// acknowledgement finds nothing to do; a stop before it
+		// succeeds loses it.
+		r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q is no longer in the stream; retried from the copy in hand (a stop before it succeeds loses it)", j.msg.ID, j.stream), nil)
+		j.deliveries, j.claimed = j.deliveries+1, false
+		r.dispatch(j)
 	}
 }
 
