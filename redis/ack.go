@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -46,13 +47,23 @@ func (r *run) acknowledge() {
 
 // flushAcks writes a batch of acknowledgements, trying again for a few
 // seconds while Redis is unreachable (workers wait meanwhile). It writes
-// them even while stopping: a handled event must not be redelivered for
-// want of its XACK. What still fails stays pending and is redelivered.
+// them even while stopping, a handled event must not be redelivered for
+// want of its XACK, but then tries once, and not at all after a failure,
+// so that Close stays bounded. What fails stays pending and is
+// redelivered.
 func (r *run) flushAcks(batch map[string][]string) {
-	var err error
+	err := errors.New("Redis did not answer while stopping")
 	for attempt := range ackTries {
+		if r.life.Err() != nil && (attempt > 0 || r.s.unreachable.Load()) {
+			break
+		}
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond) // a pause between tries, not a synchronisation
+			t := time.NewTimer(time.Duration(attempt) * 200 * time.Millisecond) // a pause between tries
+			select {
+			case <-t.C:
+			case <-r.life.Done():
+			}
+			t.Stop()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		pipe := r.s.client.Pipeline()
@@ -71,6 +82,7 @@ func (r *run) flushAcks(batch map[string][]string) {
 	for stream, ids := range batch {
 		r.held.release(stream, ids...)
 	}
+	r.s.unreachable.Store(err != nil)
 	if err == nil {
 		return
 	}
@@ -78,7 +90,7 @@ func (r *run) flushAcks(batch map[string][]string) {
 	for _, ids := range batch {
 		n += len(ids)
 	}
-	r.eh(r.ctx, fmt.Errorf("redis: acknowledging %d entries of group %q failed %d times (they stay pending and will be redelivered): %w", n, r.s.cfg.Group, ackTries, err), nil)
+	r.eh(r.ctx, fmt.Errorf("redis: acknowledging %d entries of group %q failed (they stay pending and will be redelivered): %w", n, r.s.cfg.Group, err), nil)
 }
 
 const ackTries = 5

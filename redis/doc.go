@@ -119,9 +119,12 @@
 //     on every poll, and the other streams' delayed events go on moving.
 //   - Close stops reading, waits for the handlers and their
 //     acknowledgements, and removes the consumer from the group when it has
-//     no entry pending. It returns within about Block + HandlerTimeout +
-//     grace + the acknowledgement flush (a few seconds while Redis is
-//     unreachable), whatever the handlers do.
+//     no entry pending. Queued entries no handler started stay pending for
+//     the next start. It returns within about Block + HandlerTimeout +
+//     grace + two of the client's ReadTimeout (3s by default), whatever the
+//     handlers do and even when Redis has stopped answering (it then
+//     tries the last acknowledgements once, and what it could not
+//     acknowledge is delivered again later).
 //   - Run one Consume at a time per Subscriber; use Concurrency for
 //     parallel handlers and separate subscribers (consumer names) to scale.
 //

@@ -9,23 +9,28 @@ import (
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
-// work runs jobs until the run closes its queue, or until its handler is
+// work runs jobs until the run stops its workers, or until its handler is
 // abandoned (then a new worker has taken its place). Once the run is
 // stopping it starts no handler: what is still queued stays pending for
 // the next start.
 func (r *run) work(w *slot) {
 	var rc runContext
 	defer rc.release()
-	for j := range r.jobs {
-		if r.life.Err() != nil {
-			r.held.release(j.stream, j.msg.ID)
-			continue
-		}
-		if !r.handle(w, &rc, j) {
+	for {
+		select {
+		case j := <-r.jobs:
+			if r.life.Err() != nil {
+				r.held.release(j.stream, j.msg.ID)
+				continue
+			}
+			if !r.handle(w, &rc, j) {
+				return
+			}
+		case <-r.workersStop:
+			r.workers.Done()
 			return
 		}
 	}
-	r.workers.Done()
 }
 
 // errNoOutcome is the reason of an entry dead-lettered for having been

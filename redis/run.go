@@ -54,6 +54,7 @@ type run struct {
 	ackDone     chan struct{}
 
 	base        time.Time     // handler deadlines are ns since base (monotonic)
+	workersStop chan struct{} // closed when the workers are to stop; r.jobs is never closed, as a late loop may still send
 	workersDone chan struct{} // closed once the workers are done: ends the watchdog
 }
 
@@ -65,6 +66,7 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		acks:        make(chan ack, s.cfg.BatchSize),
 		ackDone:     make(chan struct{}),
 		base:        time.Now(),
+		workersStop: make(chan struct{}),
 		workersDone: make(chan struct{}),
 		held:        newHoldings(s.cfg.Streams),
 		abandoned:   make(map[string]struct{}),
@@ -97,18 +99,33 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	return r
 }
 
-// wait returns once everything the run started has ended (handlers that
-// ignore their deadline are abandoned) and its acknowledgements are
-// written.
+// wait returns once the handlers have ended (those that ignore their
+// deadline are abandoned) and their acknowledgements are written or
+// given up. It waits for the readers and other loops only a little past
+// Block: against a Redis that has stopped answering, their commands end
+// only with the client's timeouts, and what they read after the run
+// stopped stays pending for the next start.
 func (r *run) wait() {
 	<-r.life.Done()
-	r.loops.Wait()
-	r.retries.Wait()
-	close(r.jobs)
+	waitAtMost(&r.loops, r.s.cfg.Block+time.Second)
+	waitAtMost(&r.retries, time.Second)
+	close(r.workersStop)
 	r.workers.Wait()
 	close(r.workersDone)
 	close(r.acks)
 	<-r.ackDone
+}
+
+// waitAtMost waits for wg, or d.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // dispatch hands a job to the workers; it reports false when the run is

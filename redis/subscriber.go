@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -189,6 +190,9 @@ type Subscriber struct {
 	cfg    SubscriberConfig
 	names  map[pubsub.Name]bool // nil: every name
 	pos    positions            // how far the group is known to have delivered
+	// unreachable: the last acknowledgements failed; Close then leaves
+	// the consumer in the group rather than wait on Redis again.
+	unreachable atomic.Bool
 
 	gate *lifecycle.Gate
 }
@@ -272,8 +276,11 @@ func (s *Subscriber) Close() error {
 	if !s.gate.Close() {
 		return nil
 	}
+	if s.unreachable.Load() {
+		return nil
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, stream := range s.cfg.Streams {
 		pending, err := s.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
