@@ -393,7 +393,7 @@ func TestAdversaryManyPartitionsHealthyGroupHandlesOnce(t *testing.T) {
 			Block: time.Second})
 	}
 	handler := func(_ context.Context, ev pubsub.Event) error {
-		time.Sleep(1500 * time.Millisecond) // the handler's work
+		time.Sleep(600 * time.Millisecond) // the handler's work: entries wait in the queue far past ClaimIdle
 		c.add(ev)
 		return nil
 	}

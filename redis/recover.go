@@ -97,32 +97,65 @@ func (s *Subscriber) notePosition(ctx context.Context, stream string) error {
 // have delivered, so no entry added after that is skipped; entries
 // between that point and where the lost group really was are delivered
 // again.
-func (s *Subscriber) remakeGroup(ctx context.Context, stream string) (string, error) {
-	start := "0"
+func (s *Subscriber) remakeGroup(ctx context.Context, stream string) (start string, made bool, err error) {
+	start = "0"
 	if n, err := s.client.XLen(ctx, stream).Result(); err != nil {
-		return "", err
+		return "", false, err
 	} else if n > 0 {
 		if p := s.pos.get(stream); p != "" {
 			start = p
 		}
 	}
-	return start, s.createGroupAt(ctx, stream, start)
+	made, err = s.createGroupAt(ctx, stream, start)
+	return start, made, err
 }
 
 // recover reports a failed read of stream, makes a vanished group again,
 // and backs off before the next try.
 func (r *run) recover(stream string, err error, failures int) {
 	if isNoGroup(err) {
-		start, cerr := r.s.remakeGroup(r.life, stream)
-		if cerr == nil {
-			r.s.cfg.Logger.Warn("redis: consumer group missing, made it again", "stream", stream, "group", r.s.cfg.Group, "start", start)
-			r.eh(r.ctx, fmt.Errorf("redis: group %q of stream %q was missing (deleted, or lost by a Redis restart); made it again after entry %s: %w", r.s.cfg.Group, stream, start, err), nil)
+		if r.remake(stream, err) {
 			return
 		}
-		err = cerr
 	}
 	r.eh(r.ctx, fmt.Errorf("redis: reading stream %q as group %q: %w", stream, r.s.cfg.Group, err), nil)
 	r.pause(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second))
+}
+
+// recoverAll is recover for a read of several streams: a missing group
+// is made again on each stream that lacks it.
+func (r *run) recoverAll(streams []string, err error, failures int) {
+	if len(streams) == 1 {
+		r.recover(streams[0], err, failures)
+		return
+	}
+	if isNoGroup(err) {
+		remade := false
+		for _, stream := range streams {
+			remade = r.remake(stream, err) || remade
+		}
+		if remade {
+			return
+		}
+	}
+	r.eh(r.ctx, fmt.Errorf("redis: reading %d streams as group %q: %w", len(streams), r.s.cfg.Group, err), nil)
+	r.pause(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second))
+}
+
+// remake makes the group on stream again if it is missing; it reports
+// whether it did.
+func (r *run) remake(stream string, cause error) bool {
+	start, made, err := r.s.remakeGroup(r.life, stream)
+	switch {
+	case err != nil:
+		r.eh(r.ctx, fmt.Errorf("redis: making group %q on stream %q again: %w", r.s.cfg.Group, stream, err), nil)
+		return false
+	case !made:
+		return false
+	}
+	r.s.cfg.Logger.Warn("redis: consumer group missing, made it again", "stream", stream, "group", r.s.cfg.Group, "start", start)
+	r.eh(r.ctx, fmt.Errorf("redis: group %q of stream %q was missing (deleted, or lost by a Redis restart); made it again after entry %s: %w", r.s.cfg.Group, stream, start, cause), nil)
+	return true
 }
 
 func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error(), "NOGROUP") }

@@ -232,17 +232,21 @@ func (s *Subscriber) createGroup(ctx context.Context, stream string) error {
 	if s.cfg.Start == StartBeginning {
 		start = "0"
 	}
-	return s.createGroupAt(ctx, stream, start)
+	_, err := s.createGroupAt(ctx, stream, start)
+	return err
 }
 
 // createGroupAt makes the group on stream starting after entry ID start;
-// a group that exists already is left as it is.
-func (s *Subscriber) createGroupAt(ctx context.Context, stream, start string) error {
-	err := s.client.XGroupCreateMkStream(ctx, stream, s.cfg.Group, start).Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("redis: creating group %q on stream %q: %w", s.cfg.Group, stream, err)
+// a group that exists already is left as it is, and made is false.
+func (s *Subscriber) createGroupAt(ctx context.Context, stream, start string) (made bool, err error) {
+	err = s.client.XGroupCreateMkStream(ctx, stream, s.cfg.Group, start).Err()
+	switch {
+	case err == nil:
+		return true, nil
+	case strings.HasPrefix(err.Error(), "BUSYGROUP"):
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("redis: creating group %q on stream %q: %w", s.cfg.Group, stream, err)
 }
 
 // Consume reads the group's entries and runs Concurrency handlers on them
