@@ -27,6 +27,12 @@
 // Redis Cluster slot through a hash tag: for "orders", the delayed set
 // "{orders}:delayed" ([DelayedKey]) and the dead-letter stream
 // "{orders}:dead" ([DeadKey]); a name that already holds a tag keeps it.
+// A subscriber also keeps, per group, the last position of the group it
+// saw, "{orders}:group:<group>:delivered" (so that a group deleted while
+// none of its consumers ran is made again there, not at Start; delete it
+// with the group to start afresh), and, while it consumes, a lease on its
+// consumer name, "{<first stream>}:consumer:<group>:<consumer>" (expiring
+// min(ClaimIdle, 10s) after the subscriber stops renewing it).
 //
 // # Delivery semantics
 //
@@ -36,7 +42,7 @@
 //     or is cut off from Redis for ClaimIdle, no entry is handled twice and
 //     Meta.Attempts is 0 on first handling. A subscriber renews its hold on
 //     every entry it holds (queued for a handler, being handled, waiting
-//     for a retry) every ClaimIdle/4 with XCLAIM JUSTID, which restarts the
+//     for a retry) every ClaimIdle/4 (at most every 3.3s) with XCLAIM JUSTID, which restarts the
 //     entry's idle clock without counting a delivery, so no other consumer
 //     takes over an entry that merely waits; and before handing an entry
 //     to a handler after a stall of ClaimIdle/2 or more it checks with
@@ -49,7 +55,7 @@
 //     group existed: at "0" when the stream is gone or empty (everything in
 //     it is new), otherwise after the furthest entry the group is known to
 //     have delivered (its last-delivered ID, read at start and every
-//     ClaimIdle/4, or an entry this subscriber read). Entries between that
+//     keeper round, or an entry this subscriber read). Entries between that
 //     point and where the lost group really was are delivered again.
 //     Entries in hand when the group vanished are still handled, and a
 //     retry of one puts it back into the pending list (XCLAIM FORCE, its
@@ -61,7 +67,7 @@
 //     batches (XREADGROUP COUNT BatchSize BLOCK Block) for a pool of
 //     Concurrency handlers. Every ClaimInterval it takes over entries idle
 //     longer than ClaimIdle (XAUTOCLAIM, following its cursor): those of a
-//     consumer that crashed, hung or was cut off. Every ClaimIdle/4 it also
+//     consumer that crashed, hung or was cut off. Every keeper round (ClaimIdle/4, at most 3.3s) it also
 //     looks for entries pending with its own name that it does not hold (a
 //     read whose reply was lost and that go-redis silently retried, an
 //     abandoned handler) and claims them back.
@@ -127,6 +133,14 @@
 //     acknowledge is delivered again later).
 //   - Run one Consume at a time per Subscriber; use Concurrency for
 //     parallel handlers and separate subscribers (consumer names) to scale.
+//     A consumer name is leased while a Consume runs under it: a second
+//     subscriber with the same name (a misconfiguration) is told so through
+//     its ErrorHandler and waits until the first stops, instead of both
+//     handling the same entries; after a crash, a restart under the same
+//     name waits for the lease to lapse (min(ClaimIdle, 10s)).
+//   - On one server, all the streams (partitions) of a subscriber are read
+//     by one blocking XREADGROUP, so they hold one pooled connection; on a
+//     Cluster each stream has its own reader.
 //
 // # Configuration
 //

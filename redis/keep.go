@@ -7,10 +7,13 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// keepEvery is how often the keeper renews held entries: a quarter of
-// ClaimIdle, so an entry waiting in this run's queue is never idle long
-// enough for another consumer's XAUTOCLAIM.
-func (r *run) keepEvery() time.Duration { return max(r.s.cfg.ClaimIdle/4, time.Millisecond) }
+// keepEvery is how often the keeper renews held entries and the lease on
+// the consumer name: a quarter of ClaimIdle, so an entry waiting in this
+// run's queue is never idle long enough for another consumer's
+// XAUTOCLAIM, and a third of the lease at most.
+func (r *run) keepEvery() time.Duration {
+	return max(min(r.s.cfg.ClaimIdle/4, r.s.nameLeaseTTL()/3), time.Millisecond)
+}
 
 // refreshChunk bounds the entries renewed by one script call.
 const refreshChunk = 256
@@ -26,6 +29,7 @@ func (r *run) keep() {
 	defer r.loops.Done()
 	every := r.keepEvery()
 	for r.pause(every) {
+		r.keepName()
 		for _, stream := range r.s.cfg.Streams {
 			r.renew(stream, time.Now().Add(-every))
 			r.sweep(stream, 2*every)

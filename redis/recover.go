@@ -19,10 +19,11 @@ type positions struct {
 	last map[string]string
 }
 
-// advance records that the group delivered up to id on stream.
-func (p *positions) advance(stream, id string) {
+// advance records that the group delivered up to id on stream; it
+// reports whether that moved the position.
+func (p *positions) advance(stream, id string) bool {
 	if id == "" {
-		return
+		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -31,7 +32,9 @@ func (p *positions) advance(stream, id string) {
 	}
 	if old, ok := p.last[stream]; !ok || compareIDs(old, id) < 0 {
 		p.last[stream] = id
+		return true
 	}
+	return false
 }
 
 func (p *positions) get(stream string) string {
@@ -77,18 +80,30 @@ func nextID(id string) string {
 }
 
 // notePosition reads the group's last-delivered ID on stream into the
-// subscriber's positions.
+// subscriber's positions, and records it beside the stream
+// ([positionKey]) for a subscriber that finds the group gone at its
+// start.
 func (s *Subscriber) notePosition(ctx context.Context, stream string) error {
 	groups, err := s.client.XInfoGroups(ctx, stream).Result()
 	if err != nil {
 		return err
 	}
 	for _, g := range groups {
-		if g.Name == s.cfg.Group {
-			s.pos.advance(stream, g.LastDeliveredID)
+		if g.Name == s.cfg.Group && s.pos.advance(stream, g.LastDeliveredID) {
+			return s.client.Set(ctx, s.positionKey(stream), g.LastDeliveredID, 0).Err()
 		}
 	}
 	return nil
+}
+
+// positionKey holds the last position of the group on stream that a
+// subscriber saw: "{orders}:group:billing:delivered". A subscriber that
+// finds its group missing at start while this key is there makes it
+// again at that position rather than at Start, so that a group deleted
+// while none of its consumers ran skips nothing. Delete it with the group
+// to start the group afresh.
+func (s *Subscriber) positionKey(stream string) string {
+	return HelperKey(stream, "group:"+s.cfg.Group+":delivered")
 }
 
 // remakeGroup makes the group on stream again after it vanished. Into a

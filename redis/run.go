@@ -56,6 +56,9 @@ type run struct {
 	base        time.Time     // handler deadlines are ns since base (monotonic)
 	workersStop chan struct{} // closed when the workers are to stop; r.jobs is never closed, as a late loop may still send
 	workersDone chan struct{} // closed once the workers are done: ends the watchdog
+
+	leaseToken string        // this run's lease on the consumer name
+	leased     chan struct{} // closed once the lease is taken
 }
 
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {
@@ -67,6 +70,7 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		ackDone:     make(chan struct{}),
 		base:        time.Now(),
 		workersStop: make(chan struct{}),
+		leased:      make(chan struct{}),
 		workersDone: make(chan struct{}),
 		held:        newHoldings(s.cfg.Streams),
 		abandoned:   make(map[string]struct{}),
@@ -91,12 +95,19 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	go r.watch(slots)
 	readers := r.readerGroups()
 	r.loops.Add(3 + len(readers))
-	for _, streams := range readers {
-		go r.read(streams)
-	}
-	go r.claim()
-	go r.keep()
-	go r.moveDelayed()
+	go func() {
+		if !r.leaseName() {
+			r.loops.Add(-(3 + len(readers)))
+			return
+		}
+		close(r.leased)
+		for _, streams := range readers {
+			go r.read(streams)
+		}
+		go r.claim()
+		go r.keep()
+		go r.moveDelayed()
+	}()
 	return r
 }
 
@@ -115,6 +126,13 @@ func (r *run) wait() {
 	close(r.workersDone)
 	close(r.acks)
 	<-r.ackDone
+	select {
+	case <-r.leased:
+		if !r.s.unreachable.Load() {
+			r.releaseName()
+		}
+	default:
+	}
 }
 
 // waitAtMost waits for wg, or d.

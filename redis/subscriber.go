@@ -231,8 +231,17 @@ func (s *Subscriber) createGroup(ctx context.Context, stream string) error {
 	start := "$"
 	if s.cfg.Start == StartBeginning {
 		start = "0"
+	} else if last, err := s.client.Get(ctx, s.positionKey(stream)).Result(); err == nil && last != "" {
+		// The group existed before: made again, it resumes where it
+		// was last seen (a no-op when it exists).
+		start = last
+	} else if err != nil && !errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("redis: reading %q: %w", s.positionKey(stream), err)
 	}
-	_, err := s.createGroupAt(ctx, stream, start)
+	made, err := s.createGroupAt(ctx, stream, start)
+	if made && start != "$" && start != "0" {
+		s.cfg.Logger.Warn("redis: consumer group was missing; made it again where it was last seen", "stream", stream, "group", s.cfg.Group, "start", start)
+	}
 	return err
 }
 
