@@ -562,7 +562,7 @@ func crashLoopTrial(t *testing.T, trial int) bool {
 		}
 		client := goredis.NewClient(&goredis.Options{Addr: server.Addr})
 		s, err := redis.NewSubscriber(context.Background(), client, redis.SubscriberConfig{Streams: []string{stream}, Group: group,
-			Consumer: "worker", Concurrency: 8, MaxAttempts: maxAttempts, ClaimIdle: time.Minute, HandlerTimeout: time.Second,
+			Consumer: "worker", Concurrency: 8, MaxAttempts: maxAttempts, ClaimIdle: time.Second, HandlerTimeout: time.Second,
 			Block: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
