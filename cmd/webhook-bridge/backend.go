@@ -19,13 +19,16 @@ import (
 
 // backend is what the bridge runs on: memory or Redis.
 type backend struct {
-	pub     pubsub.DelayedPublisher
-	sub     pubsub.Subscriber
-	dead    webhook.DeadLetterStore
-	subs    subscriptionStore
-	client  goredis.UniversalClient // nil in memory
-	lag     func(context.Context) (int64, error)
-	closers []func() error
+	pub    pubsub.DelayedPublisher
+	sub    pubsub.Subscriber
+	dead   webhook.DeadLetterStore
+	subs   subscriptionStore
+	client goredis.UniversalClient // nil in memory
+	lag    func(context.Context) (int64, error)
+	// unhandled counts the entries in the dead-letter streams of the
+	// event and retry streams (Redis only).
+	unhandled []func(context.Context) (int64, error)
+	closers   []func() error
 }
 
 func (b *backend) Close() error {
@@ -141,6 +144,17 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 			}
 			return 0, nil
 		},
+		unhandled: []func(context.Context) (int64, error){func(ctx context.Context) (int64, error) {
+			var n int64
+			for _, s := range []string{cfg.Stream, retryStream(cfg)} {
+				l, err := client.XLen(ctx, redis.DeadKey(s)).Result()
+				if err != nil {
+					return 0, err
+				}
+				n += l
+			}
+			return n, nil
+		}},
 		closers: []func() error{client.Close, pub.Close, sub.Close},
 	}, nil
 }

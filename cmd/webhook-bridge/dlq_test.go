@@ -459,3 +459,23 @@ subscriptions:
 		}
 	})
 }
+
+// An entry the bridge cannot handle at all (here, one without a name,
+// written with XADD by another producer) goes to its stream's
+// dead-letter stream, and /metrics counts it.
+func TestUnhandledEntriesAreCounted(t *testing.T) {
+	p := startBridge(t, backendConfig("redis")+"listen: LISTEN\n")
+	c, err := loadConfig(p.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := redisClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := client.XAdd(context.Background(), &goredis.XAddArgs{Stream: c.Stream, Values: []any{"payload", "no name"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, p, "webhook_bridge_unhandled_events_stored", 1)
+}

@@ -78,7 +78,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	defer be.Close()
 
 	reg := prometheus.NewRegistry()
-	m := newMetrics(reg, be.lag, be.dead)
+	m := newMetrics(reg, be.lag, be.dead, be.unhandled...)
 	schedule := make([]time.Duration, len(cfg.Retry.Schedule))
 	for i, d := range cfg.Retry.Schedule {
 		schedule[i] = time.Duration(d)

@@ -28,7 +28,7 @@ const scrapeTimeout = time.Second
 // newMetrics registers the bridge's metrics in reg: lag, when not nil,
 // reads the consumer lag and dead the number of dead letters stored, at
 // scrape time.
-func newMetrics(reg *prometheus.Registry, lag func(context.Context) (int64, error), dead webhook.DeadLetterStore) *metrics {
+func newMetrics(reg *prometheus.Registry, lag func(context.Context) (int64, error), dead webhook.DeadLetterStore, unhandled ...func(context.Context) (int64, error)) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhook_bridge_events_received_total", Help: "Events accepted by POST /v1/events.",
@@ -56,6 +56,11 @@ func newMetrics(reg *prometheus.Registry, lag func(context.Context) (int64, erro
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhook_bridge_consumer_lag", Help: "Entries of the stream not yet delivered to the group or not yet acknowledged (Redis); -1 when Redis did not answer.",
 		}, scrapeCount(lag)))
+	}
+	for _, count := range unhandled {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhook_bridge_unhandled_events_stored", Help: "Entries of the event and retry streams the bridge could not handle at all (not decodable, or whose handling crashed, hung or failed every attempt), kept in their dead-letter streams {stream}:dead (Redis); -1 when Redis did not answer.",
+		}, scrapeCount(count)))
 	}
 	if dead != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
