@@ -130,13 +130,7 @@ func equalInts(a, b []int) bool {
 func TestAdversaryRetryWaitingAcrossRestartWithoutPersistence(t *testing.T) {
 	for _, fault := range []string{"restart", "FLUSHALL", "DEL stream"} {
 		t.Run(fault, func(t *testing.T) {
-			srv, err := redistest.Start(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Kill)
-			client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond})
-			t.Cleanup(func() { _ = client.Close() })
+			srv, client := privateServer(t)
 			stream := uniqueName("retryamnesia")
 			pub := newPublisher(t, client, stream)
 			c := newCounter()

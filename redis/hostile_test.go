@@ -95,10 +95,10 @@ func ids(evs []pubsub.Event) []pubsub.ID {
 	return out
 }
 
-// Defect: a consumer idle on an empty stream, redis-server killed with no
-// persistence and started again, then events emitted: the group was made
-// again at "$", after them, and none was handled.
-func TestRestartWithoutPersistenceSkipsNothing(t *testing.T) {
+// privateServer starts a redis-server of the test's own, without
+// persistence (for tests that kill it), and a client that redials fast.
+func privateServer(t *testing.T) (*redistest.Server, goredis.UniversalClient) {
+	t.Helper()
 	srv, err := redistest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +106,14 @@ func TestRestartWithoutPersistenceSkipsNothing(t *testing.T) {
 	t.Cleanup(srv.Kill)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = client.Close() })
+	return srv, client
+}
+
+// Defect: a consumer idle on an empty stream, redis-server killed with no
+// persistence and started again, then events emitted: the group was made
+// again at "$", after them, and none was handled.
+func TestRestartWithoutPersistenceSkipsNothing(t *testing.T) {
+	srv, client := privateServer(t)
 	stream := uniqueName("amnesia")
 	pub := newPublisher(t, client, stream)
 	c := newCounter()

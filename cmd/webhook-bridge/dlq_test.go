@@ -431,15 +431,7 @@ subscriptions:
 				t.Errorf("stored %v, dropped %v; want %d and %d", stored, dropped, bound, 4*rounds-bound)
 			}
 		case "redis":
-			c, err := loadConfig(p.config)
-			if err != nil {
-				t.Fatal(err)
-			}
-			client, err := redisClient(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
+			c, client := bridgeRedis(t, p)
 			xlen := client.XLen(context.Background(), deadLetterKey(c)).Val()
 			if stored != float64(xlen) || xlen < bound || xlen >= bound+4 {
 				t.Errorf("gauge %v, XLEN %d; want equal, and about %d", stored, xlen, bound)
@@ -465,6 +457,17 @@ subscriptions:
 // dead-letter stream, and /metrics counts it.
 func TestUnhandledEntriesAreCounted(t *testing.T) {
 	p := startBridge(t, backendConfig("redis")+"listen: LISTEN\n")
+	c, client := bridgeRedis(t, p)
+	if err := client.XAdd(context.Background(), &goredis.XAddArgs{Stream: c.Stream, Values: []any{"payload", "no name"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, p, "webhook_bridge_unhandled_events_stored", 1)
+}
+
+// bridgeRedis returns the config of a running bridge and a client of its
+// Redis, closed when the test ends.
+func bridgeRedis(t *testing.T, p *proc) (*Config, goredis.UniversalClient) {
+	t.Helper()
 	c, err := loadConfig(p.config)
 	if err != nil {
 		t.Fatal(err)
@@ -473,9 +476,6 @@ func TestUnhandledEntriesAreCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	if err := client.XAdd(context.Background(), &goredis.XAddArgs{Stream: c.Stream, Values: []any{"payload", "no name"}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitMetric(t, p, "webhook_bridge_unhandled_events_stored", 1)
+	t.Cleanup(func() { _ = client.Close() })
+	return c, client
 }
