@@ -63,6 +63,20 @@ func compareIDs(a, b string) int {
 	return 0
 }
 
+// validID reports whether id is a stream entry ID, "ms-seq" or "ms".
+func validID(id string) bool {
+	ms, seq, found := strings.Cut(id, "-")
+	if _, err := strconv.ParseUint(ms, 10, 64); err != nil {
+		return false
+	}
+	if found {
+		if _, err := strconv.ParseUint(seq, 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 func splitID(id string) (uint64, uint64) {
 	ms, seq, _ := strings.Cut(id, "-")
 	m, _ := strconv.ParseUint(ms, 10, 64)
@@ -114,11 +128,19 @@ func (s *Subscriber) positionKey(stream string) string {
 // again.
 func (s *Subscriber) remakeGroup(ctx context.Context, stream string) (start string, made bool, err error) {
 	start = "0"
-	if n, err := s.client.XLen(ctx, stream).Result(); err != nil {
+	info, err := s.client.XInfoStream(ctx, stream).Result()
+	switch {
+	case err != nil && strings.Contains(err.Error(), "no such key"):
+	case err != nil:
 		return "", false, err
-	} else if n > 0 {
+	case info.Length > 0:
 		if p := s.pos.get(stream); p != "" {
+			// Never past the stream's last entry (a stream restored from
+			// an older snapshot ends before what was seen).
 			start = p
+			if compareIDs(p, info.LastGeneratedID) > 0 {
+				start = info.LastGeneratedID
+			}
 		}
 	}
 	made, err = s.createGroupAt(ctx, stream, start)

@@ -216,10 +216,10 @@ func NewSubscriber(ctx context.Context, client goredis.UniversalClient, cfg Subs
 			s.names[n] = true
 		}
 	}
+	if err := s.createGroups(ctx); err != nil {
+		return nil, err
+	}
 	for _, stream := range cfg.Streams {
-		if err := s.createGroup(ctx, stream); err != nil {
-			return nil, err
-		}
 		if err := s.notePosition(ctx, stream); err != nil {
 			return nil, fmt.Errorf("redis: reading group %q on stream %q: %w", cfg.Group, stream, err)
 		}
@@ -227,22 +227,87 @@ func NewSubscriber(ctx context.Context, client goredis.UniversalClient, cfg Subs
 	return s, nil
 }
 
-func (s *Subscriber) createGroup(ctx context.Context, stream string) error {
-	start := "$"
-	if s.cfg.Start == StartBeginning {
-		start = "0"
-	} else if last, err := s.client.Get(ctx, s.positionKey(stream)).Result(); err == nil && last != "" {
-		// The group existed before: made again, it resumes where it
-		// was last seen (a no-op when it exists).
-		start = last
-	} else if err != nil && !errors.Is(err, goredis.Nil) {
-		return fmt.Errorf("redis: reading %q: %w", s.positionKey(stream), err)
+// createGroups makes the group on each stream that lacks it. Where it
+// begins:
+//   - StartBeginning: "0";
+//   - the group exists on another of the subscriber's streams (partitions
+//     were added): "0", as the group is not new;
+//   - a position of the group was recorded beside the stream
+//     ([Subscriber.positionKey]): there (the group existed and was
+//     deleted), never past the stream's last entry;
+//   - otherwise "$".
+func (s *Subscriber) createGroups(ctx context.Context) error {
+	var missing []string
+	for _, stream := range s.cfg.Streams {
+		ok, err := s.groupExists(ctx, stream)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, stream)
+		}
 	}
-	made, err := s.createGroupAt(ctx, stream, start)
-	if made && start != "$" && start != "0" {
-		s.cfg.Logger.Warn("redis: consumer group was missing; made it again where it was last seen", "stream", stream, "group", s.cfg.Group, "start", start)
+	existsElsewhere := len(missing) < len(s.cfg.Streams)
+	for _, stream := range missing {
+		start := "$"
+		switch {
+		case s.cfg.Start == StartBeginning, existsElsewhere:
+			start = "0"
+		default:
+			if p := s.recordedPosition(ctx, stream); p != "" {
+				start = p
+			}
+		}
+		made, err := s.createGroupAt(ctx, stream, start)
+		if err != nil {
+			return err
+		}
+		if made && start != "$" && s.cfg.Start == StartNew {
+			s.cfg.Logger.Warn("redis: consumer group missing on a stream it is known on; made it there", "stream", stream, "group", s.cfg.Group, "start", start)
+		}
 	}
-	return err
+	return nil
+}
+
+// groupExists reports whether the group exists on stream.
+func (s *Subscriber) groupExists(ctx context.Context, stream string) (bool, error) {
+	groups, err := s.client.XInfoGroups(ctx, stream).Result()
+	switch {
+	case err != nil && strings.Contains(err.Error(), "no such key"):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("redis: reading the groups of stream %q: %w", stream, err)
+	}
+	for _, g := range groups {
+		if g.Name == s.cfg.Group {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// recordedPosition returns the group's position recorded beside stream,
+// not past the stream's last entry; "" when there is none usable (a
+// value that is not an entry ID, or a key of another type, is ignored
+// and logged).
+func (s *Subscriber) recordedPosition(ctx context.Context, stream string) string {
+	key := s.positionKey(stream)
+	last, err := s.client.Get(ctx, key).Result()
+	switch {
+	case errors.Is(err, goredis.Nil) || last == "":
+		return ""
+	case err != nil || !validID(last):
+		s.cfg.Logger.Warn("redis: ignoring an unusable group position", "key", key, "value", truncate(last), "err", err)
+		return ""
+	}
+	info, err := s.client.XInfoStream(ctx, stream).Result()
+	if err != nil {
+		return "0" // no stream yet: everything that comes is new
+	}
+	if compareIDs(last, info.LastGeneratedID) > 0 {
+		return info.LastGeneratedID
+	}
+	return last
 }
 
 // createGroupAt makes the group on stream starting after entry ID start;
