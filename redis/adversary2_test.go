@@ -394,36 +394,30 @@ func TestAdversary2CancelledDuringLeaseLeavesNoLease(t *testing.T) {
 	}
 	_ = syscall.Kill(pid, syscall.SIGCONT) // the stall ends before the client's ReadTimeout
 	stopped = false
-	var ttl time.Duration
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		if ttl, err = client.PTTL(ctx, key).Result(); err == nil && ttl > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // bounded polling
-	}
 	_ = s.Close()
-	if ttl > 0 {
-		// What a clean restart under the same name now meets.
-		s2, err := redis.NewSubscriber(ctx, client, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := newCounter()
-		c2, cancel2 := context.WithCancel(ctx)
-		done2 := make(chan struct{})
-		go func() {
-			defer close(done2)
-			s2.Consume(c2, func(_ context.Context, ev pubsub.Event) error { c.add(ev); return nil }, nil)
-		}()
-		start := time.Now()
-		evs := emitN(t, newPublisher(t, client, stream), "job", 1)
-		c.waitFor(t, ids(evs), 15*time.Second)
-		cancel2()
-		<-done2
-		_ = s2.Close()
-		t.Errorf("Consume cancelled during a 1s Redis stall returned, then its lease %q was taken (PTTL %s) and never released; a clean restart under the same name handled its first event only after %s",
-			key, ttl, time.Since(start).Round(100*time.Millisecond))
+	// What a clean restart under the same name meets: the late lease
+	// command may take the lease, but the stopped run drops it at once.
+	s2, err := redis.NewSubscriber(ctx, client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCounter()
+	c2, cancel2 := context.WithCancel(ctx)
+	done2 := make(chan struct{})
+	go func() {
+		defer close(done2)
+		s2.Consume(c2, func(_ context.Context, ev pubsub.Event) error { c.add(ev); return nil }, nil)
+	}()
+	start := time.Now()
+	evs := emitN(t, newPublisher(t, client, stream), "job", 1)
+	c.waitFor(t, ids(evs), 15*time.Second)
+	took := time.Since(start)
+	cancel2()
+	<-done2
+	_ = s2.Close()
+	if took > 5*time.Second {
+		t.Errorf("Consume cancelled during a Redis stall left its lease %q behind: a clean restart under the same name handled its first event only after %s",
+			key, took.Round(100*time.Millisecond))
 	}
 	if n := after.Load(); n > 0 {
 		t.Errorf("ErrorHandler called %d time(s) after Consume returned", n)

@@ -25,17 +25,21 @@ func (s *Subscriber) nameKey() string {
 }
 
 // renewLease extends the lease if this run holds it, or takes it if it
-// has lapsed; it returns 1 when the run holds it afterwards.
+// has lapsed; it returns 1 when the run holds it afterwards. A key that
+// is no lease this package wrote (another type, or no expiry) counts as
+// lapsed.
 var renewLease = goredis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-elseif not v then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t == 'string' then
+  local v = redis.call('GET', KEYS[1])
+  if v == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+  end
+  if redis.call('PTTL', KEYS[1]) >= 0 then return 0 end
 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 `)
 
 // dropLease deletes the lease if this run holds it.
@@ -53,6 +57,10 @@ func (r *run) leaseName() bool {
 	for {
 		ok, err := r.renewName()
 		switch {
+		case ok && r.life.Err() != nil:
+			// The run stopped while the lease was being taken.
+			r.releaseName()
+			return false
 		case ok:
 			return true
 		case err == nil && !told:
