@@ -80,7 +80,7 @@ func (r *run) flushAcks(batch map[string][]string) {
 		}
 	}
 	for stream, ids := range batch {
-		r.held.release(stream, ids...)
+		r.settle(stream, ids...)
 	}
 	r.s.unreachable.Store(err != nil)
 	if err == nil {
@@ -103,6 +103,6 @@ func (r *run) ackNow(j job) bool {
 	if err := r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err(); err != nil && !isNoGroup(err) {
 		return false
 	}
-	r.held.release(j.stream, j.msg.ID)
+	r.settle(j.stream, j.msg.ID)
 	return true
 }

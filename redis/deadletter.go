@@ -85,7 +85,7 @@ func (r *run) writeDead(j job, ev pubsub.Event, reason error, args []any, try in
 		r.eh(r.ctx, fmt.Errorf("redis: dead-lettering entry %s of stream %q failed (try %d; it stays pending and is tried again): %w", j.msg.ID, j.stream, try, err), &ev)
 		return false
 	}
-	r.held.release(j.stream, j.msg.ID)
+	r.settle(j.stream, j.msg.ID)
 	r.eh(r.ctx, reason, &ev)
 	return true
 }

@@ -41,6 +41,12 @@ var errNoOutcome = errors.New("without an outcome (crash or hang?)")
 // and the calling goroutine then belongs to nobody.
 func (r *run) handle(w *slot, rc *runContext, j job) bool {
 	unlock := r.lock(j)
+	if r.life.Err() != nil {
+		// Stopped while waiting for the lock: the entry stays pending.
+		unlock()
+		r.held.release(j.stream, j.msg.ID)
+		return true
+	}
 	if !r.stillOurs(&j) {
 		// Another consumer took it over while it waited here (this one
 		// was stalled past ClaimIdle): it is theirs to handle.

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -24,79 +26,145 @@ func (r *run) readerGroups() [][]string {
 	return [][]string{r.s.cfg.Streams}
 }
 
+// readState is what a reader knows of one of its streams.
+type readState struct {
+	own      bool      // read this consumer's pending list first
+	failures int       // in a row
+	aside    time.Time // left out of reads until then, after a failure
+}
+
 // read delivers this consumer's own pending entries of its streams first,
 // then new ones; it reads a stream's pending list again after a failed
 // read, and whenever the keeper finds entries there that the run does not
-// hold (a read whose reply was lost, a handler abandoned).
+// hold (a read whose reply was lost, a handler abandoned). A stream that
+// fails on its own (its key deleted and made a string, say) is set aside
+// for a growing pause, reported, and tried again, while the others are
+// read on.
 func (r *run) read(streams []string) {
 	defer r.loops.Done()
 	cfg := r.s.cfg
-	failures := 0
-	own := make(map[string]bool, len(streams))
-	args := make([]string, 0, 2*len(streams))
-	args = append(args, streams...)
-	for range streams {
-		args = append(args, ">")
-	}
+	state := make(map[string]*readState, len(streams))
 	for _, stream := range streams {
-		own[stream] = true
+		state[stream] = &readState{own: true}
 		// Make the consumer known to the group at once, as operators
 		// expect to see it in XINFO CONSUMERS (a blocked XREADGROUP
 		// does not).
 		_ = r.s.client.XGroupCreateConsumer(r.life, stream, cfg.Group, cfg.Consumer).Err()
 	}
+	active := make([]string, 0, len(streams))
+	args := make([]string, 0, 2*len(streams))
 	for r.life.Err() == nil {
-		failed := false
-		for _, stream := range streams {
-			select {
-			case <-r.rescan[stream]:
-				own[stream] = true
-			default:
-			}
-			if !own[stream] {
-				continue
-			}
-			if err := r.readOwn(stream); err != nil {
-				if r.life.Err() != nil {
-					return
-				}
-				failures++
-				r.recover(stream, err, failures)
-				failed = true
-				continue
-			}
-			own[stream] = false
+		active = r.readable(streams, state, active[:0])
+		if r.life.Err() != nil {
+			return
 		}
-		if failed {
+		if len(active) == 0 {
+			r.pause(100 * time.Millisecond) // every stream set aside for now
 			continue
+		}
+		args = append(args[:0], active...)
+		for range active {
+			args = append(args, ">")
 		}
 		sent := time.Now()
 		res, err := r.s.client.XReadGroup(r.life, &goredis.XReadGroupArgs{
 			Group: cfg.Group, Consumer: cfg.Consumer, Streams: args,
 			Count: int64(cfg.BatchSize), Block: cfg.Block,
 		}).Result()
-		switch {
-		case errors.Is(err, goredis.Nil): // nothing new within Block
-			failures = 0
-			continue
-		case err != nil:
+		if err != nil && !errors.Is(err, goredis.Nil) {
 			if r.life.Err() != nil {
 				return
 			}
-			failures++
-			r.recoverAll(streams, err, failures)
-			// A read whose reply was lost left its entries pending with
-			// this consumer: read the pending lists again.
-			for _, stream := range streams {
-				own[stream] = true
-			}
+			r.readFailed(active, state, err)
 			continue
 		}
-		failures = 0
+		for _, stream := range active {
+			state[stream].failures = 0
+		}
 		if !r.hold(res, sent) {
 			return
 		}
 	}
+}
+
+// readable appends to active the streams to read now, first reading the
+// pending lists of those that need it.
+func (r *run) readable(streams []string, state map[string]*readState, active []string) []string {
+	now := time.Now()
+	for _, stream := range streams {
+		st := state[stream]
+		if now.Before(st.aside) {
+			continue
+		}
+		select {
+		case <-r.rescan[stream]:
+			st.own = true
+		default:
+		}
+		if st.own {
+			if err := r.readOwn(stream); err != nil {
+				if r.life.Err() != nil {
+					return active
+				}
+				r.streamFailed(stream, st, err)
+				continue
+			}
+			st.own = false
+		}
+		active = append(active, stream)
+	}
+	return active
+}
+
+// readFailed handles a failed read of active. A lost reply left entries
+// pending with this consumer, so every pending list is read again. A
+// missing group is made again where it is missing; an error of one
+// stream's own (a key of another type) sets that stream aside; anything
+// else (Redis unreachable) is reported and waited out.
+func (r *run) readFailed(active []string, state map[string]*readState, err error) {
+	for _, stream := range active {
+		state[stream].own = true
+	}
+	if len(active) == 1 {
+		r.streamFailed(active[0], state[active[0]], err)
+		return
+	}
+	if isNoGroup(err) {
+		r.recoverAll(active, err, 1)
+		return
+	}
+	if strings.Contains(err.Error(), "WRONGTYPE") {
+		found := false
+		for _, stream := range active {
+			t, terr := r.s.client.Type(r.life, stream).Result()
+			if terr == nil && t != "stream" && t != "none" {
+				found = true
+				r.streamFailed(stream, state[stream], fmt.Errorf("the key holds a %s, not a stream: %w", t, err))
+			}
+		}
+		if found {
+			return
+		}
+	}
+	failures := 0
+	for _, stream := range active {
+		state[stream].failures++
+		failures = max(failures, state[stream].failures)
+	}
+	r.recoverAll(active, err, failures)
+}
+
+// streamFailed reports a failure of one stream and sets it aside for a
+// pause that grows with its failures in a row, up to 5s; a missing group
+// is made again at once instead.
+func (r *run) streamFailed(stream string, st *readState, err error) {
+	st.own = true
+	if isNoGroup(err) && r.remake(stream, err) {
+		return
+	}
+	st.failures++
+	r.eh(r.ctx, fmt.Errorf("redis: reading stream %q as group %q (left out of reads for a while): %w", stream, r.s.cfg.Group, err), nil)
+	st.aside = time.Now().Add(min(time.Duration(st.failures)*100*time.Millisecond, 5*time.Second))
 }
 
 // hold takes hold of everything a read returned at once, before handing

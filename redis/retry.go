@@ -66,6 +66,6 @@ func (r *run) retried(j job, c claimed, sent time.Time) {
 }
 
 func (r *run) giveUp(j job, why string) {
-	r.held.release(j.stream, j.msg.ID)
+	r.settle(j.stream, j.msg.ID)
 	r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q %s before its retry", j.msg.ID, j.stream, why), nil)
 }

@@ -27,12 +27,13 @@ type ack struct{ stream, id string }
 // held entries, a delayed mover, a pool of workers and an acknowledger,
 // stopped together.
 type run struct {
-	s    *Subscriber
-	h    pubsub.Handler
-	eh   pubsub.ErrorHandler
-	ctx  context.Context    // Consume's, for handlers
-	life context.Context    // done when Consume should stop
-	stop context.CancelFunc // ends life
+	s       *Subscriber
+	h       pubsub.Handler
+	eh      pubsub.ErrorHandler // reports.report: silent once Consume has returned
+	reports reporter
+	ctx     context.Context    // Consume's, for handlers
+	life    context.Context    // done when Consume should stop
+	stop    context.CancelFunc // ends life
 
 	jobs    chan job
 	acks    chan ack
@@ -62,7 +63,7 @@ type run struct {
 func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.ErrorHandler) *run {
 	life, stop := context.WithCancel(ctx)
 	r := &run{
-		s: s, h: h, eh: eh, ctx: ctx, life: life, stop: stop,
+		s: s, h: h, ctx: ctx, life: life, stop: stop,
 		jobs:        make(chan job, s.cfg.Concurrency),
 		acks:        make(chan ack, s.cfg.BatchSize),
 		ackDone:     make(chan struct{}),
@@ -74,6 +75,8 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		abandoned:   make(map[string]struct{}),
 		rescan:      make(map[string]chan struct{}, len(s.cfg.Streams)),
 	}
+	r.reports.eh = eh
+	r.eh = r.reports.report
 	for _, stream := range s.cfg.Streams {
 		r.rescan[stream] = make(chan struct{}, 1)
 	}
@@ -118,10 +121,11 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 func (r *run) wait() {
 	<-r.life.Done()
 	waitAtMost(&r.loops, r.s.cfg.Block+time.Second)
-	waitAtMost(&r.retries, time.Second)
 	close(r.workersStop)
 	r.workers.Wait()
 	close(r.workersDone)
+	// Only workers start retries, so none starts from here on.
+	waitAtMost(&r.retries, time.Second)
 	close(r.acks)
 	<-r.ackDone
 	select {
@@ -131,6 +135,41 @@ func (r *run) wait() {
 		}
 	default:
 	}
+	r.reports.close()
+}
+
+// reporter passes errors to the ErrorHandler until Consume returns; a
+// loop or retry that outlived the run (against a Redis that stopped
+// answering) reports nothing after that.
+type reporter struct {
+	mu   sync.RWMutex
+	done bool
+	eh   pubsub.ErrorHandler
+}
+
+func (p *reporter) report(ctx context.Context, err error, ev *pubsub.Event) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.done {
+		p.eh(ctx, err, ev)
+	}
+}
+
+// close waits for the reports in progress and silences later ones.
+func (p *reporter) close() {
+	p.mu.Lock()
+	p.done = true
+	p.mu.Unlock()
+}
+
+// settle forgets entries acknowledged, dead-lettered or given up.
+func (r *run) settle(stream string, ids ...string) {
+	r.held.release(stream, ids...)
+	r.abandonedMu.Lock()
+	for _, id := range ids {
+		delete(r.abandoned, stream+"\x00"+id)
+	}
+	r.abandonedMu.Unlock()
 }
 
 // waitAtMost waits for wg, or d.

@@ -199,6 +199,9 @@ func (r *run) start(j *job) bool {
 	sent := time.Now()
 	res, err := startScript.Run(r.life, r.s.client, []string{j.stream}, r.s.cfg.Group, r.s.cfg.Consumer, j.msg.ID).Slice()
 	if err != nil || len(res) == 0 {
+		if r.life.Err() != nil {
+			return false // stopping: it stays pending, uncounted
+		}
 		// Unknown: hand it out, counted here; at worst it is handled
 		// twice, never lost.
 		j.deliveries++
