@@ -150,6 +150,7 @@ func addAttempts(a int, n int64) int {
 func (r *run) abandon(j job, ev pubsub.Event) {
 	r.abandonedMu.Lock()
 	r.abandoned[j.stream+"\x00"+j.msg.ID] = struct{}{}
+	r.abandonedN.Store(int32(len(r.abandoned)))
 	r.abandonedMu.Unlock()
 	r.held.release(j.stream, j.msg.ID)
 	r.eh(r.ctx, fmt.Errorf("entry %s of stream %q stays pending and is delivered again: %w",

@@ -82,6 +82,11 @@ func (r *run) sweep(stream string, idle time.Duration) {
 // half of ClaimIdle checks with Redis first. A claimed entry is always
 // checked, and its delivery counted, as the handler starts.
 func (r *run) stillOurs(j *job) bool {
+	if !j.claimed && time.Since(j.read) < r.s.cfg.ClaimIdle/2 {
+		// Read moments ago: no other consumer can have taken it yet,
+		// as it has not been idle for ClaimIdle.
+		return true
+	}
 	h, ok := r.held.get(j.stream, j.msg.ID)
 	if !ok || h.lost {
 		return false

@@ -187,7 +187,7 @@ func (r *run) hold(res []goredis.XStream, sent time.Time) bool {
 	}
 	for i, xs := range res {
 		for k, m := range xs.Messages {
-			if r.dispatch(job{stream: xs.Stream, msg: m, deliveries: 1}) {
+			if r.dispatch(job{stream: xs.Stream, msg: m, deliveries: 1, read: sent}) {
 				continue
 			}
 			for _, rest := range xs.Messages[k+1:] {

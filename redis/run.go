@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -19,6 +20,9 @@ type job struct {
 	// claimed: the entry was claimed without counting a delivery, which
 	// is counted when a handler starts on it.
 	claimed bool
+	// read is when the read that gave it to this consumer was sent (for
+	// fresh reads): until ClaimIdle/2 later, it is surely still ours.
+	read time.Time
 }
 
 type ack struct{ stream, id string }
@@ -46,6 +50,7 @@ type run struct {
 	// abandoned are the entries whose handler this run gave up on as
 	// hung ("stream\x00id"); few, as each is a hang.
 	abandonedMu sync.Mutex
+	abandonedN  atomic.Int32 // len(abandoned)
 	abandoned   map[string]struct{}
 	rescan      map[string]chan struct{} // per stream: read this consumer's pending list again
 	loops       sync.WaitGroup           // readers, claimer, keeper, mover
@@ -165,10 +170,14 @@ func (p *reporter) close() {
 // settle forgets entries acknowledged, dead-lettered or given up.
 func (r *run) settle(stream string, ids ...string) {
 	r.held.release(stream, ids...)
+	if r.abandonedN.Load() == 0 {
+		return
+	}
 	r.abandonedMu.Lock()
 	for _, id := range ids {
 		delete(r.abandoned, stream+"\x00"+id)
 	}
+	r.abandonedN.Store(int32(len(r.abandoned)))
 	r.abandonedMu.Unlock()
 }
 
