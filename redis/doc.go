@@ -29,10 +29,14 @@
 // "{orders}:dead" ([DeadKey]); a name that already holds a tag keeps it.
 // A subscriber also keeps, per group, the last position of the group it
 // saw, "{orders}:group:<group>:delivered" (so that a group deleted while
-// none of its consumers ran is made again there, not at Start; delete it
-// with the group to start afresh), and, while it consumes, a lease on its
-// consumer name, "{<first stream>}:consumer:<group>:<consumer>" (expiring
-// min(ClaimIdle, 10s) after the subscriber stops renewing it).
+// none of its consumers ran is made again there, not at Start, and never
+// past the stream's last entry; a value that is not an entry ID is
+// ignored; delete it with the group to start afresh). A group missing on
+// some of a subscriber's streams but present on others (partitions were
+// added) is made at "0" there. While it consumes, a subscriber holds a
+// lease on its consumer name, "{<first stream>}:consumer:<group>:<consumer>"
+// (expiring min(ClaimIdle, 10s) after the subscriber stops renewing it; a
+// key there of another type or without expiry counts as lapsed).
 //
 // # Delivery semantics
 //
@@ -106,10 +110,17 @@
 //   - Entries trimmed from the stream while pending are acknowledged and
 //     reported to the ErrorHandler.
 //   - Read errors (a lost connection, a restarting server) are reported to
-//     the ErrorHandler and retried with a growing pause, up to 5s. Every
+//     the ErrorHandler and retried with a growing pause, up to 5s. A stream
+//     that fails on its own (its key now holds another type) is set aside
+//     for such a pause, reported, and tried again, while the subscriber's
+//     other streams are read on.
+//   - The ErrorHandler is never called once Consume has returned (nor may
+//     it call Close, which waits for Consume). Every
 //     command is bounded by the client's ReadTimeout (blocking reads by
-//     Block plus go-redis's 10s margin); a client made with ReadTimeout -1
-//     (no timeout) can wait forever on a lost reply, so keep one set.
+//     Block plus go-redis's 10s margin); the contexts the subscriber passes
+//     bound only the wait for a pooled connection unless the client sets
+//     ContextTimeoutEnabled. A client made with ReadTimeout -1 (no timeout)
+//     can wait forever on a lost reply, so keep one set.
 //   - The dead-letter stream is trimmed to about DeadMaxLen entries
 //     (default 100,000; XADD MAXLEN ~), oldest first.
 //   - Delayed emit ([Publisher.EmitAt]) is durable: events wait in the
