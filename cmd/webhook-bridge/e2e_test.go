@@ -590,3 +590,74 @@ subscriptions:
 		}
 	}
 }
+
+// Redis restarted without persistence under an idle bridge: its event and
+// retry streams and their groups are gone. An event posted afterwards
+// whose first delivery fails must still get its retry, which travels
+// through the re-created retry stream (whose group an earlier version
+// made again after the retry, skipping it).
+func TestBridgeRetriesAfterRedisRestartWithoutPersistence(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	var afterHits atomic.Int32
+	s := httpsink.New(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+		if r.Header.Get("Ce-Type") == "after" && afterHits.Add(1) == 1 {
+			w.WriteHeader(http.StatusInternalServerError) // its first delivery fails
+		}
+	})
+	p := startBridge(t, `
+listen: LISTEN
+redis:
+  url: redis://`+srv.Addr+`/0
+retry:
+  schedule: [200ms]
+subscriptions:
+  - id: s
+    topic: "*"
+    url: `+s.URL+`
+`)
+	p.emit(t, "", `{"name": "before", "payload": {}}`)
+	s.WaitFor(t, 1, wait)
+	srv.Kill()
+	// Down long enough for the readers to back off, as in a real
+	// outage; the retry then reaches its stream before its reader
+	// looks again.
+	time.Sleep(time.Second) // the outage, a fault schedule
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	deadline := time.Now().Add(wait)
+	for after == "" {
+		if status, body := p.post(t, "/v1/events", "", `{"name": "after", "payload": {}}`); status == http.StatusAccepted {
+			var out struct{ IDs []string }
+			_ = json.Unmarshal([]byte(body), &out)
+			after = out.IDs[0]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("POST still refused %s after the restart: %d %s", wait, status, body)
+		} else {
+			time.Sleep(50 * time.Millisecond) // a producer's retry pause
+		}
+	}
+	got := s.WaitUntil(t, 2*wait, "the retry of the event posted after the restart", func(hs []httpsink.Hit) bool {
+		n := 0
+		for _, h := range hs {
+			if h.Header.Get("Webhook-Id") == after {
+				n++
+			}
+		}
+		return n == 2
+	})
+	var attempts []string
+	for _, h := range got {
+		if h.Header.Get("Webhook-Id") == after {
+			attempts = append(attempts, h.Header.Get("Webhook-Attempt"))
+		}
+	}
+	if strings.Join(attempts, ",") != "1,2" {
+		t.Errorf("attempts %v, want 1,2", attempts)
+	}
+}
