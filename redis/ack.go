@@ -52,7 +52,7 @@ func (r *run) acknowledge() {
 // so that Close stays bounded. What fails stays pending and is
 // redelivered.
 func (r *run) flushAcks(batch map[string][]string) {
-	err := errors.New("Redis did not answer while stopping")
+	err := errors.New("no answer from Redis while stopping")
 	for attempt := range ackTries {
 		if r.life.Err() != nil && (attempt > 0 || r.s.unreachable.Load()) {
 			break

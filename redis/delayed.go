@@ -11,11 +11,6 @@ import (
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
-// fieldDelayedMember holds, in a dead letter, the raw member of a delayed
-// set that could not be moved into its stream (named literally in
-// moveDue).
-const fieldDelayedMember = "delayed_member"
-
 // Limits of the move script. A member's head, at most memberHead bytes,
 // is what comes back to Go to name it; a member of more than maxFields
 // fields is refused (Lua's unpack, which builds the XADD, cannot take
