@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -331,20 +330,7 @@ func TestAdversary2NoHandlerStartsAfterStop(t *testing.T) {
 // the same name then waits min(ClaimIdle, 10s), what the doc promises
 // only after a crash.
 func TestAdversary2CancelledDuringLeaseLeavesNoLease(t *testing.T) {
-	srv, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, MaxRetries: -1}) // ReadTimeout 3s
-	t.Cleanup(func() { _ = client.Close() })
-	pid := serverPid(t, client)
-	stopped := false
-	t.Cleanup(func() {
-		if stopped {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	})
+	client, freeze, thaw := freezable(t, goredis.Options{MaxRetries: -1}) // ReadTimeout 3s
 	stream := uniqueName("leasestall")
 	ctx := context.Background()
 	cfg := redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker", Block: 50 * time.Millisecond}
@@ -367,10 +353,7 @@ func TestAdversary2CancelledDuringLeaseLeavesNoLease(t *testing.T) {
 			t.Fatalf("a clean stop left the lease behind")
 		}
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	freeze()
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	var after atomic.Int32
@@ -392,8 +375,7 @@ func TestAdversary2CancelledDuringLeaseLeavesNoLease(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Consume did not return")
 	}
-	_ = syscall.Kill(pid, syscall.SIGCONT) // the stall ends before the client's ReadTimeout
-	stopped = false
+	thaw() // the stall ends before the client's ReadTimeout
 	_ = s.Close()
 	// What a clean restart under the same name meets: the late lease
 	// command may take the lease, but the stopped run drops it at once.
@@ -473,20 +455,7 @@ func TestAdversary2RingPartitionsHandledOnce(t *testing.T) {
 // Consume has returned, and then calls the ErrorHandler, which the
 // caller may have torn down.
 func TestAdversary2NoErrorHandlerCallAfterConsumeReturned(t *testing.T) {
-	srv, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, MaxRetries: -1}) // ReadTimeout 3s
-	t.Cleanup(func() { _ = client.Close() })
-	pid := serverPid(t, client)
-	stopped := false
-	t.Cleanup(func() {
-		if stopped {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	})
+	client, freeze, thaw := freezable(t, goredis.Options{MaxRetries: -1}) // ReadTimeout 3s
 	stream := uniqueName("ehafter")
 	ctx := context.Background()
 	if err := client.Set(ctx, redis.DeadKey(stream), "garbage", 0).Err(); err != nil {
@@ -539,10 +508,7 @@ func TestAdversary2NoErrorHandlerCallAfterConsumeReturned(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the dead letter was never refused")
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	freeze()
 	close(slowGo) // its acknowledgement now waits for the silent server
 	// Stop after the dead letter's next try went out into the silent server.
 	time.Sleep(600 * time.Millisecond) // fault schedule, not synchronisation
@@ -558,8 +524,7 @@ func TestAdversary2NoErrorHandlerCallAfterConsumeReturned(t *testing.T) {
 	for after.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // bounded polling
 	}
-	_ = syscall.Kill(pid, syscall.SIGCONT)
-	stopped = false
+	thaw()
 	if n := after.Load(); n > 0 {
 		t.Errorf("ErrorHandler called %d time(s) after Consume returned; first: %q", n, firstAfter.Load())
 	}

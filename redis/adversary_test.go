@@ -282,20 +282,7 @@ func TestAdversaryCloseStartsNoNewHandlers(t *testing.T) {
 // try up to its 5s timeout, per batch still queued, and then Close's own
 // XPENDING waits another 5s.
 func TestAdversaryCloseIsBoundedWhileRedisHangs(t *testing.T) {
-	srv, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr}) // go-redis defaults: ReadTimeout 3s
-	t.Cleanup(func() { _ = client.Close() })
-	pid := serverPid(t, client)
-	stopped := false
-	t.Cleanup(func() {
-		if stopped {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	})
+	client, freeze, thaw := freezable(t, goredis.Options{}) // go-redis defaults: ReadTimeout 3s
 	stream := uniqueName("sigstop")
 	pub := newPublisher(t, client, stream)
 	cfg := redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "worker", Concurrency: 4,
@@ -320,10 +307,7 @@ func TestAdversaryCloseIsBoundedWhileRedisHangs(t *testing.T) {
 		defer c.mu.Unlock()
 		return len(c.n) >= 100
 	})
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	freeze()
 	closeAt := time.Now()
 	closed := make(chan time.Duration, 1)
 	go func() { _ = s.Close(); closed <- time.Since(closeAt) }()
@@ -338,8 +322,7 @@ func TestAdversaryCloseIsBoundedWhileRedisHangs(t *testing.T) {
 	case <-time.After(120 * time.Second):
 		t.Errorf("Close did not return within 120s with redis-server stopped; promised about %s", bound)
 	}
-	_ = syscall.Kill(pid, syscall.SIGCONT)
-	stopped = false
+	thaw()
 	<-done
 	_ = evs
 }
@@ -933,4 +916,40 @@ func TestAdversaryDeadLetterRefusedByOOMKeepsReason(t *testing.T) {
 	if n != 1 || !strings.Contains(reason, "refused for good") {
 		t.Errorf("handler refused the event permanently; it ran %d times, dead_reason %q", n, reason)
 	}
+}
+
+// freezable starts a redis-server of the test's own and a client of it
+// with opts (Addr set here); freeze SIGSTOPs the server (connections stay
+// open, nothing answers) and thaw resumes it, as does the test's end.
+func freezable(t *testing.T, opts goredis.Options) (client goredis.UniversalClient, freeze, thaw func()) {
+	t.Helper()
+	srv, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	opts.Addr = srv.Addr
+	c := goredis.NewClient(&opts)
+	t.Cleanup(func() { _ = c.Close() })
+	pid := serverPid(t, c)
+	var mu sync.Mutex
+	stopped := false
+	thaw = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			stopped = false
+		}
+	}
+	t.Cleanup(thaw)
+	freeze = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped = true
+	}
+	return c, freeze, thaw
 }

@@ -562,20 +562,7 @@ subscriptions:
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	// The client may need a moment to dial again; a producer retries.
-	var after string
-	deadline := time.Now().Add(wait)
-	for after == "" {
-		if status, body := p.post(t, "/v1/events", "", `{"name": "after", "payload": {}}`); status == http.StatusAccepted {
-			var out struct{ IDs []string }
-			_ = json.Unmarshal([]byte(body), &out)
-			after = out.IDs[0]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("POST still refused %s after the restart: %d %s", wait, status, body)
-		} else {
-			time.Sleep(50 * time.Millisecond) // a producer's retry pause
-		}
-	}
+	after := postUntilAccepted(t, p, `{"name": "after", "payload": {}}`)
 	s.WaitUntil(t, wait, "the event posted after the restart", func(hs []httpsink.Hit) bool {
 		for _, h := range hs {
 			if h.Header.Get("Webhook-Id") == after {
@@ -629,19 +616,7 @@ subscriptions:
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	var after string
-	deadline := time.Now().Add(wait)
-	for after == "" {
-		if status, body := p.post(t, "/v1/events", "", `{"name": "after", "payload": {}}`); status == http.StatusAccepted {
-			var out struct{ IDs []string }
-			_ = json.Unmarshal([]byte(body), &out)
-			after = out.IDs[0]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("POST still refused %s after the restart: %d %s", wait, status, body)
-		} else {
-			time.Sleep(50 * time.Millisecond) // a producer's retry pause
-		}
-	}
+	after := postUntilAccepted(t, p, `{"name": "after", "payload": {}}`)
 	got := s.WaitUntil(t, 2*wait, "the retry of the event posted after the restart", func(hs []httpsink.Hit) bool {
 		n := 0
 		for _, h := range hs {
@@ -659,5 +634,25 @@ subscriptions:
 	}
 	if strings.Join(attempts, ",") != "1,2" {
 		t.Errorf("attempts %v, want 1,2", attempts)
+	}
+}
+
+// postUntilAccepted posts one event as a producer would after an outage,
+// again until it is accepted (the bridge's client may need a moment to
+// dial again); it returns the event's ID.
+func postUntilAccepted(t *testing.T, p *proc, body string) string {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		status, resp := p.post(t, "/v1/events", "", body)
+		if status == http.StatusAccepted {
+			var out struct{ IDs []string }
+			_ = json.Unmarshal([]byte(resp), &out)
+			return out.IDs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST still refused %s after the restart: %d %s", wait, status, resp)
+		}
+		time.Sleep(50 * time.Millisecond) // a producer's retry pause
 	}
 }
