@@ -46,8 +46,9 @@
 //     or is cut off from Redis for ClaimIdle, no entry is handled twice and
 //     Meta.Attempts is 0 on first handling. A subscriber renews its hold on
 //     every entry it holds (queued for a handler, being handled, waiting
-//     for a retry) every ClaimIdle/4 (at most every 3.3s) with XCLAIM JUSTID, which restarts the
-//     entry's idle clock without counting a delivery, so no other consumer
+//     for a retry) every ClaimIdle/4 (at most every 3.3s) with XCLAIM
+//     JUSTID, which restarts the entry's idle clock without counting a
+//     delivery, so no other consumer
 //     takes over an entry that merely waits; and before handing an entry
 //     to a handler after a stall of ClaimIdle/2 or more it checks with
 //     Redis that the entry is still its own. Every consumer of a group
@@ -71,10 +72,11 @@
 //     batches (XREADGROUP COUNT BatchSize BLOCK Block) for a pool of
 //     Concurrency handlers. Every ClaimInterval it takes over entries idle
 //     longer than ClaimIdle (XAUTOCLAIM, following its cursor): those of a
-//     consumer that crashed, hung or was cut off. Every keeper round (ClaimIdle/4, at most 3.3s) it also
-//     looks for entries pending with its own name that it does not hold (a
-//     read whose reply was lost and that go-redis silently retried, an
-//     abandoned handler) and claims them back.
+//     consumer that crashed, hung or was cut off. Every keeper round
+//     (ClaimIdle/4, at most 3.3s) it also looks for entries pending with
+//     its own name that it does not hold (a read whose reply was lost and
+//     that go-redis silently retried, an abandoned handler) and claims
+//     them back.
 //   - Meta.Attempts is the attempts field of the entry plus the number of
 //     earlier deliveries that Redis counted for it (saturating, never
 //     negative).
@@ -83,8 +85,10 @@
 //     retries it, without holding up other entries. After MaxAttempts
 //     deliveries, or at once for an error wrapping pubsub.ErrPermanent, it
 //     is copied to the dead-letter stream with dead_reason, dead_group,
-//     dead_entry_id, dead_attempts and dead_at fields and acknowledged, in
-//     one transaction, and the ErrorHandler gets a *pubsub.DeadLetterError.
+//     dead_entry_id, dead_attempts and dead_at fields and acknowledged, by
+//     one script that acknowledges only a written dead letter (a refused
+//     write, a key of another type or no memory, is tried again with the
+//     same reason), and the ErrorHandler gets a *pubsub.DeadLetterError.
 //   - Poison that kills or hangs: an entry delivered more than MaxAttempts
 //     times (by the pending-list read, XAUTOCLAIM or a retry's XCLAIM) is
 //     dead-lettered with the reason "delivered N times without an outcome
@@ -115,9 +119,9 @@
 //     for such a pause, reported, and tried again, while the subscriber's
 //     other streams are read on.
 //   - The ErrorHandler is never called once Consume has returned (nor may
-//     it call Close, which waits for Consume). Every
-//     command is bounded by the client's ReadTimeout (blocking reads by
-//     Block plus go-redis's 10s margin); the contexts the subscriber passes
+//     it call Close, which waits for Consume).
+//   - Every command is bounded by the client's ReadTimeout (blocking reads
+//     by Block plus go-redis's 10s margin); the contexts the subscriber passes
 //     bound only the wait for a pooled connection unless the client sets
 //     ContextTimeoutEnabled. A client made with ReadTimeout -1 (no timeout)
 //     can wait forever on a lost reply, so keep one set.
