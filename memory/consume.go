@@ -129,34 +129,39 @@ func (c *consumer) work(w *slot) {
 			return
 		default:
 		}
+		var env envelope
 		select {
-		case env := <-c.s.g.ch:
-			// Making a context with a deadline costs a timer, and so
-			// does reading the clock: runs that start within c.share of
-			// each other share one, their deadline coming that much
-			// early at most.
-			if rc.ctx == nil || rc.stale.Load() {
-				rc.renew(c)
-			}
-			deadline := rc.deadline
-			w.env = env
-			w.state.Store(deadline)
-			err := c.h(pubsub.HandlerContext(rc.ctx, env.ev), env.ev)
-			if !w.state.CompareAndSwap(deadline, idle) {
-				// Abandoned: the watchdog failed the event and gave this
-				// slot to another goroutine; what the handler returned
-				// no longer counts.
+		case env = <-c.s.g.ch: // the fast path under load: one channel, no select over three
+		default:
+			select {
+			case env = <-c.s.g.ch:
+			case <-stop:
+				c.slots.Done()
+				return
+			case <-closed:
+				c.slots.Done()
 				return
 			}
-			if err != nil {
-				c.fail(env, err, false)
-			}
-		case <-stop:
-			c.slots.Done()
+		}
+		// Making a context with a deadline costs a timer, and so does
+		// reading the clock: runs that start within c.share of each
+		// other share one, their deadline coming that much early at
+		// most.
+		if rc.ctx == nil || rc.stale.Load() {
+			rc.renew(c)
+		}
+		deadline := rc.deadline
+		w.env = env
+		w.state.Store(deadline)
+		err := c.h(pubsub.HandlerContext(rc.ctx, env.ev), env.ev)
+		if !w.state.CompareAndSwap(deadline, idle) {
+			// Abandoned: the watchdog failed the event and gave this slot
+			// to another goroutine; what the handler returned no longer
+			// counts.
 			return
-		case <-closed:
-			c.slots.Done()
-			return
+		}
+		if err != nil {
+			c.fail(env, err, false)
 		}
 	}
 }
