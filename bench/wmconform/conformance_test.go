@@ -135,7 +135,7 @@ func TestServerRestart(t *testing.T) {
 				// A failed Publish may have written the message: it is
 				// then received twice, which the read below tolerates.
 				for pub.Publish(topic, msg) != nil {
-					time.Sleep(50 * time.Millisecond)
+					time.Sleep(50 * time.Millisecond) // a publisher's retry pause while the server restarts
 				}
 				mu.Lock()
 				published = append(published, msg)

@@ -74,7 +74,7 @@ func startRedis(t *testing.T) *redisServer {
 		if time.Now().After(deadline) {
 			t.Fatalf("redis-server not answering PING within 20s: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling PING until ready, bounded above
 	}
 }
 
