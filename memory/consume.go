@@ -40,7 +40,6 @@ func (s *Subscriber) Consume(ctx context.Context, h pubsub.Handler, eh pubsub.Er
 		base:    time.Now(),
 		timeout: timeout,
 		grace:   lifecycle.HandlerGrace(timeout),
-		share:   min(timeout/1000, maxShare),
 		hung:    lifecycle.HungError("memory", timeout),
 		done:    make(chan struct{}),
 	}
@@ -59,10 +58,6 @@ func (s *Subscriber) Consume(ctx context.Context, h pubsub.Handler, eh pubsub.Er
 	<-watched
 }
 
-// maxShare caps how long after making a handler context a worker keeps
-// handing it to further runs.
-const maxShare = 10 * time.Millisecond
-
 // consumer is one Consume call: Concurrency worker slots, each filled by
 // a goroutine that handles events one at a time, and a watchdog that
 // abandons a run that outlives its deadline by the grace period and fills
@@ -77,7 +72,6 @@ type consumer struct {
 	base    time.Time     // times below are nanoseconds since base (monotonic)
 	timeout time.Duration // HandlerTimeout
 	grace   time.Duration // how long after its deadline a run is abandoned
-	share   time.Duration // how long a worker hands one context to new runs
 	hung    error         // the error of an abandoned run
 
 	slots sync.WaitGroup // one per slot whose goroutine may still handle events
@@ -110,8 +104,8 @@ func (c *consumer) start() *slot {
 }
 
 func (c *consumer) work(w *slot) {
-	var rc runContext
-	defer rc.release()
+	var rc lifecycle.RunContext
+	defer rc.Release()
 	stop, closed := c.ctx.Done(), c.s.gate.Done()
 	for {
 		// Stopping comes first: select alone would pick at random
@@ -143,17 +137,10 @@ func (c *consumer) work(w *slot) {
 				return
 			}
 		}
-		// Making a context with a deadline costs a timer, and so does
-		// reading the clock: runs that start within c.share of each
-		// other share one, their deadline coming that much early at
-		// most.
-		if rc.ctx == nil || rc.stale.Load() {
-			rc.renew(c)
-		}
-		deadline := rc.deadline
+		ctx, deadline := rc.Get(c.ctx, c.base, c.timeout)
 		w.env = env
 		w.state.Store(deadline)
-		err := c.h(pubsub.HandlerContext(rc.ctx, env.ev), env.ev)
+		err := c.h(pubsub.HandlerContext(ctx, env.ev), env.ev)
 		if !w.state.CompareAndSwap(deadline, idle) {
 			// Abandoned: the watchdog failed the event and gave this slot
 			// to another goroutine; what the handler returned no longer
@@ -163,32 +150,6 @@ func (c *consumer) work(w *slot) {
 		if err != nil {
 			c.fail(env, err, false)
 		}
-	}
-}
-
-// runContext is the handler context a worker hands to its runs.
-type runContext struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline int64       // of ctx, in nanoseconds since consumer.base
-	stale    atomic.Bool // set consumer.share after ctx was made
-	timer    *time.Timer // sets stale
-}
-
-// renew replaces the context with one whose deadline is HandlerTimeout
-// from now.
-func (rc *runContext) renew(c *consumer) {
-	rc.release()
-	rc.deadline = c.now() + int64(c.timeout)
-	rc.ctx, rc.cancel = context.WithDeadline(c.ctx, c.base.Add(time.Duration(rc.deadline)))
-	rc.stale.Store(false)
-	rc.timer = time.AfterFunc(c.share, func() { rc.stale.Store(true) })
-}
-
-func (rc *runContext) release() {
-	if rc.cancel != nil {
-		rc.cancel()
-		rc.timer.Stop()
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 // stopping it starts no handler: what is still queued stays pending for
 // the next start.
 func (r *run) work(w *slot) {
-	var rc runContext
-	defer rc.release()
+	var rc lifecycle.RunContext
+	defer rc.Release()
 	for {
 		select {
 		case j := <-r.jobs:
@@ -39,7 +39,7 @@ var errNoOutcome = errors.New("without an outcome (crash or hang?)")
 
 // handle runs one job; it reports false when the handler was abandoned,
 // and the calling goroutine then belongs to nobody.
-func (r *run) handle(w *slot, rc *runContext, j job) bool {
+func (r *run) handle(w *slot, rc *lifecycle.RunContext, j job) bool {
 	unlock := r.lock(j)
 	if r.life.Err() != nil {
 		// Stopped while waiting for the lock: the entry stays pending.

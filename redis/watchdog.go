@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -31,39 +30,7 @@ type slot struct {
 	unlock func() // releases what the run holds of run.exclusive
 }
 
-// runContext is the handler context a worker hands to its runs.
-type runContext struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline int64 // of ctx, ns since run.base
-	stale    atomic.Bool
-	timer    *time.Timer // sets stale
-}
-
-// share is how long a worker hands one context to new runs: a
-// thousandth of HandlerTimeout, at most 10ms.
-func (r *run) share() time.Duration { return min(r.s.cfg.HandlerTimeout/1000, 10*time.Millisecond) }
-
 func (r *run) now() int64 { return int64(time.Since(r.base)) }
-
-// context returns the context for a run starting now, and its deadline.
-func (rc *runContext) get(r *run) (context.Context, int64) {
-	if rc.ctx == nil || rc.stale.Load() {
-		rc.release()
-		rc.deadline = r.now() + int64(r.s.cfg.HandlerTimeout)
-		rc.ctx, rc.cancel = context.WithDeadline(r.ctx, r.base.Add(time.Duration(rc.deadline)))
-		rc.stale.Store(false)
-		rc.timer = time.AfterFunc(r.share(), func() { rc.stale.Store(true) })
-	}
-	return rc.ctx, rc.deadline
-}
-
-func (rc *runContext) release() {
-	if rc.cancel != nil {
-		rc.cancel()
-		rc.timer.Stop()
-	}
-}
 
 // startWorker starts a worker goroutine in a new slot; the caller has
 // counted it in r.workers.
@@ -76,8 +43,8 @@ func (r *run) startWorker() *slot {
 // call runs the handler on ev under its deadline. It reports
 // returned=false when the watchdog abandoned the run first: then unlock
 // was called, another worker took this slot, and the result is dropped.
-func (r *run) call(w *slot, rc *runContext, j job, ev pubsub.Event, unlock func()) (err error, returned bool) {
-	ctx, deadline := rc.get(r)
+func (r *run) call(w *slot, rc *lifecycle.RunContext, j job, ev pubsub.Event, unlock func()) (err error, returned bool) {
+	ctx, deadline := rc.Get(r.ctx, r.base, r.s.cfg.HandlerTimeout)
 	w.j, w.ev, w.unlock = j, ev, unlock
 	w.state.Store(deadline)
 	err = r.h(pubsub.HandlerContext(ctx, ev), ev)
