@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
 
 // ID identifies one event. [NewEvent] makes UUIDv7 IDs, which sort by
-// creation time; any non-empty string is accepted.
+// creation time; any non-empty UTF-8 text without control characters is
+// accepted.
 type ID string
 
 // Name says what happened ("order.created"). Subscribers select events by
@@ -77,9 +80,12 @@ func newID() ID {
 	return ID(u.String())
 }
 
-// Validate reports whether e can be emitted: it needs an ID and a name, and
-// a non-negative attempt count. The error wraps [ErrInvalidEvent] and names
-// the field.
+// Validate reports whether e can be emitted: it needs an ID and a name, a
+// non-negative attempt count, and an ID, name and correlation ID that are
+// valid UTF-8 without control characters (U+0000–U+001F, U+007F–U+009F),
+// since every backend and consumer reads them as text, and a newline in
+// one becomes a broken header, log line or key. The error wraps
+// [ErrInvalidEvent] and names the field.
 func (e Event) Validate() error {
 	switch {
 	case e.ID == "":
@@ -88,6 +94,28 @@ func (e Event) Validate() error {
 		return fmt.Errorf("%w %q: empty name", ErrInvalidEvent, e.ID)
 	case e.Meta.Attempts < 0:
 		return fmt.Errorf("%w %q: negative attempts %d", ErrInvalidEvent, e.ID, e.Meta.Attempts)
+	}
+	for _, f := range [...]struct{ field, v string }{
+		{"ID", string(e.ID)}, {"name", string(e.Name)}, {"correlation ID", e.Meta.CorrelationID},
+	} {
+		if err := checkText(f.v); err != nil {
+			return fmt.Errorf("%w %q: %s: %v", ErrInvalidEvent, e.ID, f.field, err)
+		}
+	}
+	return nil
+}
+
+// checkText refuses invalid UTF-8 and control characters.
+func checkText(s string) error {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				return fmt.Errorf("byte %d is not valid UTF-8", i)
+			}
+		case unicode.IsControl(r):
+			return fmt.Errorf("byte %d is the control character %U", i, r)
+		}
 	}
 	return nil
 }
