@@ -46,7 +46,9 @@ func appendFields(vals []any, ev pubsub.Event) []any {
 
 // decode turns a stream entry into an event. The entry ID stands in for a
 // missing id and its time for a missing created_at. A missing name, a
-// missing payload or a field that does not parse makes the entry poison:
+// missing payload, a field that does not parse, or an event that
+// [pubsub.Event.Validate] refuses (control characters or invalid UTF-8 in
+// its id, name or correlation ID) makes the entry poison:
 // the error wraps [pubsub.ErrMalformed] and the event holds what could be
 // read.
 func decode(entryID string, values map[string]any) (pubsub.Event, error) {
@@ -105,6 +107,12 @@ func decode(entryID string, values map[string]any) (pubsub.Event, error) {
 		case "0", "false", "":
 		default:
 			problems = append(problems, fmt.Sprintf("dry_run %q is not 1, true, 0 or false", truncate(s)))
+		}
+	}
+	if len(problems) == 0 {
+		// What Emit refuses, a handler never sees either.
+		if err := ev.Validate(); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {
