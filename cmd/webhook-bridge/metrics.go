@@ -100,7 +100,9 @@ func (m *metrics) RetryScheduled(sub string, _ int, _ time.Duration) {
 	m.retries.WithLabelValues(sub).Inc()
 }
 
-func (m *metrics) DeadLettered(sub string, _ webhook.DeadLetterKind) { m.dead.WithLabelValues(sub).Inc() }
+func (m *metrics) DeadLettered(sub string, _ webhook.DeadLetterKind) {
+	m.dead.WithLabelValues(sub).Inc()
+}
 
 func (m *metrics) EventConsumed(int, int) {}
 
