@@ -99,7 +99,7 @@ Flags of the bridge:
 `)
 	fs, _ := newBridgeFlags()
 	writeFlags(&b, fs)
-	b.WriteString("  -h, --help\n        print this help and exit\n\nFlags of dlq list and dlq replay:\n")
+	b.WriteString("  -h, --help\n        print this help and exit\n\nFlags of dlq list|replay:\n")
 	fs, _ = newDLQFlags("list")
 	writeFlags(&b, fs)
 	_, _ = io.WriteString(w, b.String())

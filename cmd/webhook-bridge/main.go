@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	noteShutdownWork(ctx, func() int { return inFlight(bridge) }, be.client == nil)
+	noteShutdownWork(ctx, bridge.InFlight, be.client == nil)
 	subs := &subscriptions{config: cfg.Subscriptions, store: be.subs, bridge: bridge, log: log, seen: -1}
 	if err := subs.sync(ctx); err != nil {
 		return fmt.Errorf("loading subscriptions: %w", err)
@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	case serveErr = <-served:
 	}
 	log.Info("webhook-bridge: shutting down: no new events; waiting for the deliveries in flight (a second SIGINT or SIGTERM stops at once)",
-		"in_flight", inFlight(bridge), "timeout", time.Duration(cfg.ShutdownTimeout))
+		"in_flight", bridge.InFlight(), "timeout", time.Duration(cfg.ShutdownTimeout))
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
 	_ = httpServer.Shutdown(shutCtx)
@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		log.Info("webhook-bridge: stopped")
 	case <-shutCtx.Done():
 		abandoned = true
-		log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(be.client == nil), "in_flight", inFlight(bridge))
+		log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(be.client == nil), "in_flight", bridge.InFlight())
 		return fmt.Errorf("deliveries still in flight at the shutdown timeout (%s)", time.Duration(cfg.ShutdownTimeout))
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

@@ -7,8 +7,6 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-
-	"github.com/switchyard-go/switchyard/webhook"
 )
 
 // shutdownWork is what a forced stop abandons: serve registers it once
@@ -95,12 +93,4 @@ func signalName(sig os.Signal) string {
 		return "SIGTERM"
 	}
 	return sig.String()
-}
-
-// inFlight is the number of the bridge's deliveries in flight.
-func inFlight(b *webhook.Bridge) int {
-	if c, ok := any(b).(interface{ InFlight() int }); ok {
-		return c.InFlight()
-	}
-	return -1
 }
