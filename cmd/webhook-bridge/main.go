@@ -11,6 +11,11 @@
 //	                                            print dead letters, one JSON object per line
 //	webhook-bridge dlq replay --config FILE [--subscription ID] [--event ID]
 //	                                            deliver dead letters again
+//	webhook-bridge --version                    print the version
+//	webhook-bridge --help                       print the usage
+//
+// SIGTERM or SIGINT shuts the bridge down gracefully; a second one stops it
+// at once.
 package main
 
 import (
