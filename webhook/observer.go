@@ -28,7 +28,9 @@ type Observer interface {
 	// RetryScheduled reports a retry due after wait.
 	RetryScheduled(subscriptionID string, attempt int, wait time.Duration)
 	// DeadLettered reports a delivery given up on.
-	DeadLettered(subscriptionID string)
+	DeadLettered(subscriptionID string, kind DeadLetterKind)
+	// EventConsumed reports a source event handled (stub).
+	EventConsumed(matched, filteredOut int)
 	// FilterFailed reports a filter that failed at run time (a non-match).
 	FilterFailed(subscriptionID string)
 }
@@ -43,7 +45,10 @@ func (NopObserver) Delivery(string, Outcome, int, time.Duration) {}
 func (NopObserver) RetryScheduled(string, int, time.Duration) {}
 
 // DeadLettered does nothing.
-func (NopObserver) DeadLettered(string) {}
+func (NopObserver) DeadLettered(string, DeadLetterKind) {}
+
+// EventConsumed does nothing.
+func (NopObserver) EventConsumed(int, int) {}
 
 // FilterFailed does nothing.
 func (NopObserver) FilterFailed(string) {}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/internal/redistest"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -139,7 +140,7 @@ subscriptions:
 		id := p.emit(t, "", `{"name": "t", "payload": {"n": 1}}`)[0]
 		down.WaitFor(t, 2, wait)
 
-		var line dlqLine
+		var line webhookhttp.DeadLetterView
 		deadline := time.Now().Add(wait)
 		for {
 			out := strings.TrimSpace(cli(t, "dlq", "list", "--config", p.config))
@@ -157,7 +158,7 @@ subscriptions:
 			}
 			time.Sleep(50 * time.Millisecond) // polling another process's store
 		}
-		if line.EventID != id || line.SubscriptionID != "down" || line.Attempts != 2 || line.LastStatus != 502 || !strings.Contains(line.LastError, "502") {
+		if line.Event.ID != id || line.SubscriptionID != "down" || line.Attempts != 2 || line.LastStatus != 502 || !strings.Contains(line.LastError, "502") {
 			t.Errorf("dlq list = %+v", line)
 		}
 
