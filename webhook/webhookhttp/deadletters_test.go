@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
 	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
@@ -231,4 +232,136 @@ func TestDeadLetterGaugeIsTheStoredCount(t *testing.T) {
 			t.Errorf("dropped = %v, want 60", v)
 		}
 	})
+}
+
+// GET /v1/dlq shows payloads as what they are, fields by the API's names,
+// every kind, and [] when there is nothing.
+func TestDeadLetterViews(t *testing.T) {
+	store := &webhook.MemoryDeadLetters{}
+	ts, _ := adminServer(t, store)
+	status, body := getRaw(t, ts, "")
+	if status != 200 || !strings.Contains(body, `"dead_letters":[]`) {
+		t.Errorf("empty: %d %s, want an empty list []", status, body)
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		payload string
+		kind    webhook.DeadLetterKind
+	}{
+		{`{"total": 7}`, webhook.KindExhausted}, {"plain text, ünïcode", webhook.KindGone}, {"\x00\xff\xfe binary", webhook.KindUndeliverable}, {"", webhook.KindOrphaned},
+	} {
+		if err := store.Add(context.Background(), webhook.DeadLetter{SubscriptionID: "s", Kind: c.kind, Attempts: 1, LastError: "x",
+			Event: pubsub.Event{ID: "e", Name: "n", Meta: pubsub.Meta{CreatedAtUTC: created, CorrelationID: "c", IsDryRun: true}, Payload: []byte(c.payload)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, body = getRaw(t, ts, "")
+	for _, want := range []string{
+		`"payload":{"total":7},"payload_encoding":"json"`,
+		`"payload":"plain text, ünïcode","payload_encoding":"text"`,
+		`"payload":"AP/+IGJpbmFyeQ==","payload_encoding":"base64"`,
+		`"payload":"","payload_encoding":"text"`,
+		`"created_at":"2026-01-02T03:04:05Z"`, `"dry_run":true`, `"correlation_id":"c"`,
+		`"kind":"exhausted"`, `"kind":"gone"`, `"kind":"undeliverable"`, `"kind":"orphaned"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET /v1/dlq lacks %s: %s", want, body)
+		}
+	}
+	for _, not := range []string{"created_at_utc", "is_dry_run", `"Payload"`} {
+		if strings.Contains(body, not) {
+			t.Errorf("GET /v1/dlq shows %s: %s", not, body)
+		}
+	}
+	if status, body := getRaw(t, ts, "?kind=gone"); status != 200 || strings.Count(body, `"kind":`) != 1 {
+		t.Errorf("kind=gone: %d %s", status, body)
+	}
+	if status, body := getRaw(t, ts, "?kind=nope"); status != 400 || !strings.Contains(body, `"error":"kind`) {
+		t.Errorf("kind=nope: %d %s", status, body)
+	}
+}
+
+func getRaw(t *testing.T, ts *httptest.Server, query string) (int, string) {
+	t.Helper()
+	status, body, _ := call(t, ts, http.MethodGet, "/v1/dlq"+query, dlqToken, "")
+	return status, body
+}
+
+// What the redis backend dead-lettered before the bridge could handle it
+// is listed after the bridge's own dead letters, with kind unhandled, in
+// the same walk.
+func TestUnhandledEntriesAreListed(t *testing.T) {
+	ctx := context.Background()
+	client := testRedisClient(t)
+	stream := fmt.Sprintf("unhandled-%d", seq.Add(1))
+	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Consumer: "c",
+		Start: redis.StartBeginning, Block: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := []map[string]any{{"payload": "no name"}, {"name": "bad\nname", "payload": "x"}, {"name": "n", "payload": "x", "attempts": "-3"}}
+	for _, v := range poison {
+		client.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: v})
+	}
+	reported := make(chan error, len(poison))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sub.Consume(runCtx, func(context.Context, pubsub.Event) error { return nil }, func(_ context.Context, err error, _ *pubsub.Event) { reported <- err })
+	}()
+	for range poison {
+		select {
+		case <-reported:
+		case <-time.After(10 * time.Second):
+			t.Fatal("poison not dead-lettered within 10s")
+		}
+	}
+	cancel()
+	<-done
+	_ = sub.Close()
+
+	store := &webhook.MemoryDeadLetters{}
+	fill(t, store, "d", 3)
+	bridge := newBridge(t)
+	h, err := webhookhttp.New(webhookhttp.Config{Bridge: bridge, Publisher: &recorder{}, AdminToken: dlqToken,
+		Unhandled: []webhookhttp.DeadLetterLister{webhookhttp.RedisUnhandled{Client: client, Stream: stream}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h
+	bridgeStore := webhookhttp.DeadLetters{Store: store, Unhandled: []webhookhttp.DeadLetterLister{webhookhttp.RedisUnhandled{Client: client, Stream: stream}}}
+	var kinds []webhook.DeadLetterKind
+	var reasons []string
+	after := ""
+	for pages := 0; ; pages++ {
+		page, next, err := bridgeStore.List(ctx, after, 2, "")
+		if err != nil || pages > 10 {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		for _, dl := range page {
+			kinds = append(kinds, dl.Kind)
+			if dl.Kind == webhook.KindUnhandled {
+				reasons = append(reasons, dl.LastError)
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(kinds) != 6 || kinds[3] != webhook.KindUnhandled || kinds[5] != webhook.KindUnhandled {
+		t.Fatalf("kinds %v, want 3 of the bridge's then 3 unhandled", kinds)
+	}
+	for i, want := range []string{`no "name" field`, "control character", "attempts"} {
+		if !strings.Contains(reasons[i], want) {
+			t.Errorf("unhandled %d: reason %q does not say %q", i, reasons[i], want)
+		}
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	status, body := getRaw(t, ts, "?kind=unhandled")
+	if status != 200 || strings.Count(body, `"kind":"unhandled"`) != 3 {
+		t.Errorf("kind=unhandled: %d %s", status, body)
+	}
 }
