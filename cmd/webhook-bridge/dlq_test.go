@@ -255,7 +255,7 @@ subscriptions:
 `)
 		for r := 1; r <= rounds; r++ {
 			p.emit(t, "", `[{"name": "t", "payload": {}}, {"name": "t", "payload": {}}, {"name": "t", "payload": {}}, {"name": "t", "payload": {}}]`)
-			waitMetric(t, p, `webhook_bridge_dead_letters_total{subscription="gone"}`, float64(4*r))
+			waitMetric(t, p, `webhook_bridge_dead_letters_total{kind="gone",subscription="gone"}`, float64(4*r))
 			p.emit(t, "", `{"name": "ok", "payload": {}}`)
 			waitMetric(t, p, `webhook_bridge_deliveries_total{outcome="delivered",subscription="ok"}`, float64(r))
 		}

@@ -217,10 +217,15 @@ auth:
 	}{
 		{`{"name": "t", "payload": {}`, 400, "body: unexpected EOF"},
 		{`{"payload": {}}`, 400, "name is required"},
-		{`[{"name": "a"}, {"payload": 1}]`, 400, "event 1: name is required"},
+		{`[{"name": "a", "payload": 1}, {"payload": 1}]`, 400, "events[1].name is required"},
+		{`{"name": "t"}`, 400, "payload is required"},
+		{``, 400, "body is empty"},
+		{`{"name": "t", "payload": 1, "id": "forge.1795385012"}`, 400, `id \"forge.1795385012\"`},
+		{`{"name": "x\r\nX-Injected: yes", "payload": 1}`, 400, "name"},
+		{`{"name": "t", "payload": 1, "correlation_id": "a\nb"}`, 400, "correlation_id"},
 		{`{"name": "t", "payload": {}, "colour": "red"}`, 400, `unknown field \"colour\"`},
 		{`[]`, 400, "no events"},
-		{`[{"name":"a"},{"name":"b"},{"name":"c"},{"name":"d"}]`, 413, "4 events, at most 3"},
+		{`[{"name":"a","payload":1},{"name":"b","payload":1},{"name":"c","payload":1},{"name":"d","payload":1}]`, 413, "4 events, at most 3"},
 		{`{"name": "t", "payload": "` + strings.Repeat("x", 3000) + `"}`, 413, "larger than 2048 bytes"},
 		{`{"name": "switchyard.webhook.retry", "payload": {}}`, 400, "reserved"},
 	} {
@@ -385,13 +390,15 @@ subscriptions:
 `)
 	id := p.emit(t, "", `{"name": "t", "payload": {"k": 1}}`)[0]
 	first := s.WaitFor(t, 1, wait)[0]
-	// Once the retry is in Redis's delayed set, the bridge is killed in
-	// the middle of its 1.5s backoff.
+	// Once the retry is in Redis's delayed set and the source event
+	// acknowledged, the bridge is killed in the middle of its 1.5s
+	// backoff.
 	host, port, _ := strings.Cut(redisServer.Addr, ":")
 	deadline := time.Now().Add(wait)
 	for {
 		out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "ZCARD", "{"+stream+"}:webhook:retries:delayed").Output()
-		if strings.TrimSpace(string(out)) == "1" {
+		pending, _ := exec.Command("redis-cli", "-h", host, "-p", port, "XPENDING", stream, "webhook-bridge").Output()
+		if strings.TrimSpace(string(out)) == "1" && strings.HasPrefix(strings.TrimSpace(string(pending)), "0") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -497,7 +504,7 @@ subscriptions:
     secret: `+testSecret+`
     max_attempts: 1
 `)
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "svc"}).SignedString([]byte(jwtSecret))
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "svc", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
