@@ -33,8 +33,6 @@ var ErrInvalidCursor = errors.New("webhook: invalid dead-letter cursor")
 type DeadLetter struct {
 	// ID identifies the dead letter in its store.
 	ID string `json:"id"`
-	// Kind says why (stub).
-	Kind DeadLetterKind `json:"kind"`
 	// SubscriptionID is the subscription the delivery was for.
 	SubscriptionID string `json:"subscription_id"`
 	// Attempts is how many deliveries were tried.

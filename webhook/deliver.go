@@ -106,7 +106,7 @@ func (b *Bridge) deadLetter(ctx context.Context, subID string, ev pubsub.Event, 
 	if err := b.cfg.DeadLetters.Add(ctx, dl); err != nil {
 		return fmt.Errorf("webhook: dead-lettering %s for subscription %q: %w", ev.ID, subID, err)
 	}
-	b.cfg.Observer.DeadLettered(subID, KindExhausted)
+	b.cfg.Observer.DeadLettered(subID)
 	b.cfg.Logger.Error("webhook: delivery dead-lettered", "subscription", subID, "event_id", ev.ID, "attempts", attempts, "last_status", last.status, "reason", reason)
 	return nil
 }

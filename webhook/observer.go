@@ -28,9 +28,7 @@ type Observer interface {
 	// RetryScheduled reports a retry due after wait.
 	RetryScheduled(subscriptionID string, attempt int, wait time.Duration)
 	// DeadLettered reports a delivery given up on.
-	DeadLettered(subscriptionID string, kind DeadLetterKind)
-	// EventConsumed reports a source event handled (stub).
-	EventConsumed(matched, filteredOut int)
+	DeadLettered(subscriptionID string)
 	// FilterFailed reports a filter that failed at run time (a non-match).
 	FilterFailed(subscriptionID string)
 }
@@ -45,10 +43,7 @@ func (NopObserver) Delivery(string, Outcome, int, time.Duration) {}
 func (NopObserver) RetryScheduled(string, int, time.Duration) {}
 
 // DeadLettered does nothing.
-func (NopObserver) DeadLettered(string, DeadLetterKind) {}
-
-// EventConsumed does nothing.
-func (NopObserver) EventConsumed(int, int) {}
+func (NopObserver) DeadLettered(string) {}
 
 // FilterFailed does nothing.
 func (NopObserver) FilterFailed(string) {}
