@@ -77,9 +77,12 @@ func TestFiltersInTheHubStyle(t *testing.T) {
 	if n := len(s.waitFor(t, 4)); n != 4 {
 		t.Errorf("%d deliveries, want 4", n)
 	}
-	// "text" > 5 and, for the payload that is not JSON, nil > 5 fail at
-	// run time: each a non-match, counted.
-	h.until(t, "two filter failures", func() bool { return h.obs.filterFailures() == 2 })
+	// "text" > 5 fails at run time: a non-match, counted. For the payload
+	// that is not JSON, nil > 5 is simply false.
+	h.until(t, "the filter failure", func() bool { return h.obs.filterFailures() >= 1 })
+	if n := h.obs.filterFailures(); n != 1 {
+		t.Errorf("%d filter failures, want 1: a comparison with nil is false, not an error", n)
+	}
 }
 
 func TestFailingTargetIsRetriedAloneUntilItSucceeds(t *testing.T) {
