@@ -18,7 +18,9 @@ func secretOf(n int) string {
 // own, and header values that are not plain ASCII text, naming the
 // subscription and the secret's position or the header.
 func TestSubscriptionSecretsAndHeadersAreChecked(t *testing.T) {
-	base := func() webhook.Subscription { return webhook.Subscription{ID: "sub-1", Topic: "t", URL: "https://example.com/hook"} }
+	base := func() webhook.Subscription {
+		return webhook.Subscription{ID: "sub-1", Topic: "t", URL: "https://example.com/hook"}
+	}
 	for _, n := range []int{24, 32, 64} {
 		s := base()
 		s.Secrets = webhook.Secrets{secretOf(n), strings.TrimPrefix(secretOf(n), "whsec_")}

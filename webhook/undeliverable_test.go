@@ -39,15 +39,17 @@ func (r *recorder) note(f func()) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) Delivery(_ string, o Outcome, _ int, _ time.Duration) { r.note(func() { r.outcomes[o]++ }) }
-func (r *recorder) RetryScheduled(string, int, time.Duration)           { r.note(func() { r.retries++ }) }
-func (r *recorder) DeadLettered(_ string, k DeadLetterKind)              { r.note(func() { r.kinds[k]++ }) }
-func (r *recorder) FilterFailed(string)                                  { r.note(func() { r.filters++ }) }
-func (r *recorder) EventConsumed(int, int)                               {}
+func (r *recorder) Delivery(_ string, o Outcome, _ int, _ time.Duration) {
+	r.note(func() { r.outcomes[o]++ })
+}
+func (r *recorder) RetryScheduled(string, int, time.Duration) { r.note(func() { r.retries++ }) }
+func (r *recorder) DeadLettered(_ string, k DeadLetterKind)   { r.note(func() { r.kinds[k]++ }) }
+func (r *recorder) FilterFailed(string)                       { r.note(func() { r.filters++ }) }
+func (r *recorder) EventConsumed(int, int)                    {}
 
 func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *recorder) WithGroup(string) slog.Handler           { return r }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recorder) WithGroup(string) slog.Handler            { return r }
 func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 	attrs := map[string]string{}
 	rec.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
