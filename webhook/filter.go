@@ -18,18 +18,27 @@ import (
 // FilterEnv is what a filter sees: the payload decoded as JSON (nil when it
 // is not JSON) and the event's attributes.
 type FilterEnv struct {
-	Data  any         `expr:"data"`
+	// Data is the payload decoded as JSON, nil when it is not JSON.
+	Data any `expr:"data"`
+	// Event is the event's attributes.
 	Event FilterEvent `expr:"event"`
 }
 
 // FilterEvent is the event as a filter sees it.
 type FilterEvent struct {
-	ID            string    `expr:"id"`
-	Name          string    `expr:"name"`
-	Attempts      int       `expr:"attempts"`
-	CorrelationID string    `expr:"correlation_id"`
-	CreatedAt     time.Time `expr:"created_at"`
-	DryRun        bool      `expr:"dry_run"`
+	// ID is the event's ID.
+	ID string `expr:"id"`
+	// Name is the event's name.
+	Name string `expr:"name"`
+	// Attempts is the event's Meta.Attempts: the earlier failed attempts
+	// at handling it.
+	Attempts int `expr:"attempts"`
+	// CorrelationID is the event's correlation ID, "" when it has none.
+	CorrelationID string `expr:"correlation_id"`
+	// CreatedAt is when the event was made, in UTC.
+	CreatedAt time.Time `expr:"created_at"`
+	// DryRun is true for events marked as dry runs.
+	DryRun bool `expr:"dry_run"`
 }
 
 const (
