@@ -48,10 +48,10 @@
 // the timeout) is retried on the [RetryPolicy] schedule, or after the
 // receiver's Retry-After on 429 and 5xx.
 //
-// Event IDs given at ingest are 1 to [MaxEventIDLen] ASCII letters, digits,
-// '-' and '_' ([CheckEventID]); such an ID is the webhook-id as it is.
-// Events that reach the bridge some other way may have any ID; their
-// webhook-id is "sw_" and 32 lowercase hex digits of the ID's SHA-256
+// An event ID that [CheckEventID] accepts (1 to [MaxEventIDLen] ASCII
+// letters, digits, '-' and '_') is the webhook-id as it is. Any other ID
+// (an event written to the stream directly may have any) gives the
+// webhook-id "sw_" and 32 lowercase hex digits of the ID's SHA-256
 // ([MessageID]). Either way the webhook-id holds no '.' (the separator of
 // the signed content) and nothing an HTTP stack could re-encode, and it is
 // a function of the event ID alone, so receivers deduplicate on it and
