@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/redistest"
+	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
 )
@@ -389,5 +390,32 @@ func TestDeadLetterJSONWithoutAKind(t *testing.T) {
 	b, err := json.Marshal(webhook.DeadLetter{Kind: webhook.KindGone})
 	if err != nil || !strings.Contains(string(b), `"kind":"gone"`) {
 		t.Errorf("Marshal = %s, %v", b, err)
+	}
+}
+
+// A replay leaves an undeliverable event's dead letter in the store and
+// replays the others: the backend would refuse to carry some of them, and
+// the bridge would only dead-letter the rest again.
+func TestReplaySkipsUndeliverableEvents(t *testing.T) {
+	broker := memory.NewBroker(memory.Options{}) // Emit refuses what Validate refuses
+	t.Cleanup(func() { _ = broker.Close() })
+	store := &webhook.MemoryDeadLetters{}
+	ctx := context.Background()
+	for _, ev := range []pubsub.Event{
+		{ID: "ok-1", Name: "t"},
+		{ID: "bad\nid", Name: "t"},
+		{ID: "long-name", Name: pubsub.Name(strings.Repeat("n", webhook.MaxNameLen+1))},
+		{ID: "ok 2 with spaces", Name: "t"},
+	} {
+		if err := store.Add(ctx, webhook.DeadLetter{SubscriptionID: "s", Kind: webhook.KindUndeliverable, Event: ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := webhook.ReplayDeadLetters(ctx, store, broker, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("ReplayDeadLetters = %d, %v; want the 2 deliverable ones", n, err)
+	}
+	if got := eventIDs(allDeadLetters(t, store)); !slices.Equal(got, []string{"bad\nid", "long-name"}) {
+		t.Errorf("left %q, want the undeliverable two", got)
 	}
 }
