@@ -128,12 +128,16 @@ func mayBeNil(n ast.Node) bool {
 	if c, ok := n.(*ast.ChainNode); ok {
 		n = c.Node // patched above; the member keeps its type
 	}
-	switch n.(type) {
+	switch n := n.(type) {
 	case *ast.NilNode:
 		return true
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.StringNode, *ast.BytesNode, *ast.ConstantNode,
 		*ast.ArrayNode, *ast.MapNode:
 		return false
+	case *ast.BinaryNode:
+		if n.Operator == ".." {
+			return false // a range, never nil; left in place, expr tests "x in 1..n" without building it
+		}
 	}
 	t := n.Type()
 	if t == nil {

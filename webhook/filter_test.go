@@ -54,6 +54,8 @@ func TestFilterBadInput(t *testing.T) {
 		{"in a map", `"k" in data`, `{"k":0}`, true, ""},
 		{"dates", `event.created_at < now()`, `{}`, true, ""},
 		{"attempts", `event.attempts >= 0 and event.attempts < 1`, `{}`, true, ""},
+		{"in a long range, never built", `event.attempts in 0..100000000`, `{}`, true, ""},
+		{"missing in a range", `data.n in 0..10`, `{}`, false, ""},
 
 		// Type errors other than nil still fail.
 		{"string > number", `data.s > 5`, `{"s":"text"}`, false, "invalid operation"},
