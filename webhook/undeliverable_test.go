@@ -250,3 +250,40 @@ func TestUnsentProbeLeavesTheCircuitAlone(t *testing.T) {
 		t.Errorf("dead letters %v, want one undeliverable", rec.kinds)
 	}
 }
+
+// A retry whose event cannot be sent (stored by a version that tried it)
+// is dead-lettered at once with the attempts made so far, never sent.
+func TestRetryOfAnUndeliverableEventIsNotSent(t *testing.T) {
+	b, _, s, rec := undeliverableBridge(t)
+	ctx := context.Background()
+	for i, bad := range []pubsub.Event{
+		{ID: "bad\nid", Name: "ok"},
+		{ID: "long-name", Name: pubsub.Name(strings.Repeat("n", MaxNameLen+1))},
+	} {
+		rev, err := retry{SubscriptionID: "good", Attempts: 2, LastStatus: 503, Event: bad}.event()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Handle(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		dls, _, err := b.DeadLetters().List(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != i+1 {
+			t.Fatalf("%d dead letters, want %d", len(dls), i+1)
+		}
+		if dl := dls[i]; dl.Kind != KindUndeliverable || dl.Attempts != 2 || dl.SubscriptionID != "good" || dl.Event.ID != bad.ID {
+			t.Errorf("dead letter %+v, want kind undeliverable for good after 2 attempts", dl)
+		}
+	}
+	if n := len(s.Hits()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.kinds[KindUndeliverable] != 2 || rec.outcomes[Failed]+rec.outcomes[Deferred] != 0 {
+		t.Errorf("dead letters %v, outcomes %v", rec.kinds, rec.outcomes)
+	}
+}
