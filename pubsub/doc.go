@@ -14,6 +14,15 @@
 // [Meta] data and an opaque payload. Backends carry every field byte for
 // byte: the payload is never re-encoded.
 //
+// The ID, the name and the correlation ID are text: [Event.Validate], which
+// every backend's Emit applies, refuses invalid UTF-8 and control
+// characters (U+0000–U+001F, U+007F–U+009F) in them, since consumers put
+// them in headers, log lines and keys, where a newline breaks the line
+// and forges the next. Backends that read events written by other
+// programs (package redis reads stream entries) treat an entry that
+// Validate refuses as poison: dead-lettered with the reason, never handed
+// to a handler.
+//
 // # Delivery semantics
 //
 // Every backend guarantees the same things:

@@ -288,7 +288,13 @@ func (b *Bridge) reportError(_ context.Context, err error, ev *pubsub.Event) {
 	if ev != nil {
 		attrs = append(attrs, "event_id", ev.ID, "event_name", ev.Name)
 	}
-	b.cfg.Logger.Error("webhook: event not handled", attrs...)
+	msg := "webhook: event not handled"
+	if errors.Is(err, pubsub.ErrDeadLetter) || errors.Is(err, pubsub.ErrMalformed) {
+		// Where an operator finds it: webhook-bridge lists the backend's
+		// dead letters beside its own.
+		msg = "webhook: event dead-lettered by the backend before any subscription saw it (listed with kind unhandled: GET /v1/dlq?kind=unhandled, webhook-bridge dlq list)"
+	}
+	b.cfg.Logger.Error(msg, attrs...)
 }
 
 // Handle delivers one event to every subscription that matches it, or,
