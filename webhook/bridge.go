@@ -323,6 +323,13 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 		if err := CheckDeliverable(r.Event); err != nil {
 			return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, r.Event, r.Attempts, result{status: r.LastStatus}, undeliverable(err))
 		}
+		// A retry goes only where its event would go now: a subscription
+		// changed while it waited, or a retry event written by someone
+		// else, reaches no subscription its event does not match.
+		if !rt.accepts(r.Event) {
+			return b.deadLetter(ctx, rt.sub.ID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
+				fmt.Sprintf("subscription %q no longer matches the event (its topic or filter changed while a retry waited; last: %s)", rt.sub.ID, r.LastError))
+		}
 		return b.deliver(ctx, rt, r.Event, r.Attempts)
 	}
 
@@ -392,6 +399,16 @@ func (b *Bridge) match(t *table, ev pubsub.Event) (out []*route, filteredOut int
 		}
 	}
 	return out, filteredOut
+}
+
+// accepts reports whether ev matches the route's topic and filter; a
+// filter that fails is no match.
+func (r *route) accepts(ev pubsub.Event) bool {
+	if r.sub.Topic != "*" && r.sub.Topic != string(ev.Name) {
+		return false
+	}
+	ok, err := runFilter(r.filter, filterEnv(ev))
+	return ok && err == nil
 }
 
 // warnLimiter lets one warning per key through per interval and counts

@@ -302,6 +302,7 @@ func TestSlowEndpointDoesNotHoldOthers(t *testing.T) {
 	for range 20 {
 		h.emit(t, pubsub.NewEvent(ctx, "fast", nil))
 	}
+	slow.waitFor(t, 1)
 	fast.waitFor(t, 20)
 	if n := len(slow.snapshot()); n != 1 {
 		t.Errorf("the slow endpoint has %d requests in flight, want 1 (PerEndpoint)", n)

@@ -40,7 +40,7 @@ func (r retry) event() (pubsub.Event, error) {
 
 func decodeRetry(ev pubsub.Event) (retry, error) {
 	var r retry
-	if err := json.Unmarshal(ev.Payload, &r); err != nil || r.SubscriptionID == "" || r.Event.ID == "" {
+	if err := json.Unmarshal(ev.Payload, &r); err != nil || r.SubscriptionID == "" || r.Event.ID == "" || r.Attempts < 0 || r.Event.Name == RetryEventName || r.Event.Name == "" {
 		return r, fmt.Errorf("webhook: retry event %s is not a retry of this bridge: %w", ev.ID, pubsub.ErrPermanent)
 	}
 	return r, nil

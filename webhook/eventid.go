@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/switchyard-go/switchyard/pubsub"
 )
@@ -21,6 +22,10 @@ const (
 	// MaxCorrelationIDLen is the longest correlation ID a delivery
 	// carries, in bytes.
 	MaxCorrelationIDLen = 256
+	// MaxDeliverableIDLen is the longest event ID a delivery carries (in
+	// ce-id), in bytes: an ID longer than MaxEventIDLen can only come
+	// through the stream, and is mapped for webhook-id.
+	MaxDeliverableIDLen = 256
 )
 
 // messageIDPrefix starts the webhook-id of an event whose ID is outside the
@@ -28,7 +33,9 @@ const (
 const messageIDPrefix = "sw_"
 
 // CheckEventID reports whether id may be given to an event at ingest: 1 to
-// [MaxEventIDLen] bytes of ASCII letters, digits, '-' and '_'. Such an id is
+// [MaxEventIDLen] bytes of ASCII letters, digits, '-' and '_', not starting
+// with "sw_", which is kept for the webhook-ids [MessageID] maps other ids
+// to (so that no posted id can take the webhook-id of another). Such an id is
 // the delivery's webhook-id as it is, which every Standard Webhooks
 // verifier reads alike (no '.', which the signed content uses as its
 // separator; no byte that an HTTP stack could re-encode).
@@ -38,6 +45,8 @@ func CheckEventID(id string) error {
 		return errors.New("empty")
 	case len(id) > MaxEventIDLen:
 		return fmt.Errorf("%d bytes, at most %d", len(id), MaxEventIDLen)
+	case strings.HasPrefix(id, messageIDPrefix):
+		return fmt.Errorf("ids starting with %q are kept for mapped webhook-ids", messageIDPrefix)
 	}
 	for i := 0; i < len(id); i++ {
 		if !idByte(id[i]) {
@@ -67,9 +76,9 @@ func MessageID(id pubsub.ID) string {
 
 // CheckDeliverable reports why ev cannot become a delivery, or nil: it must
 // pass [pubsub.Event.Validate] (no control characters or invalid UTF-8 in
-// its id, name or correlation ID) and keep its name and correlation ID
-// within [MaxNameLen] and [MaxCorrelationIDLen]. The error names the
-// field.
+// its id, name or correlation ID) and keep its id, name and correlation
+// ID within [MaxDeliverableIDLen], [MaxNameLen] and [MaxCorrelationIDLen].
+// The error names the field.
 func CheckDeliverable(ev pubsub.Event) error {
 	if err := ev.Validate(); err != nil {
 		return err
@@ -77,6 +86,8 @@ func CheckDeliverable(ev pubsub.Event) error {
 	switch {
 	case len(ev.Name) > MaxNameLen:
 		return fmt.Errorf("name: %d bytes, at most %d", len(ev.Name), MaxNameLen)
+	case len(ev.ID) > MaxDeliverableIDLen:
+		return fmt.Errorf("id: %d bytes, at most %d", len(ev.ID), MaxDeliverableIDLen)
 	case len(ev.Meta.CorrelationID) > MaxCorrelationIDLen:
 		return fmt.Errorf("correlation_id: %d bytes, at most %d", len(ev.Meta.CorrelationID), MaxCorrelationIDLen)
 	}

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,9 @@ import (
 // a raw space, '"', byte outside printable ASCII, a '%' not followed by two
 // uppercase hex digits, an escape for a byte that needs none, a result that
 // is not UTF-8.
+// webhookIDAlphabet is what every webhook-id is made of.
+var webhookIDAlphabet = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
 func decodeStrict(v string) (string, error) {
 	unhex := func(c byte) (byte, bool) {
 		switch {
@@ -142,8 +146,8 @@ func TestDeliveryHeadersCarryAnyText(t *testing.T) {
 		}
 
 		wid := h.Header.Get("Webhook-Id")
-		if err := webhook.CheckEventID(wid); err != nil || strings.Contains(wid, ".") {
-			t.Errorf("event %q: webhook-id %q is outside the id alphabet: %v", ev.ID, wid, err)
+		if !webhookIDAlphabet.MatchString(wid) {
+			t.Errorf("event %q: webhook-id %q is outside the id alphabet", ev.ID, wid)
 		}
 		if want := webhook.MessageID(ev.ID); wid != want {
 			t.Errorf("event %q: webhook-id %q, want MessageID %q", ev.ID, wid, want)

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -62,9 +61,10 @@ func (s Subscription) Validate() error {
 	if s.ID == "" {
 		return errors.New("webhook: subscription without an id")
 	}
-	if strings.ContainsFunc(s.ID, unicode.IsControl) || !utf8.ValidString(s.ID) {
-		// It travels in the Webhook-Subscription header.
-		return fmt.Errorf("webhook: subscription %q: the id holds a control character or invalid UTF-8", s.ID)
+	if err := checkSubscriptionID(s.ID); err != nil {
+		// It travels in the Webhook-Subscription header, in URLs of the
+		// admin API and in metric labels.
+		return fmt.Errorf("webhook: subscription %q: id: %v", s.ID, err)
 	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("webhook: subscription %q: %s", s.ID, fmt.Sprintf(format, args...))
@@ -88,7 +88,15 @@ func (s Subscription) Validate() error {
 			return fail("secret %d: %v", i+1, err)
 		}
 	}
+	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(s.Headers)) { // the same error every time
+		if other, dup := seen[http.CanonicalHeaderKey(k)]; dup {
+			return fail("headers %q and %q are the same header", other, k)
+		}
+		seen[http.CanonicalHeaderKey(k)] = k
+		if v := s.Headers[k]; strings.TrimSpace(v) != v {
+			return fail("header %q: the value has spaces or tabs around it, which HTTP drops", k)
+		}
 		if err := checkHeaderName(k); err != nil {
 			return fail("header %q: %v", k, err)
 		}
@@ -104,6 +112,26 @@ func (s Subscription) Validate() error {
 	}
 	if s.MaxAttempts < 0 {
 		return fail("max_attempts %d is negative", s.MaxAttempts)
+	}
+	return nil
+}
+
+// MaxSubscriptionIDLen is the longest subscription id, in bytes.
+const MaxSubscriptionIDLen = 128
+
+// checkSubscriptionID accepts 1 to MaxSubscriptionIDLen ASCII letters,
+// digits, '-', '_' and '.', other than "." and "..".
+func checkSubscriptionID(id string) error {
+	switch {
+	case len(id) > MaxSubscriptionIDLen:
+		return fmt.Errorf("%d bytes, at most %d", len(id), MaxSubscriptionIDLen)
+	case id == "." || id == "..":
+		return errors.New(`"." and ".." cannot be addressed in a URL`)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !idByte(c) && c != '.' {
+			return fmt.Errorf("byte %d is %q: an id is made of ASCII letters, digits, '-', '_' and '.'", i, c)
+		}
 	}
 	return nil
 }
