@@ -99,10 +99,18 @@ func (e Event) Validate() error {
 		{"ID", string(e.ID)}, {"name", string(e.Name)}, {"correlation ID", e.Meta.CorrelationID},
 	} {
 		if err := checkText(f.v); err != nil {
-			return fmt.Errorf("%w %q: %s: %v", ErrInvalidEvent, e.ID, f.field, err)
+			return fmt.Errorf("%w %q: %s: %v", ErrInvalidEvent, shortID(e.ID), f.field, err)
 		}
 	}
 	return nil
+}
+
+// shortID keeps an ID short enough for an error message.
+func shortID(id ID) string {
+	if len(id) > 64 {
+		return string(id[:64]) + "..."
+	}
+	return string(id)
 }
 
 // checkText refuses invalid UTF-8 and control characters.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -371,6 +372,14 @@ func validStreamID(s string) bool {
 	return err1 == nil && err2 == nil
 }
 
+// lastStreamID reports whether s is the largest stream entry ID.
+func lastStreamID(s string) bool {
+	ms, seq, _ := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(ms, 10, 64)
+	b, err2 := strconv.ParseUint(seq, 10, 64)
+	return err1 == nil && err2 == nil && a == math.MaxUint64 && b == math.MaxUint64
+}
+
 // List reads one page of the stream with XRANGE (after COUNT, oldest first;
 // see [DeadLetterStore.List]). The first page of a walk also reads the
 // newest entry's ID, the end of the walk. Entries that are not dead
@@ -392,6 +401,9 @@ func (r RedisDeadLetters) List(ctx context.Context, after string, limit int) ([]
 			return nil, "", nil
 		}
 		until = last[0].ID
+	}
+	if lastStreamID(from) {
+		return nil, "", nil // nothing can follow it, and "(" of it is no range
 	}
 	start := "-"
 	if from != "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,11 +40,19 @@ func (u RedisUnhandled) List(ctx context.Context, after string, limit int) ([]we
 	if limit < 1 {
 		limit = webhook.DefaultDeadLetterPage
 	}
+	if after != "" {
+		ms, seq, ok := strings.Cut(after, "-")
+		a, err1 := strconv.ParseUint(ms, 10, 64)
+		b, err2 := strconv.ParseUint(seq, 10, 64)
+		switch {
+		case !ok || err1 != nil || err2 != nil:
+			return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
+		case a == math.MaxUint64 && b == math.MaxUint64:
+			return nil, "", nil // nothing can follow it
+		}
+	}
 	entries, err := redis.ListDead(ctx, u.Client, u.Stream, after, int64(limit))
 	if err != nil {
-		if strings.Contains(err.Error(), "Invalid stream ID") {
-			return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
-		}
 		return nil, "", err
 	}
 	out := make([]webhook.DeadLetter, len(entries))

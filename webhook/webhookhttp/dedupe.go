@@ -121,9 +121,21 @@ func (h *Handler) commit(r *http.Request, c claim) error {
 	if len(c.ids) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	// The events are out: the claims stay valid for ClaimTTL, so a
+	// commit that fails on a passing fault is worth a few more tries.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), ClaimTTL/3)
 	defer cancel()
-	return h.cfg.Dedupe.Commit(ctx, c.token, c.ids, h.cfg.DedupeWindow)
+	var err error
+	for try := 0; ; try++ {
+		if err = h.cfg.Dedupe.Commit(ctx, c.token, c.ids, h.cfg.DedupeWindow); err == nil || ctx.Err() != nil || try == 4 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(100<<try) * time.Millisecond):
+		}
+	}
 }
 
 func newToken() string {
@@ -169,12 +181,20 @@ func (m *MemoryDedupe) Claim(_ context.Context, token string, ids []string) ([]C
 }
 
 // Commit implements [Deduper].
-func (m *MemoryDedupe) Commit(_ context.Context, _ string, ids []string, window time.Duration) error {
+func (m *MemoryDedupe) Commit(_ context.Context, token string, ids []string, window time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	exp := time.Now().Add(window)
+	now := time.Now()
+	taken := 0
 	for _, id := range ids {
-		m.ids[id] = memClaim{expires: exp}
+		if c, ok := m.ids[id]; ok && c.token != "" && c.token != token && now.Before(c.expires) {
+			taken++
+			continue
+		}
+		m.ids[id] = memClaim{expires: now.Add(window)}
+	}
+	if taken > 0 {
+		return fmt.Errorf("%d of %d ids were claimed by another request after this one's claim lapsed", taken, len(ids))
 	}
 	return nil
 }
@@ -248,15 +268,48 @@ func (d RedisDedupe) Claim(ctx context.Context, token string, ids []string) ([]C
 	return out, nil
 }
 
-// Commit implements [Deduper].
-func (d RedisDedupe) Commit(ctx context.Context, _ string, ids []string, window time.Duration) error {
-	_, err := d.Client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+// commitScript marks each id accepted for the window (ARGV[2], ms) when it
+// is still claimed under the token (ARGV[1]) or free, and returns how
+// many another request holds.
+var commitScript = goredis.NewScript(`
+local taken = 0
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v == false or v == ARGV[1] or v == 'accepted' then
+    redis.call('SET', k, 'accepted', 'PX', ARGV[2])
+  else
+    taken = taken + 1
+  end
+end
+return taken
+`)
+
+// Commit implements [Deduper]. It fails when another request holds one of
+// the ids (this request's claim lapsed before it committed).
+func (d RedisDedupe) Commit(ctx context.Context, token string, ids []string, window time.Duration) error {
+	groups := [][]string{}
+	if d.sameSlot() {
+		groups = append(groups, nil)
 		for _, id := range ids {
-			p.Set(ctx, d.Prefix+id, committed, window)
+			groups[0] = append(groups[0], d.Prefix+id)
 		}
-		return nil
-	})
-	return err
+	} else {
+		for _, id := range ids {
+			groups = append(groups, []string{d.Prefix + id})
+		}
+	}
+	taken := int64(0)
+	for _, keys := range groups {
+		n, err := commitScript.Run(ctx, d.Client, keys, token, window.Milliseconds()).Int64()
+		if err != nil {
+			return err
+		}
+		taken += n
+	}
+	if taken > 0 {
+		return fmt.Errorf("%d of %d ids were claimed by another request after this one's claim lapsed", taken, len(ids))
+	}
+	return nil
 }
 
 // releaseScript deletes a claim only while it is still the caller's.

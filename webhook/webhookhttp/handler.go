@@ -188,9 +188,9 @@ func (h *Handler) unrouted(w http.ResponseWriter, r *http.Request) {
 	switch probe.status {
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", probe.header.Get("Allow"))
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, shown(r.URL.Path), probe.header.Get("Allow")))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %q (allowed: %s)", r.Method, shown(r.URL.Path), probe.header.Get("Allow")))
 	case http.StatusNotFound, 0:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, shown(r.URL.Path)))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %q", r.Method, shown(r.URL.Path)))
 	default: // a redirect that cleans the path
 		for k, v := range probe.header {
 			w.Header()[k] = v

@@ -2,6 +2,7 @@ package webhookhttp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,13 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(emit) > 0 {
-		if err := h.cfg.Publisher.Emit(r.Context(), emit...); err != nil {
+		// The emit outlives a client that hangs up (its outcome is then
+		// still remembered), and ends well inside the claims' lifetime,
+		// so that no other request can claim these ids meanwhile.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), emitTimeout)
+		err := h.cfg.Publisher.Emit(ctx, emit...)
+		cancel()
+		if err != nil {
 			h.release(r, claimed)
 			h.cfg.Logger.Error("webhookhttp: publishing posted events", "err", err, "count", len(emit))
 			writeError(w, http.StatusServiceUnavailable, "events not published: "+err.Error())
@@ -86,6 +93,9 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, out)
 }
 
+// emitTimeout bounds one request's Emit.
+const emitTimeout = ClaimTTL / 3
+
 // readBody reads a request body of at most limit bytes: 413 above it, 400
 // when it is empty or cannot be read.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
@@ -100,6 +110,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, http.StatusBadRequest, errors.New("body is empty: want a JSON object")
 	}
+	if !utf8.Valid(body) {
+		return nil, http.StatusBadRequest, errors.New("body is not valid UTF-8, which JSON must be")
+	}
 	return body, 0, nil
 }
 
@@ -107,6 +120,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 // given[i] tells whether event i came with its own id.
 func (h *Handler) parseEvents(r *http.Request, body []byte) ([]pubsub.Event, []bool, int, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if err := checkKeys(body); err != nil {
+		return nil, nil, http.StatusBadRequest, fmt.Errorf("body: %v", err)
+	}
 	var in []incoming
 	if trimmed[0] == '[' {
 		if err := strictJSON(body, &in); err != nil {
@@ -184,9 +200,9 @@ func checkText(s string, max int) error {
 	}
 	for i, c := range s {
 		if c == utf8.RuneError {
-			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
-				return fmt.Errorf("byte %d is not valid UTF-8", i)
-			}
+			// Also U+FFFD itself, which is what a JSON decoder makes of
+			// a lone surrogate escape such as \ud800.
+			return fmt.Errorf("byte %d is not valid UTF-8 (or U+FFFD, which stands for text that was not, or a lone surrogate)", i)
 		}
 		if unicode.IsControl(c) {
 			return fmt.Errorf("byte %d is the control character %U, which no HTTP header may carry", i, c)
@@ -205,6 +221,62 @@ func strictJSON(b []byte, v any) error {
 	}
 	if dec.More() {
 		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// eventKeys are the fields of a posted event, spelt exactly.
+var eventKeys = map[string]bool{"name": true, "payload": true, "id": true, "correlation_id": true, "dry_run": true}
+
+// checkKeys walks the posted JSON (an object or an array of objects) and
+// refuses keys that are not spelt exactly as documented, or given twice:
+// Go's decoder would take "Name" for "name", and the last of two.
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	object := func(where string) error {
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := k.(string)
+			switch {
+			case !eventKeys[key]:
+				return fmt.Errorf("%sunknown field %q", where, key)
+			case seen[key]:
+				return fmt.Errorf("%sfield %q given twice", where, key)
+			}
+			seen[key] = true
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token() // }
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		return object("")
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			t, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if t != json.Delim('{') {
+				return nil // not an object: the decoder says what is wrong
+			}
+			if err := object(fmt.Sprintf("events[%d]: ", i)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
