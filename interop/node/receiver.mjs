@@ -1,0 +1,108 @@
+// A webhook receiver that verifies every delivery it gets with the npm
+// packages standardwebhooks and svix, the way docs/webhook-bridge.md
+// ("Receiving in Node") tells a Node receiver to call them, and reports
+// each delivery as one JSON line on stdout for the Go tests in interop/.
+//
+// Configuration comes in the environment:
+//   RECEIVER_SECRETS  JSON object: subscription id -> list of whsec_ secrets
+// Requests to a path starting with /fail-first are answered 500 the first
+// time a webhook-id is seen there, 204 afterwards; others get 204.
+//
+// The first line printed is {"listening": <port>}; then one line per
+// delivery:
+//   {"path", "status", "headers": [[name, base64 of the value's bytes]],
+//    "body": base64, "checks": [{"secret": i, "<verifier>": "ok" | error}]}
+
+import http from "node:http";
+import crypto from "node:crypto";
+import { Webhook as StandardWebhook } from "standardwebhooks";
+import { Webhook as SvixWebhook } from "svix";
+
+const secrets = JSON.parse(process.env.RECEIVER_SECRETS ?? "{}");
+const seen = new Set();
+
+function outcome(fn) {
+  try {
+    fn();
+    return "ok";
+  } catch (e) {
+    return `${e?.name ?? "Error"}: ${e?.message ?? e}`;
+  }
+}
+
+// The Standard Webhooks algorithm on the raw bytes with node:crypto: what
+// the docs tell receivers of bodies that are not UTF-8 to do, since both
+// libraries decode the body as UTF-8 before they hash it.
+function verifyRaw(secret, headers, body) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const id = headers["webhook-id"];
+  const ts = headers["webhook-timestamp"];
+  const sigs = (headers["webhook-signature"] ?? "").split(" ");
+  if (!id || !ts || !/^[0-9]+$/.test(ts)) throw new Error("missing or bad headers");
+  if (Math.abs(Date.now() / 1000 - Number(ts)) > 300) throw new Error("timestamp out of tolerance");
+  const mac = crypto
+    .createHmac("sha256", key)
+    .update(Buffer.from(`${id}.${ts}.`, "latin1"))
+    .update(body)
+    .digest();
+  for (const s of sigs) {
+    const [version, b64] = s.split(",");
+    if (version !== "v1" || !b64) continue;
+    const got = Buffer.from(b64, "base64");
+    if (got.length === mac.length && crypto.timingSafeEqual(got, mac)) return;
+  }
+  throw new Error("no matching signature");
+}
+
+function checks(sub, headers, body) {
+  return (secrets[sub] ?? []).map((secret, i) => ({
+    secret: i,
+    // The raw body as a Buffer, req.headers as it is, no JSON parsing.
+    standardwebhooks: outcome(() => new StandardWebhook(secret).verify(body, headers, { jsonParse: false })),
+    // The default call, which parses the body as JSON once it verified.
+    standardwebhooks_json: outcome(() => new StandardWebhook(secret).verify(body, headers)),
+    svix: outcome(() => new SvixWebhook(secret).verify(body, headers)),
+    node_crypto: outcome(() => verifyRaw(secret, headers, body)),
+  }));
+}
+
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const body = Buffer.concat(chunks);
+    const id = req.headers["webhook-id"] ?? "";
+    let status = 204;
+    if (req.url.startsWith("/fail-first")) {
+      const key = `${req.url} ${id}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        status = 500;
+      }
+    }
+    const headers = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      // Node reads header bytes as latin1: this gives the bytes back.
+      headers.push([req.rawHeaders[i], Buffer.from(req.rawHeaders[i + 1], "latin1").toString("base64")]);
+    }
+    const line = {
+      path: req.url,
+      status,
+      headers,
+      body: body.toString("base64"),
+      checks: checks(req.headers["webhook-subscription"] ?? "", req.headers, body),
+    };
+    process.stdout.write(JSON.stringify(line) + "\n", () => {
+      res.writeHead(status);
+      res.end();
+    });
+  });
+});
+
+server.listen(0, "127.0.0.1", () => {
+  process.stdout.write(JSON.stringify({ listening: server.address().port }) + "\n");
+});
+
+// The Go test closes stdin when it is done: stop then.
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
