@@ -403,7 +403,8 @@ func checkDelivery(t *testing.T, c *eventCase, d delivery, secrets []string) {
 	}
 
 	if d.via == "node" {
-		checkNode(t, d, len(secrets))
+		checkNode(t, c, d, len(secrets))
+		checkNodeDecoded(t, c, d)
 	}
 }
 
@@ -412,7 +413,7 @@ func checkDelivery(t *testing.T, c *eventCase, d delivery, secrets []string) {
 // not valid UTF-8 never verifies with them, however they are called: the
 // documentation says so and tells receivers to verify such bodies with
 // node:crypto on the raw bytes, which the receiver does too.
-func checkNode(t *testing.T, d delivery, secrets int) {
+func checkNode(t *testing.T, c *eventCase, d delivery, secrets int) {
 	t.Helper()
 	if len(d.node) != secrets {
 		t.Errorf("%s: the Node receiver checked %d secrets, want %d", d, len(d.node), secrets)
@@ -435,6 +436,14 @@ func checkNode(t *testing.T, d delivery, secrets int) {
 					d, lib, ch.Secret, quote(got), noMatch)
 			}
 		}
+		switch {
+		case !strings.Contains(ch.HeadersObject, "Missing required headers"):
+			t.Errorf("%s: standardwebhooks given a Fetch API Headers object said %s, not \"Missing required headers\": docs/webhook-bridge.md (Receiving in Node) must change", d, quote(ch.HeadersObject))
+		case !strings.Contains(ch.Uint8Array, "Expected payload to be of type string or Buffer"):
+			t.Errorf("%s: standardwebhooks given a plain Uint8Array said %s: docs/webhook-bridge.md (Receiving in Node) must change", d, quote(ch.Uint8Array))
+		case isUTF8 && ch.FetchStyle != "ok":
+			t.Errorf("%s: both libraries given Buffer.from(arrayBuffer) and Object.fromEntries(headers), secret %d: %s", d, ch.Secret, ch.FetchStyle)
+		}
 		got := ch.StandardWebhooksJSON
 		switch {
 		case isJSON && got != "ok":
@@ -444,6 +453,25 @@ func checkNode(t *testing.T, d delivery, secrets int) {
 				d, ch.Secret, quote(got))
 		case !isUTF8 && !strings.Contains(got, noMatch):
 			t.Errorf("%s: standardwebhooks verify(body, req.headers) on a body that is not UTF-8, secret %d, said %s", d, ch.Secret, quote(got))
+		}
+	}
+}
+
+// checkNodeDecoded checks that decodeURIComponent, which the docs tell
+// Node receivers to use, gives back the event's id, name and correlation
+// ID.
+func checkNodeDecoded(t *testing.T, c *eventCase, d delivery) {
+	t.Helper()
+	for _, want := range []struct{ header, value string }{
+		{"ce-id", string(c.ev.ID)},
+		{"ce-type", string(c.ev.Name)},
+		{"x-correlation-id", c.ev.Meta.CorrelationID},
+	} {
+		if want.value == "" {
+			continue
+		}
+		if got := d.nodeDecoded[want.header]; got != want.value {
+			t.Errorf("%s: decodeURIComponent(%s) in Node gives %s, want %s", d, want.header, quote(got), quote(want.value))
 		}
 	}
 }

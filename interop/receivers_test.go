@@ -33,6 +33,9 @@ type delivery struct {
 	// node holds the Node receiver's verdicts, one per secret of the
 	// subscription; nil for deliveries to the Go receiver.
 	node []nodeCheck
+	// nodeDecoded is decodeURIComponent of ce-id, ce-type and
+	// x-correlation-id in the Node receiver.
+	nodeDecoded map[string]string
 }
 
 func (d delivery) subscription() string { return d.header.Get("Webhook-Subscription") }
@@ -57,6 +60,15 @@ type nodeCheck struct {
 	// NodeCrypto is the Standard Webhooks algorithm on the raw bytes with
 	// node:crypto, as docs/webhook-bridge.md shows it.
 	NodeCrypto string `json:"node_crypto"`
+	// HeadersObject is standardwebhooks' verify given a Fetch API Headers
+	// object, which it cannot read.
+	HeadersObject string `json:"headers_object"`
+	// FetchStyle is both libraries given Buffer.from(the body's
+	// ArrayBuffer) and Object.fromEntries(a Headers object).
+	FetchStyle string `json:"fetch_style"`
+	// Uint8Array is standardwebhooks' verify given the body as a plain
+	// Uint8Array, which it refuses.
+	Uint8Array string `json:"uint8array"`
 }
 
 // deliveries collects the requests of every receiver of a test and lets
@@ -150,12 +162,13 @@ func startGoReceiver(t *testing.T, ds *deliveries) string {
 
 // nodeLine is one line the Node receiver prints.
 type nodeLine struct {
-	Listening int         `json:"listening"`
-	Path      string      `json:"path"`
-	Status    int         `json:"status"`
-	Headers   [][2]string `json:"headers"`
-	Body      []byte      `json:"body"`
-	Checks    []nodeCheck `json:"checks"`
+	Listening int               `json:"listening"`
+	Path      string            `json:"path"`
+	Status    int               `json:"status"`
+	Headers   [][2]string       `json:"headers"`
+	Body      []byte            `json:"body"`
+	Checks    []nodeCheck       `json:"checks"`
+	Decoded   map[string]string `json:"decoded"`
 }
 
 // startNodeReceiver runs node/receiver.mjs with the secrets of each
@@ -206,7 +219,7 @@ func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string
 				}
 				h.Add(textproto.CanonicalMIMEHeaderKey(kv[0]), string(v))
 			}
-			ds.add(delivery{via: "node", path: l.Path, header: h, body: l.Body, status: l.Status, node: l.Checks})
+			ds.add(delivery{via: "node", path: l.Path, header: h, body: l.Body, status: l.Status, node: l.Checks, nodeDecoded: l.Decoded})
 		}
 		_ = cmd.Wait()
 	}()

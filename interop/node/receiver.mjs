@@ -11,7 +11,8 @@
 // The first line printed is {"listening": <port>}; then one line per
 // delivery:
 //   {"path", "status", "headers": [[name, base64 of the value's bytes]],
-//    "body": base64, "checks": [{"secret": i, "<verifier>": "ok" | error}]}
+//    "body": base64, "checks": [{"secret": i, "<verifier>": "ok" | error}],
+//    "decoded": {"ce-id", "ce-type", "x-correlation-id": decodeURIComponent of each}}
 
 import http from "node:http";
 import crypto from "node:crypto";
@@ -30,31 +31,31 @@ function outcome(fn) {
   }
 }
 
-// The Standard Webhooks algorithm on the raw bytes with node:crypto: what
-// the docs tell receivers of bodies that are not UTF-8 to do, since both
-// libraries decode the body as UTF-8 before they hash it.
-function verifyRaw(secret, headers, body) {
+// The Standard Webhooks algorithm on the raw bytes with node:crypto, as
+// docs/webhook-bridge.md ("Receiving in Node") gives it to receivers of
+// bodies that are not UTF-8, since both libraries decode the body as
+// UTF-8 before they hash it. Keep the two the same.
+function verifyDelivery(secret, headers, body /* Buffer */) {
   const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
-  const id = headers["webhook-id"];
-  const ts = headers["webhook-timestamp"];
-  const sigs = (headers["webhook-signature"] ?? "").split(" ");
-  if (!id || !ts || !/^[0-9]+$/.test(ts)) throw new Error("missing or bad headers");
-  if (Math.abs(Date.now() / 1000 - Number(ts)) > 300) throw new Error("timestamp out of tolerance");
-  const mac = crypto
-    .createHmac("sha256", key)
-    .update(Buffer.from(`${id}.${ts}.`, "latin1"))
-    .update(body)
-    .digest();
-  for (const s of sigs) {
-    const [version, b64] = s.split(",");
-    if (version !== "v1" || !b64) continue;
-    const got = Buffer.from(b64, "base64");
-    if (got.length === mac.length && crypto.timingSafeEqual(got, mac)) return;
+  const id = headers["webhook-id"], ts = headers["webhook-timestamp"];
+  if (!id || !/^[0-9]+$/.test(ts ?? "")) throw new Error("missing webhook headers");
+  if (Math.abs(Date.now() / 1000 - Number(ts)) > 300) throw new Error("timestamp too old or too new");
+  const mac = crypto.createHmac("sha256", key).update(`${id}.${ts}.`).update(body).digest();
+  for (const sig of (headers["webhook-signature"] ?? "").split(" ")) {
+    const [version, b64] = sig.split(",");
+    const got = Buffer.from(b64 ?? "", "base64");
+    if (version === "v1" && got.length === mac.length && crypto.timingSafeEqual(got, mac)) return;
   }
   throw new Error("no matching signature");
 }
 
 function checks(sub, headers, body) {
+  // The same headers as a Fetch API Headers object, as Fetch-style
+  // handlers get them.
+  const fetchHeaders = new Headers();
+  for (const [k, v] of Object.entries(headers)) {
+    for (const one of [v].flat()) fetchHeaders.append(k, one);
+  }
   return (secrets[sub] ?? []).map((secret, i) => ({
     secret: i,
     // The raw body as a Buffer, req.headers as it is, no JSON parsing.
@@ -62,8 +63,33 @@ function checks(sub, headers, body) {
     // The default call, which parses the body as JSON once it verified.
     standardwebhooks_json: outcome(() => new StandardWebhook(secret).verify(body, headers)),
     svix: outcome(() => new SvixWebhook(secret).verify(body, headers)),
-    node_crypto: outcome(() => verifyRaw(secret, headers, body)),
+    node_crypto: outcome(() => verifyDelivery(secret, headers, body)),
+    // What the docs say of Fetch-style handlers: a Headers object looks
+    // empty to both libraries, Object.fromEntries of it works; a plain
+    // Uint8Array is refused, a Buffer of the same bytes works.
+    headers_object: outcome(() => new StandardWebhook(secret).verify(body, fetchHeaders, { jsonParse: false })),
+    fetch_style: outcome(() => {
+      const raw = Buffer.from(body.buffer.slice(body.byteOffset, body.byteOffset + body.length));
+      new StandardWebhook(secret).verify(raw, Object.fromEntries(fetchHeaders), { jsonParse: false });
+      new SvixWebhook(secret).verify(raw, Object.fromEntries(fetchHeaders));
+    }),
+    uint8array: outcome(() => new StandardWebhook(secret).verify(new Uint8Array(body), headers, { jsonParse: false })),
   }));
+}
+
+// The event's own id, name and correlation ID, as the docs tell receivers
+// to read them.
+function decoded(headers) {
+  const out = {};
+  for (const name of ["ce-id", "ce-type", "x-correlation-id"]) {
+    if (headers[name] === undefined) continue;
+    try {
+      out[name] = decodeURIComponent(headers[name]);
+    } catch (e) {
+      out[name] = `${e.name}: ${e.message}`;
+    }
+  }
+  return out;
 }
 
 const server = http.createServer((req, res) => {
@@ -91,6 +117,7 @@ const server = http.createServer((req, res) => {
       headers,
       body: body.toString("base64"),
       checks: checks(req.headers["webhook-subscription"] ?? "", req.headers, body),
+      decoded: decoded(req.headers),
     };
     process.stdout.write(JSON.stringify(line) + "\n", () => {
       res.writeHead(status);
