@@ -141,6 +141,9 @@ type Bridge struct {
 	endpoints    *endpoints
 	table        atomic.Pointer[table]
 	gate         *lifecycle.Gate
+	source       string // cfg.Source, percent-encoded for ce-source
+	inFlight     atomic.Int64
+	filterWarns  *warnLimiter
 }
 
 // route is a compiled subscription.
@@ -179,6 +182,8 @@ func New(cfg Config) (*Bridge, error) {
 		transport:    cfg.Transport,
 		endpoints:    &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
 		gate:         lifecycle.NewGate(),
+		source:       percentEncode(cfg.Source),
+		filterWarns:  newWarnLimiter(filterWarnEvery),
 	}
 	if err := b.SetSubscriptions(cfg.Subscriptions); err != nil {
 		return nil, err
@@ -230,8 +235,15 @@ func (b *Bridge) SetSubscriptions(subs []Subscription) error {
 		}
 	}
 	b.table.Store(t)
+	b.filterWarns.keepOnly(func(id string) bool { _, ok := t.byID[id]; return ok })
 	return nil
 }
+
+// InFlight returns how many deliveries are being made now: from the
+// moment one is taken up until its outcome (success, retry scheduled,
+// deferral or dead letter) is recorded. Dry runs are not counted. It is
+// meant for progress reports, a shutdown's say.
+func (b *Bridge) InFlight() int { return int(b.inFlight.Load()) }
 
 // Subscriptions returns the subscriptions in force.
 func (b *Bridge) Subscriptions() []Subscription {
@@ -283,8 +295,10 @@ func (b *Bridge) reportError(_ context.Context, err error, ev *pubsub.Event) {
 // for a retry event, to its one subscription. It returns nil once every
 // delivery succeeded, was dead-lettered, or has its retry scheduled; an
 // error (a retry that could not be scheduled) leaves the event to its
-// backend's redelivery. Run uses it; it is exported for bridges driven
-// some other way.
+// backend's redelivery. An event that fails [CheckDeliverable] is
+// dead-lettered for each subscription it matches, as
+// [KindUndeliverable], without an attempt. Run uses it; it is exported
+// for bridges driven some other way.
 func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 	// Deliveries in flight finish even as Consume stops; their outcome
 	// is then recorded before the event is acknowledged.
@@ -297,54 +311,129 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 		}
 		rt, ok := t.byID[r.SubscriptionID]
 		if !ok || rt.sub.Disabled {
-			return b.deadLetter(ctx, r.SubscriptionID, r.Event, r.Attempts, result{status: r.LastStatus},
+			return b.deadLetter(ctx, r.SubscriptionID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
 				fmt.Sprintf("subscription %q was removed or disabled while a retry waited (last: %s)", r.SubscriptionID, r.LastError))
+		}
+		if err := CheckDeliverable(r.Event); err != nil {
+			return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, r.Event, r.Attempts, result{status: r.LastStatus}, undeliverable(err))
 		}
 		return b.deliver(ctx, rt, r.Event, r.Attempts)
 	}
 
-	routes := b.match(t, ev)
-	switch len(routes) {
-	case 0:
+	routes, filteredOut := b.match(t, ev)
+	b.cfg.Observer.EventConsumed(len(routes), filteredOut)
+	if len(routes) == 0 {
 		return nil
-	case 1:
-		return b.deliver(ctx, routes[0], ev, 0)
+	}
+	one := b.deliver
+	if err := CheckDeliverable(ev); err != nil && !ev.Meta.IsDryRun {
+		reason := undeliverable(err)
+		one = func(ctx context.Context, rt *route, ev pubsub.Event, _ int) error {
+			return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, 0, result{}, reason)
+		}
+	}
+	if len(routes) == 1 {
+		return one(ctx, routes[0], ev, 0)
 	}
 	errs := make([]error, len(routes))
 	var wg sync.WaitGroup
 	for i, rt := range routes {
-		wg.Go(func() { errs[i] = b.deliver(ctx, rt, ev, 0) })
+		wg.Go(func() { errs[i] = one(ctx, rt, ev, 0) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// match returns the enabled subscriptions whose topic and filter accept ev.
-func (b *Bridge) match(t *table, ev pubsub.Event) []*route {
+// undeliverable is the dead-letter reason for an event CheckDeliverable
+// refuses.
+func undeliverable(err error) string {
+	return "undeliverable, never sent: " + err.Error()
+}
+
+// filterWarnEvery is how often a subscription's failing filter may log.
+const filterWarnEvery = time.Minute
+
+// match returns the enabled subscriptions whose topic and filter accept
+// ev, and how many more had its topic but a filter that refused it or
+// failed.
+func (b *Bridge) match(t *table, ev pubsub.Event) (out []*route, filteredOut int) {
 	named, all := t.byTopic[string(ev.Name)], t.byTopic["*"]
 	if len(named)+len(all) == 0 {
-		return nil
+		return nil, 0
 	}
-	candidates := append(append(make([]*route, 0, len(named)+len(all)), named...), all...)
 	var env *FilterEnv
-	var out []*route
-	for _, rt := range candidates {
-		if rt.filter != nil {
-			if env == nil {
-				e := filterEnv(ev)
-				env = &e
+	for _, candidates := range [2][]*route{named, all} {
+		for _, rt := range candidates {
+			if rt.filter != nil {
+				if env == nil {
+					e := filterEnv(ev)
+					env = &e
+				}
+				ok, err := runFilter(rt.filter, *env)
+				if err != nil {
+					b.cfg.Observer.FilterFailed(rt.sub.ID)
+					if log, suppressed := b.filterWarns.allow(rt.sub.ID); log {
+						b.cfg.Logger.Warn("webhook: filter failed, counted as no match", "subscription", rt.sub.ID, "event_id", ev.ID,
+							"err", err, "suppressed", suppressed)
+					}
+				}
+				if !ok || err != nil {
+					filteredOut++
+					continue
+				}
 			}
-			ok, err := runFilter(rt.filter, *env)
-			if err != nil {
-				b.cfg.Observer.FilterFailed(rt.sub.ID)
-				b.cfg.Logger.Warn("webhook: filter failed, counted as no match", "subscription", rt.sub.ID, "event_id", ev.ID, "err", err)
-				continue
-			}
-			if !ok {
-				continue
-			}
+			out = append(out, rt)
 		}
-		out = append(out, rt)
 	}
-	return out
+	return out, filteredOut
+}
+
+// warnLimiter lets one warning per key through per interval and counts
+// the others.
+type warnLimiter struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]*warnState
+}
+
+type warnState struct {
+	last       time.Time
+	suppressed int
+}
+
+func newWarnLimiter(every time.Duration) *warnLimiter {
+	return &warnLimiter{every: every, now: time.Now, keys: map[string]*warnState{}}
+}
+
+// allow reports whether a warning for key may be logged now and, when it
+// may, how many were suppressed since the last one logged.
+func (w *warnLimiter) allow(key string) (bool, int) {
+	now := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st, ok := w.keys[key]
+	if !ok {
+		w.keys[key] = &warnState{last: now}
+		return true, 0
+	}
+	if now.Sub(st.last) < w.every {
+		st.suppressed++
+		return false, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return true, n
+}
+
+// keepOnly forgets the keys keep refuses.
+func (w *warnLimiter) keepOnly(keep func(string) bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range w.keys {
+		if !keep(k) {
+			delete(w.keys, k)
+		}
+	}
 }

@@ -212,22 +212,35 @@ func TestCircuitHoldsDeliveriesWithoutSpendingAttempts(t *testing.T) {
 		}
 	})
 	h := newHarness(t, webhook.Config{
-		Circuit:       webhook.CircuitConfig{Failures: 2, Cooldown: 200 * time.Millisecond},
+		Circuit:       webhook.CircuitConfig{Failures: 2, Cooldown: 500 * time.Millisecond},
 		Retry:         webhook.RetryPolicy{Schedule: []time.Duration{10 * time.Millisecond}, MaxAttempts: 4},
 		Subscriptions: []webhook.Subscription{{ID: "c", Topic: "t", URL: s.URL}},
 	})
-	h.emit(t, pubsub.NewEvent(context.Background(), "t", nil))
+	first, second := pubsub.NewEvent(context.Background(), "t", nil), pubsub.NewEvent(context.Background(), "t", nil)
+	h.emit(t, first)
 	s.waitFor(t, 2) // two failures open the circuit
+	h.until(t, "the second failure to be counted", func() bool { return h.obs.count("c", webhook.Failed) == 2 })
+	// While it is open, a new event waits too, without an attempt.
+	h.emit(t, second)
+	h.until(t, "the second event to be deferred", func() bool { return h.obs.count("c", webhook.Deferred) >= 1 })
 	healthy.Store(true)
-	hits := s.waitFor(t, 3)
-	if gap := hits[2].At.Sub(hits[1].At); gap < 150*time.Millisecond {
+	hits := s.waitFor(t, 4)
+	byID := map[string]hit{}
+	for _, hit := range hits[2:] {
+		byID[hit.Header.Get("Webhook-Id")] = hit
+	}
+	third, ok := byID[string(first.ID)]
+	if !ok {
+		t.Fatalf("no third attempt of the first event among %v", attempts(hits))
+	}
+	if gap := third.At.Sub(hits[1].At); gap < 400*time.Millisecond {
 		t.Errorf("third attempt came %s after the circuit opened, want it to wait for the cooldown", gap)
 	}
-	if a := hits[2].Header.Get(webhook.HeaderAttempt); a != "3" {
+	if a := third.Header.Get(webhook.HeaderAttempt); a != "3" {
 		t.Errorf("attempt after the circuit = %s, want 3: waiting must not spend attempts", a)
 	}
-	if h.obs.count("c", webhook.Deferred) == 0 {
-		t.Error("no delivery was deferred by the open circuit")
+	if a := byID[string(second.ID)].Header.Get(webhook.HeaderAttempt); a != "1" {
+		t.Errorf("the deferred event's first request has attempt %q, want 1", a)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,39 @@ const DefaultDeadLetterPage = 100
 // its after argument is neither "" nor a cursor or ID of that store.
 var ErrInvalidCursor = errors.New("webhook: invalid dead-letter cursor")
 
+// DeadLetterKind says why a delivery was given up on.
+type DeadLetterKind string
+
+// The kinds of dead letter.
+const (
+	// KindExhausted: every attempt failed (an error or a status other than
+	// 2xx and 410), the last one included.
+	KindExhausted DeadLetterKind = "exhausted"
+	// KindGone: the endpoint answered 410 Gone, which ends retries at once.
+	KindGone DeadLetterKind = "gone"
+	// KindUndeliverable: the event cannot become an HTTP request (it fails
+	// [CheckDeliverable], or the request could not be built or holds a
+	// header value HTTP refuses). Nothing was sent and nothing is retried;
+	// the endpoint's circuit does not count it.
+	KindUndeliverable DeadLetterKind = "undeliverable"
+	// KindOrphaned: the subscription was removed or disabled while a retry
+	// of the delivery waited.
+	KindOrphaned DeadLetterKind = "orphaned"
+	// KindUnhandled is reserved for entries a backend dead-lettered before
+	// the bridge saw them (a stream entry that does not decode, say), for
+	// listings that show both; the bridge never records it.
+	KindUnhandled DeadLetterKind = "unhandled"
+)
+
+// legacyKind is the kind of a dead letter stored without one, by a version
+// that did not record kinds: gone after a 410, else exhausted.
+func legacyKind(lastStatus int) DeadLetterKind {
+	if lastStatus == http.StatusGone {
+		return KindGone
+	}
+	return KindExhausted
+}
+
 // DeadLetter is a delivery given up on: the event, the subscription, and
 // why.
 type DeadLetter struct {
@@ -35,7 +69,13 @@ type DeadLetter struct {
 	ID string `json:"id"`
 	// SubscriptionID is the subscription the delivery was for.
 	SubscriptionID string `json:"subscription_id"`
-	// Attempts is how many deliveries were tried.
+	// Kind says why the delivery was given up on. A dead letter decoded
+	// from JSON without a kind (stored by an earlier version) reads as
+	// [KindGone] when LastStatus is 410, else as [KindExhausted]; stores
+	// record the same for one added without a kind.
+	Kind DeadLetterKind `json:"kind"`
+	// Attempts is how many deliveries were tried; 0 for an event
+	// undeliverable from the start.
 	Attempts int `json:"attempts"`
 	// LastStatus is the last HTTP status, 0 when there was no response.
 	LastStatus int `json:"last_status"`
@@ -45,6 +85,26 @@ type DeadLetter struct {
 	At time.Time `json:"at"`
 	// Event is the event as it was emitted.
 	Event pubsub.Event `json:"event"`
+}
+
+// UnmarshalJSON decodes a dead letter, giving one stored without a kind
+// the kind it had before kinds were recorded.
+func (d *DeadLetter) UnmarshalJSON(b []byte) error {
+	type plain DeadLetter // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*d = DeadLetter(p)
+	d.withKind()
+	return nil
+}
+
+// withKind sets a missing kind as for an entry stored before kinds.
+func (d *DeadLetter) withKind() {
+	if d.Kind == "" {
+		d.Kind = legacyKind(d.LastStatus)
+	}
 }
 
 // DeadLetterStore keeps dead letters until they are replayed, up to a
@@ -69,7 +129,8 @@ type DeadLetter struct {
 // for a shared store such as [RedisDeadLetters], by several processes).
 // A method that waits on I/O gives up when ctx is done.
 type DeadLetterStore interface {
-	// Add stores dl; its ID is set by the store. When the store is at its
+	// Add stores dl; its ID is set by the store, and so is its Kind when
+	// it has none (as [DeadLetter.Kind] says). When the store is at its
 	// bound, the oldest dead letters are dropped to make room.
 	Add(ctx context.Context, dl DeadLetter) error
 	// List returns up to limit dead letters ([DefaultDeadLetterPage] when
@@ -144,6 +205,7 @@ func (m *MemoryDeadLetters) Add(_ context.Context, dl DeadLetter) error {
 	defer m.mu.Unlock()
 	m.seq++
 	dl.ID = strconv.FormatUint(m.seq, 10)
+	dl.withKind()
 	m.entries = append(m.entries, memoryDeadEntry{n: m.seq, dl: dl})
 	m.live++
 	if limit := m.maxLen(); limit > 0 {
@@ -283,6 +345,7 @@ type RedisDeadLetters struct {
 // Add appends dl to the stream, trimming it to about MaxLen entries; its
 // ID is the entry ID.
 func (r RedisDeadLetters) Add(ctx context.Context, dl DeadLetter) error {
+	dl.withKind()
 	b, err := json.Marshal(dl)
 	if err != nil {
 		return err

@@ -21,33 +21,57 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 		b.cfg.Observer.Delivery(rt.sub.ID, DryRun, 0, 0)
 		return nil
 	}
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
 
 	ep := b.endpoints.get(rt.endpoint)
 	now := time.Now()
-	if ok, until := ep.admit(now); !ok {
+	ok, probe, retryAt := ep.admit(now)
+	if !ok {
 		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
-		log.Debug("webhook: circuit open, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", until)
-		return b.schedule(ctx, rt, ev, tried, until, result{err: errCircuitOpen})
+		log.Debug("webhook: circuit open, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", retryAt)
+		return b.schedule(ctx, rt, ev, tried, retryAt, result{err: errCircuitOpen})
 	}
 	if !b.takeSlot(ep) {
-		ep.release() // the probe, if this was one, did not happen
+		if probe {
+			ep.release() // the probe did not happen
+		}
 		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
 		return b.schedule(ctx, rt, ev, tried, now.Add(time.Second), result{err: errEndpointBusy})
 	}
+	if probe {
+		log.Info("webhook: circuit half-open, sending a probe", "endpoint", rt.endpoint, "subscription", rt.sub.ID, "event_id", ev.ID)
+	}
 	res := b.send(ctx, rt, ev, attempt)
 	<-ep.slots
-	ep.record(res.ok(), time.Now(), b.cfg.Circuit)
+	if res.unsent {
+		// Nothing reached the endpoint: its circuit learns nothing, and
+		// no retry would send what could not be sent.
+		if probe {
+			ep.release()
+		}
+		return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, tried, res, "undeliverable, never sent: "+res.describe())
+	}
+	circuit := ep.record(res.ok(), probe, time.Now(), b.cfg.Circuit)
+	switch {
+	case circuit.opened:
+		log.Info("webhook: circuit open, deliveries to the endpoint wait", "endpoint", rt.endpoint, "failures", circuit.failures, "until", circuit.until)
+	case circuit.closed:
+		log.Info("webhook: circuit closed, the endpoint answers again", "endpoint", rt.endpoint, "subscription", rt.sub.ID, "event_id", ev.ID)
+	}
 
 	switch {
 	case res.ok():
 		b.cfg.Observer.Delivery(rt.sub.ID, Delivered, res.status, res.took)
-		if log.Enabled(ctx, slog.LevelDebug) {
+		if attempt > 1 {
+			log.Info("webhook: delivered after retries", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt, "status", res.status)
+		} else if log.Enabled(ctx, slog.LevelDebug) {
 			log.Debug("webhook: delivered", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt, "status", res.status, "took", res.took)
 		}
 		return nil
 	case res.status == http.StatusGone:
 		b.cfg.Observer.Delivery(rt.sub.ID, Gone, res.status, res.took)
-		return b.deadLetter(ctx, rt.sub.ID, ev, attempt, res, "endpoint answered 410 Gone")
+		return b.deadLetter(ctx, rt.sub.ID, KindGone, ev, attempt, res, "endpoint answered 410 Gone")
 	}
 	b.cfg.Observer.Delivery(rt.sub.ID, Failed, res.status, res.took)
 	maxAttempts := b.cfg.Retry.MaxAttempts
@@ -55,13 +79,20 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 		maxAttempts = rt.sub.MaxAttempts
 	}
 	if attempt >= maxAttempts {
-		return b.deadLetter(ctx, rt.sub.ID, ev, attempt, res, fmt.Sprintf("%d attempts failed, the last: %s", attempt, res.describe()))
+		return b.deadLetter(ctx, rt.sub.ID, KindExhausted, ev, attempt, res, fmt.Sprintf("%d attempts failed, the last: %s", attempt, res.describe()))
 	}
-	wait := b.cfg.Retry.wait(attempt, res.retryAfter)
+	now = time.Now()
+	at := now.Add(b.cfg.Retry.wait(attempt, res.retryAfter))
+	circuitOpen := circuit.until.After(now)
+	if circuitOpen {
+		// Sooner, the retry would only find the circuit open.
+		at = maxTime(at, circuit.until)
+	}
+	wait := at.Sub(now)
 	log.Warn("webhook: delivery failed, retry scheduled", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt,
-		"status", res.status, "err", res.err, "retry_in", wait)
+		"status", res.status, "err", res.err, "retry_in", wait, "circuit_open", circuitOpen)
 	b.cfg.Observer.RetryScheduled(rt.sub.ID, attempt+1, wait)
-	return b.schedule(ctx, rt, ev, attempt, time.Now().Add(wait), res)
+	return b.schedule(ctx, rt, ev, attempt, at, res)
 }
 
 var (
@@ -101,13 +132,14 @@ func (b *Bridge) schedule(ctx context.Context, rt *route, ev pubsub.Event, tried
 }
 
 // deadLetter records a delivery given up on.
-func (b *Bridge) deadLetter(ctx context.Context, subID string, ev pubsub.Event, attempts int, last result, reason string) error {
-	dl := DeadLetter{SubscriptionID: subID, Attempts: attempts, LastStatus: last.status, LastError: reason, At: time.Now().UTC(), Event: ev}
+func (b *Bridge) deadLetter(ctx context.Context, subID string, kind DeadLetterKind, ev pubsub.Event, attempts int, last result, reason string) error {
+	dl := DeadLetter{SubscriptionID: subID, Kind: kind, Attempts: attempts, LastStatus: last.status, LastError: reason, At: time.Now().UTC(), Event: ev}
 	if err := b.cfg.DeadLetters.Add(ctx, dl); err != nil {
-		return fmt.Errorf("webhook: dead-lettering %s for subscription %q: %w", ev.ID, subID, err)
+		return fmt.Errorf("webhook: dead-lettering %q for subscription %q: %w", ev.ID, subID, err)
 	}
-	b.cfg.Observer.DeadLettered(subID)
-	b.cfg.Logger.Error("webhook: delivery dead-lettered", "subscription", subID, "event_id", ev.ID, "attempts", attempts, "last_status", last.status, "reason", reason)
+	b.cfg.Observer.DeadLettered(subID, kind)
+	b.cfg.Logger.Error("webhook: delivery dead-lettered", "subscription", subID, "event_id", ev.ID, "kind", kind, "attempts", attempts,
+		"last_status", last.status, "reason", reason)
 	return nil
 }
 
@@ -126,7 +158,9 @@ const replayPage = 500
 // ReplayDeadLetters is [Bridge.Replay] without a bridge: it emits, through
 // pub, a retry event with a full set of attempts for each dead letter in
 // store that match accepts (all for nil), for whichever bridge consumes
-// pub's stream, and removes it from the store.
+// pub's stream, and removes it from the store. A dead letter whose event
+// fails [CheckDeliverable] stays in the store: replayed, it would only be
+// dead-lettered again.
 //
 // It walks the store one page at a time ([DeadLetterStore.List]), emitting
 // a page's matches in one Emit and then removing them, so memory stays
@@ -152,7 +186,7 @@ func ReplayDeadLetters(ctx context.Context, store DeadLetterStore, pub pubsub.Pu
 			ids []string
 		)
 		for _, dl := range page {
-			if match != nil && !match(dl) {
+			if match != nil && !match(dl) || CheckDeliverable(dl.Event) != nil {
 				continue
 			}
 			rev, err := retry{SubscriptionID: dl.SubscriptionID, Event: dl.Event}.event()

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -47,12 +49,23 @@ type endpoints struct {
 	m  map[string]*endpoint
 }
 
+// endpointKey names the endpoint of a URL as scheme://host:port (the
+// default port when the URL has none), never with userinfo, path or
+// query, so that it may be logged.
 func endpointKey(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
+	if err != nil || u.Host == "" {
+		return "invalid-url"
 	}
-	return u.Scheme + "://" + u.Host
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 func (es *endpoints) get(k string) *endpoint {
@@ -66,35 +79,56 @@ func (es *endpoints) get(k string) *endpoint {
 	return e
 }
 
-// admit reports whether a delivery may go now. When the circuit is open
-// it returns false and when to try again; a half-open circuit admits one
-// probe at a time.
-func (e *endpoint) admit(now time.Time) (bool, time.Time) {
+// admit reports whether a delivery may go now, and whether it is the
+// probe of a half-open circuit. When the circuit is open it returns false
+// and when to try again; a half-open circuit admits one probe at a time.
+func (e *endpoint) admit(now time.Time) (ok, probe bool, retryAt time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.openUntil.IsZero() {
-		return true, time.Time{}
+		return true, false, time.Time{}
 	}
 	if now.Before(e.openUntil) || e.probing {
-		return false, maxTime(e.openUntil, now.Add(time.Second))
+		return false, false, maxTime(e.openUntil, now.Add(time.Second))
 	}
 	e.probing = true
-	return true, time.Time{}
+	return true, true, time.Time{}
 }
 
-// record counts a delivery's outcome and opens or closes the circuit.
-func (e *endpoint) record(ok bool, now time.Time, c CircuitConfig) {
+// circuitChange is what one outcome did to a circuit.
+type circuitChange struct {
+	opened   bool      // closed (or probing) to open
+	closed   bool      // open to closed
+	failures int       // failures in a row, this one included
+	until    time.Time // when the open circuit lets a probe through; zero when closed
+}
+
+// record counts a delivery's outcome and opens or closes the circuit. A
+// failure opens a closed circuit once failures in a row reach c.Failures,
+// and a failed probe opens it again; a success closes it.
+func (e *endpoint) record(ok, probe bool, now time.Time, c CircuitConfig) circuitChange {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.probing = false
+	if probe {
+		e.probing = false
+	}
+	wasOpen := !e.openUntil.IsZero()
 	if ok {
-		e.failures, e.openUntil = 0, time.Time{}
-		return
+		e.failures = 0
+		if wasOpen {
+			e.openUntil = time.Time{}
+			return circuitChange{closed: true}
+		}
+		return circuitChange{}
 	}
 	e.failures++
-	if e.failures >= c.Failures {
+	ch := circuitChange{failures: e.failures}
+	if wasOpen && probe || !wasOpen && e.failures >= c.Failures {
 		e.openUntil = now.Add(c.Cooldown)
+		ch.opened = true
 	}
+	ch.until = e.openUntil
+	return ch
 }
 
 // release gives up a probe that admit allowed but that was not sent.

@@ -110,8 +110,13 @@ type countingObserver struct {
 	outcomes map[string]map[webhook.Outcome]int
 	retries  int
 	dead     int
+	kinds    map[webhook.DeadLetterKind]int
 	filter   int
+	consumed []consumed
 }
+
+// consumed is one EventConsumed call.
+type consumed struct{ matched, filteredOut int }
 
 func (o *countingObserver) Delivery(sub string, out webhook.Outcome, _ int, _ time.Duration) {
 	o.mu.Lock()
@@ -131,11 +136,34 @@ func (o *countingObserver) RetryScheduled(string, int, time.Duration) {
 	o.notifyLocked()
 	o.mu.Unlock()
 }
-func (o *countingObserver) DeadLettered(string) {
+func (o *countingObserver) DeadLettered(_ string, kind webhook.DeadLetterKind) {
 	o.mu.Lock()
 	o.dead++
+	if o.kinds == nil {
+		o.kinds = map[webhook.DeadLetterKind]int{}
+	}
+	o.kinds[kind]++
 	o.notifyLocked()
 	o.mu.Unlock()
+}
+
+func (o *countingObserver) EventConsumed(matched, filteredOut int) {
+	o.mu.Lock()
+	o.consumed = append(o.consumed, consumed{matched, filteredOut})
+	o.notifyLocked()
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) deadOfKind(kind webhook.DeadLetterKind) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.kinds[kind]
+}
+
+func (o *countingObserver) consumedEvents() []consumed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]consumed(nil), o.consumed...)
 }
 
 func (o *countingObserver) notifyLocked() {

@@ -27,10 +27,18 @@ type Observer interface {
 	Delivery(subscriptionID string, outcome Outcome, status int, took time.Duration)
 	// RetryScheduled reports a retry due after wait.
 	RetryScheduled(subscriptionID string, attempt int, wait time.Duration)
-	// DeadLettered reports a delivery given up on.
-	DeadLettered(subscriptionID string)
+	// DeadLettered reports a delivery given up on, once the dead-letter
+	// store holds it, and why.
+	DeadLettered(subscriptionID string, kind DeadLetterKind)
 	// FilterFailed reports a filter that failed at run time (a non-match).
 	FilterFailed(subscriptionID string)
+	// EventConsumed reports one source event handled (never a retry
+	// event), before its deliveries: matched is how many subscriptions
+	// its topic and filter route it to (dry runs included, whatever the
+	// deliveries come to), filteredOut how many more had its topic but a
+	// filter that said no or failed. An event the backend hands over again
+	// (its handling failed) is reported again.
+	EventConsumed(matched, filteredOut int)
 }
 
 // NopObserver ignores everything.
@@ -43,7 +51,10 @@ func (NopObserver) Delivery(string, Outcome, int, time.Duration) {}
 func (NopObserver) RetryScheduled(string, int, time.Duration) {}
 
 // DeadLettered does nothing.
-func (NopObserver) DeadLettered(string) {}
+func (NopObserver) DeadLettered(string, DeadLetterKind) {}
+
+// EventConsumed does nothing.
+func (NopObserver) EventConsumed(int, int) {}
 
 // FilterFailed does nothing.
 func (NopObserver) FilterFailed(string) {}

@@ -20,7 +20,8 @@ import (
 const (
 	// HeaderAttempt is the delivery attempt, 1 on the first.
 	HeaderAttempt = "Webhook-Attempt"
-	// HeaderCorrelationID is the event's correlation ID.
+	// HeaderCorrelationID is the event's correlation ID, percent-encoded
+	// as the ce-* headers are (see the package doc).
 	HeaderCorrelationID = "X-Correlation-Id"
 	// HeaderSubscription is the subscription's ID.
 	HeaderSubscription = "Webhook-Subscription"
@@ -32,6 +33,9 @@ type result struct {
 	err        error
 	retryAfter time.Duration
 	took       time.Duration
+	// unsent: the request could not be made (err says why); no byte of
+	// it reached the endpoint, and no retry would do better.
+	unsent bool
 }
 
 func (r result) ok() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
@@ -59,7 +63,7 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt in
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.sub.URL, bytes.NewReader(ev.Payload))
 	if err != nil {
-		return result{err: fmt.Errorf("building the request: %w", err)}
+		return result{err: fmt.Errorf("building the request: %w", withoutURL(err)), unsent: true}
 	}
 	// Header values share one allocation; the names are canonical already.
 	vals := make([]string, 0, 12)
@@ -71,25 +75,29 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt in
 		req.Header.Set(k, v)
 	}
 	ts := start.Unix()
+	msgID := MessageID(ev.ID)
 	set("Content-Type", contentType(ev.Payload))
 	set("User-Agent", "switchyard-webhook-bridge")
-	set("Webhook-Id", string(ev.ID))
+	set("Webhook-Id", msgID)
 	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
 	if len(s.keys) > 0 {
-		set("Webhook-Signature", s.sign(string(ev.ID), ts, ev.Payload))
+		set("Webhook-Signature", s.sign(msgID, ts, ev.Payload))
 	}
 	set("Ce-Specversion", "1.0")
-	set("Ce-Id", string(ev.ID))
-	set("Ce-Type", string(ev.Name))
-	set("Ce-Source", b.cfg.Source)
+	set("Ce-Id", percentEncode(string(ev.ID)))
+	set("Ce-Type", percentEncode(string(ev.Name)))
+	set("Ce-Source", b.source)
 	if !ev.Meta.CreatedAtUTC.IsZero() {
-		set("Ce-Time", ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano))
+		set("Ce-Time", percentEncode(ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano)))
 	}
 	if ev.Meta.CorrelationID != "" {
-		set(HeaderCorrelationID, ev.Meta.CorrelationID)
+		set(HeaderCorrelationID, percentEncode(ev.Meta.CorrelationID))
 	}
 	set(HeaderAttempt, strconv.Itoa(attempt))
 	set(HeaderSubscription, s.sub.ID)
+	if err := checkRequestHeaders(req.Header); err != nil {
+		return result{err: err, unsent: true}
+	}
 
 	resp, err := b.transport.RoundTrip(req)
 	if err != nil {
@@ -123,6 +131,11 @@ func cleanError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return errors.New("timed out")
 	}
+	return withoutURL(err)
+}
+
+// withoutURL drops the URL from a *url.Error.
+func withoutURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash"
 	"strconv"
 	"strings"
@@ -13,23 +14,33 @@ import (
 
 const secretPrefix = "whsec_"
 
+// The bounds Standard Webhooks sets on a secret's decoded length, in
+// bytes.
+const (
+	minSecretLen = 24
+	maxSecretLen = 64
+)
+
 // decodeSecret returns the key bytes of a Standard Webhooks secret:
-// base64 after an optional "whsec_" prefix.
+// base64 after an optional "whsec_" prefix, 24 to 64 bytes once decoded.
 func decodeSecret(secret string) ([]byte, error) {
 	raw := strings.TrimPrefix(secret, secretPrefix)
 	key, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil {
 		return nil, errors.New(`not a Standard Webhooks secret ("whsec_" followed by base64)`)
 	}
-	if len(key) < 16 {
-		return nil, errors.New("shorter than 16 bytes once decoded; use at least 24 random bytes")
+	if len(key) < minSecretLen || len(key) > maxSecretLen {
+		return nil, fmt.Errorf("%d bytes once decoded; a Standard Webhooks secret is %d to %d bytes (use %d random bytes or more)",
+			len(key), minSecretLen, maxSecretLen, minSecretLen)
 	}
 	return key, nil
 }
 
 // Sign returns the Standard Webhooks signature header value for a
 // delivery: "v1,<base64 HMAC-SHA256 of id.timestamp.body>" for each
-// secret, separated by spaces.
+// secret, separated by spaces. The bridge signs with the delivery's
+// webhook-id, [MessageID] of the event's ID. A secret that is not
+// "whsec_" (optional) and the base64 of 24 to 64 bytes is an error.
 func Sign(secrets []string, id string, timestamp int64, body []byte) (string, error) {
 	keys := make([][]byte, 0, len(secrets))
 	for _, s := range secrets {
@@ -83,7 +94,9 @@ func signMACs(macs []hash.Hash, id string, timestamp int64, body []byte) string 
 
 // Verify reports whether signatureHeader holds a valid v1 signature of
 // id.timestamp.body by secret, for receivers written in Go. It does not
-// check the timestamp's age; receivers should refuse old ones.
+// check the timestamp's age; receivers should refuse old ones. id is the
+// webhook-id header as received; a secret outside 24 to 64 bytes never
+// verifies.
 func Verify(secret, id string, timestamp int64, body []byte, signatureHeader string) bool {
 	key, err := decodeSecret(secret)
 	if err != nil {

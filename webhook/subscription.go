@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -26,12 +29,18 @@ type Subscription struct {
 	Filter string `json:"filter,omitempty" yaml:"filter"`
 	// URL receives a POST per delivery; http or https. Required.
 	URL string `json:"url" yaml:"url"`
-	// Secrets sign deliveries ("whsec_" and base64); with several, each
-	// signs, so receivers can rotate. In YAML and JSON the key is
+	// Secrets sign deliveries ("whsec_" and the base64 of 24 to 64
+	// bytes, as Standard Webhooks asks); with several, each signs, so
+	// receivers can rotate. In YAML and JSON the key is
 	// "secret", a string or a list.
 	// default: none, deliveries are not signed
 	Secrets Secrets `json:"secret,omitempty" yaml:"secret"`
-	// Headers are added to each request.
+	// Headers are added to each request. Names must be HTTP tokens and
+	// not one the bridge sets or HTTP manages (any webhook-* or ce-*,
+	// Content-Type, Content-Length, Content-Encoding, Transfer-Encoding,
+	// User-Agent, Host, Connection, TE, Trailer, Upgrade, Keep-Alive, any
+	// Proxy-*, X-Correlation-Id, in any case); values must be ASCII
+	// without control characters other than tab.
 	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
 	// Timeout bounds each delivery, from connect to the end of the
 	// response headers; at most [MaxTimeout].
@@ -46,10 +55,15 @@ type Subscription struct {
 }
 
 // Validate checks the subscription without compiling its filter; errors
-// name the subscription and the field.
+// name the subscription and the field (a secret by its position, counting
+// from 1; a header by its name), never a secret's value.
 func (s Subscription) Validate() error {
 	if s.ID == "" {
 		return errors.New("webhook: subscription without an id")
+	}
+	if err := checkHeaderValue(s.ID, false); err != nil || !utf8.ValidString(s.ID) {
+		// It travels in the Webhook-Subscription header.
+		return fmt.Errorf("webhook: subscription %q: the id holds a control character or invalid UTF-8", s.ID)
 	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("webhook: subscription %q: %s", s.ID, fmt.Sprintf(format, args...))
@@ -73,9 +87,15 @@ func (s Subscription) Validate() error {
 			return fail("secret %d: %v", i+1, err)
 		}
 	}
-	for k := range s.Headers {
-		if k == "" || strings.ContainsAny(k, " :\r\n") {
-			return fail("header name %q is not valid", k)
+	for _, k := range slices.Sorted(maps.Keys(s.Headers)) { // the same error every time
+		if err := checkHeaderName(k); err != nil {
+			return fail("header %q: %v", k, err)
+		}
+		if reservedHeader(k) {
+			return fail("header %q is set by the bridge or by HTTP itself; a subscription may not set it", k)
+		}
+		if err := checkHeaderValue(s.Headers[k], true); err != nil {
+			return fail("header %q: %v", k, err)
 		}
 	}
 	if s.Timeout < 0 || time.Duration(s.Timeout) > MaxTimeout {

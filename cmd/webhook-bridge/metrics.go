@@ -100,6 +100,10 @@ func (m *metrics) RetryScheduled(sub string, _ int, _ time.Duration) {
 	m.retries.WithLabelValues(sub).Inc()
 }
 
-func (m *metrics) DeadLettered(sub string) { m.dead.WithLabelValues(sub).Inc() }
+func (m *metrics) DeadLettered(sub string, _ webhook.DeadLetterKind) {
+	m.dead.WithLabelValues(sub).Inc()
+}
+
+func (m *metrics) EventConsumed(int, int) {}
 
 func (m *metrics) FilterFailed(sub string) { m.filters.WithLabelValues(sub).Inc() }
