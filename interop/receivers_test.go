@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,7 +32,8 @@ type delivery struct {
 	// status is what the receiver answered.
 	status int
 	// node holds the Node receiver's verdicts, one per secret of the
-	// subscription; nil for deliveries to the Go receiver.
+	// subscription: on the request it got, or, for deliveries to the Go
+	// receiver, on the same bytes sent to it afterwards.
 	node []nodeCheck
 	// nodeDecoded is decodeURIComponent of ce-id, ce-type and
 	// x-correlation-id in the Node receiver.
@@ -163,6 +165,7 @@ func startGoReceiver(t *testing.T, ds *deliveries) string {
 // nodeLine is one line the Node receiver prints.
 type nodeLine struct {
 	Listening int               `json:"listening"`
+	Reply     int               `json:"reply"`
 	Path      string            `json:"path"`
 	Status    int               `json:"status"`
 	Headers   [][2]string       `json:"headers"`
@@ -171,9 +174,27 @@ type nodeLine struct {
 	Decoded   map[string]string `json:"decoded"`
 }
 
+// nodeAsk asks the Node receiver to check a delivery made elsewhere.
+type nodeAsk struct {
+	Verify  int         `json:"verify"`
+	Headers [][2]string `json:"headers"`
+	Body    []byte      `json:"body"`
+}
+
+// nodeReceiver is node/receiver.mjs, running.
+type nodeReceiver struct {
+	url string
+
+	mu      sync.Mutex
+	stdin   io.WriteCloser
+	seq     int
+	replies map[int]chan nodeLine
+	exited  chan struct{}
+}
+
 // startNodeReceiver runs node/receiver.mjs with the secrets of each
-// subscription and returns its base URL; its deliveries go to ds.
-func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string) string {
+// subscription; its deliveries go to ds.
+func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string) *nodeReceiver {
 	t.Helper()
 	conf, err := json.Marshal(secrets)
 	if err != nil {
@@ -195,10 +216,10 @@ func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the Node receiver: %v", err)
 	}
+	n := &nodeReceiver{stdin: stdin, replies: map[int]chan nodeLine{}, exited: make(chan struct{})}
 	port := make(chan int, 1)
-	exited := make(chan struct{})
 	go func() {
-		defer close(exited)
+		defer close(n.exited)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
 		for sc.Scan() {
@@ -207,29 +228,31 @@ func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string
 				t.Errorf("Node receiver printed %q: %v", sc.Text(), err)
 				continue
 			}
-			if l.Listening != 0 {
+			switch {
+			case l.Listening != 0:
 				port <- l.Listening
-				continue
-			}
-			h := http.Header{}
-			for _, kv := range l.Headers {
-				v, err := base64.StdEncoding.DecodeString(kv[1])
-				if err != nil {
-					t.Errorf("Node receiver: header %s: %v", kv[0], err)
+			case l.Reply != 0:
+				n.mu.Lock()
+				ch := n.replies[l.Reply]
+				delete(n.replies, l.Reply)
+				n.mu.Unlock()
+				if ch != nil {
+					ch <- l
 				}
-				h.Add(textproto.CanonicalMIMEHeaderKey(kv[0]), string(v))
+			default:
+				ds.add(delivery{via: "node", path: l.Path, header: fromNodeHeaders(t, l.Headers), body: l.Body,
+					status: l.Status, node: l.Checks, nodeDecoded: l.Decoded})
 			}
-			ds.add(delivery{via: "node", path: l.Path, header: h, body: l.Body, status: l.Status, node: l.Checks, nodeDecoded: l.Decoded})
 		}
 		_ = cmd.Wait()
 	}()
 	t.Cleanup(func() {
 		stdin.Close() // the receiver exits when its stdin ends
 		select {
-		case <-exited:
+		case <-n.exited:
 		case <-time.After(wait):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-n.exited
 		}
 		if t.Failed() && stderr.String() != "" {
 			t.Logf("Node receiver stderr:\n%s", stderr.String())
@@ -237,13 +260,60 @@ func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string
 	})
 	select {
 	case p := <-port:
-		return fmt.Sprintf("http://127.0.0.1:%d", p)
-	case <-exited:
+		n.url = fmt.Sprintf("http://127.0.0.1:%d", p)
+		return n
+	case <-n.exited:
 		t.Fatalf("the Node receiver exited before listening:\n%s", stderr.String())
 	case <-time.After(wait):
 		t.Fatalf("the Node receiver did not listen within %s:\n%s", wait, stderr.String())
 	}
-	return ""
+	return nil
+}
+
+// check has the Node receiver verify a delivery that reached another
+// receiver, with the headers as Node's HTTP parser would give them, and
+// fills in its verdicts.
+func (n *nodeReceiver) check(d *delivery) error {
+	n.mu.Lock()
+	n.seq++
+	seq, ch := n.seq, make(chan nodeLine, 1)
+	n.replies[seq] = ch
+	ask := nodeAsk{Verify: seq, Body: d.body}
+	for name, values := range d.header {
+		for _, v := range values {
+			ask.Headers = append(ask.Headers, [2]string{name, base64.StdEncoding.EncodeToString([]byte(v))})
+		}
+	}
+	line, err := json.Marshal(ask)
+	if err == nil {
+		_, err = n.stdin.Write(append(line, '\n'))
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("asking the Node receiver: %w", err)
+	}
+	select {
+	case l := <-ch:
+		d.node, d.nodeDecoded = l.Checks, l.Decoded
+		return nil
+	case <-n.exited:
+		return errors.New("the Node receiver exited")
+	case <-time.After(wait):
+		return fmt.Errorf("no answer from the Node receiver within %s", wait)
+	}
+}
+
+// fromNodeHeaders rebuilds the header bytes the Node receiver got.
+func fromNodeHeaders(t *testing.T, raw [][2]string) http.Header {
+	h := http.Header{}
+	for _, kv := range raw {
+		v, err := base64.StdEncoding.DecodeString(kv[1])
+		if err != nil {
+			t.Errorf("Node receiver: header %s: %v", kv[0], err)
+		}
+		h.Add(textproto.CanonicalMIMEHeaderKey(kv[0]), string(v))
+	}
+	return h
 }
 
 type lockedBuffer struct {

@@ -7,6 +7,8 @@
 //   RECEIVER_SECRETS  JSON object: subscription id -> list of whsec_ secrets
 // Requests to a path starting with /fail-first are answered 500 the first
 // time a webhook-id is seen there, 204 afterwards; others get 204.
+// Deliveries made to the Go tests' own receiver are checked too, on
+// request: see the end of this file.
 //
 // The first line printed is {"listening": <port>}; then one line per
 // delivery:
@@ -16,6 +18,7 @@
 
 import http from "node:http";
 import crypto from "node:crypto";
+import readline from "node:readline";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Webhook as SvixWebhook } from "svix";
 
@@ -130,6 +133,27 @@ server.listen(0, "127.0.0.1", () => {
   process.stdout.write(JSON.stringify({ listening: server.address().port }) + "\n");
 });
 
+// Deliveries that reached the Go receiver come in on stdin, one JSON line
+// each: {"verify": n, "headers": [[name, base64 of the value's bytes]],
+// "body": base64}. They are checked as if this server had received them,
+// with the headers as Node would have parsed them, and answered with
+// {"reply": n, "checks": [...], "decoded": {...}}.
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+lines.on("line", (text) => {
+  const ask = JSON.parse(text);
+  const headers = {};
+  for (const [name, b64] of ask.headers) {
+    const key = name.toLowerCase();
+    const value = Buffer.from(b64, "base64").toString("latin1");
+    headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
+  }
+  const body = Buffer.from(ask.body, "base64");
+  const reply = {
+    reply: ask.verify,
+    checks: checks(headers["webhook-subscription"] ?? "", headers, body),
+    decoded: decoded(headers),
+  };
+  process.stdout.write(JSON.stringify(reply) + "\n");
+});
 // The Go test closes stdin when it is done: stop then.
-process.stdin.on("end", () => process.exit(0));
-process.stdin.resume();
+lines.on("close", () => process.exit(0));
