@@ -35,13 +35,15 @@ func startCluster(t *testing.T) goredis.UniversalClient {
 
 // TestCluster runs the conformance suite on a Redis Cluster of three
 // masters, then checks that a partitioned topic spreads over them and is
-// consumed whole.
+// consumed whole, and that idle consumers are removed from each
+// partition's group (its lease keys in another slot than most partitions).
 func TestCluster(t *testing.T) {
 	client := startCluster(t)
 	t.Run("Conformance", func(t *testing.T) {
 		pubsubtest.Run(t, harness(client, nil))
 	})
 	t.Run("Partitions", func(t *testing.T) { testPartitions(t, client) })
+	t.Run("ForgetIdleConsumers", func(t *testing.T) { testForgetIdleConsumers(t, client) })
 }
 
 func testPartitions(t *testing.T, client goredis.UniversalClient) {

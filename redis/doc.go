@@ -146,6 +146,24 @@
 //     handlers do and even when Redis has stopped answering (it then
 //     tries the last acknowledgements once, and what it could not
 //     acknowledge is delivered again later).
+//   - Consumers left behind are removed: while Consume runs, every 5
+//     minutes (or every ForgetIdleConsumers when shorter) the subscriber
+//     removes from its group, on each of its streams, the other consumers
+//     idle for ForgetIdleConsumers (default 1h; negative: never) that hold
+//     no pending entry (XGROUP DELCONSUMER), so that names that change from
+//     run to run, such as the default "<host>-<pid>", do not pile up. A
+//     script checks that the consumer has nothing pending (and, where
+//     XINFO CONSUMERS answers in a script, that it is still idle) and
+//     removes it in one atomic step, so no entry is lost or delivered
+//     twice; the entries of a consumer that crashed are taken over after
+//     ClaimIdle as usual, and the consumer is removed once it holds none.
+//     A name whose lease is held (beside this stream or this subscriber's
+//     first stream) is left alone. Idle is XINFO CONSUMERS's figure; on
+//     Redis 7.0 and older a read that returns nothing does not reset it,
+//     so a consumer waiting on a quiet stream may be removed: harmless, as
+//     it holds nothing and its next read makes it again. Each look is
+//     bounded (5s), and its failures are logged at warn level without
+//     disturbing consumption.
 //   - Run one Consume at a time per Subscriber; use Concurrency for
 //     parallel handlers and separate subscribers (consumer names) to scale.
 //     A consumer name is leased while a Consume runs under it: a second
@@ -189,6 +207,7 @@
 //	ClaimInterval ClaimIdle / 2     how often to look for such entries
 //	HandlerTimeout 1m               deadline of each handler run
 //	DeadMaxLen    100000            about how many dead letters to keep (<0: all)
+//	ForgetIdleConsumers 1h          remove other consumers idle this long with nothing pending (<0: never)
 //	DelayedPoll   250ms             how often due delayed events are moved
 //	Logger        nil (discard)     where errors go without an ErrorHandler
 package redis

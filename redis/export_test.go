@@ -21,3 +21,16 @@ func MoveDueOnce(ctx context.Context, client goredis.Scripter, stream string, ba
 	}
 	return res.moved, dead, stuck, err
 }
+
+// ForgetConsumers runs the script that removes idle consumers with
+// nothing pending once, on names of group on stream, as a subscriber's
+// look does after reading XINFO CONSUMERS; leases are the lease keys to
+// check, one per name. It returns the script's word for each name.
+func ForgetConsumers(ctx context.Context, client goredis.Scripter, stream, group string, idle time.Duration, leases []string, names ...string) ([]string, error) {
+	keys := append([]string{stream}, leases...)
+	args := []any{group, idle.Milliseconds(), len(leases) / max(len(names), 1), "1"}
+	for _, n := range names {
+		args = append(args, n)
+	}
+	return forgetScript.Run(ctx, client, keys, args...).StringSlice()
+}

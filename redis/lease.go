@@ -20,8 +20,13 @@ import (
 func (s *Subscriber) nameLeaseTTL() time.Duration { return min(s.cfg.ClaimIdle, 10*time.Second) }
 
 // nameKey is the lease of the consumer name, beside the first stream.
-func (s *Subscriber) nameKey() string {
-	return HelperKey(s.cfg.Streams[0], "consumer:"+s.cfg.Group+":"+s.cfg.Consumer)
+func (s *Subscriber) nameKey() string { return s.leaseKey(s.cfg.Streams[0], s.cfg.Consumer) }
+
+// leaseKey is the lease of a consumer name in the group beside stream:
+// the key a subscriber of the group whose first stream it is holds under
+// that name while it consumes.
+func (s *Subscriber) leaseKey(stream, consumer string) string {
+	return HelperKey(stream, "consumer:"+s.cfg.Group+":"+consumer)
 }
 
 // renewLease extends the lease if this run holds it, or takes it if it

@@ -100,10 +100,15 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	}
 	go r.watch(slots)
 	readers := r.readerGroups()
-	r.loops.Add(3 + len(readers))
+	loops := 3 + len(readers)
+	forget := s.cfg.ForgetIdleConsumers > 0
+	if forget {
+		loops++
+	}
+	r.loops.Add(loops)
 	go func() {
 		if !r.leaseName() {
-			r.loops.Add(-(3 + len(readers)))
+			r.loops.Add(-loops)
 			return
 		}
 		close(r.leased)
@@ -113,6 +118,9 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		go r.claim()
 		go r.keep()
 		go r.moveDelayed()
+		if forget {
+			go r.forget()
+		}
 	}()
 	return r
 }

@@ -44,6 +44,8 @@ type SubscriberConfig struct {
 	Group string
 	// Consumer names this subscriber within the group; it must be unique
 	// and, to pick up its own pending entries after a restart, stable.
+	// The consumers that runs under other names left behind are removed
+	// once idle (see ForgetIdleConsumers).
 	// default: "<hostname>-<pid>"
 	Consumer string
 	// Names limits the subscriber to events with these names; the group's
@@ -101,6 +103,26 @@ type SubscriberConfig struct {
 	// keeps every dead letter.
 	// default: 100000
 	DeadMaxLen int64
+	// ForgetIdleConsumers is how long another consumer of the group must
+	// have been idle before this subscriber removes it from the group on
+	// its streams (XGROUP DELCONSUMER), so that consumer names that change
+	// from run to run (the default Consumer, "<hostname>-<pid>") do not
+	// pile up in XINFO CONSUMERS. Only a consumer with no pending entry is
+	// removed, checked by the same script that removes it, so no entry is
+	// lost or delivered twice; never this subscriber's own name, nor a
+	// name whose lease is held beside the stream or beside this
+	// subscriber's first stream (a subscriber consuming under it). Idle is
+	// XINFO CONSUMERS's figure: the time since the consumer's last read or
+	// claim (on Redis 7.0 and older, since its last read that returned
+	// entries, so a consumer waiting on a quiet stream looks idle; with
+	// nothing pending, removing it is harmless: its next read that returns
+	// entries makes it again). The subscriber looks every 5 minutes, or
+	// every ForgetIdleConsumers when that is shorter, while Consume runs;
+	// each look is bounded in time, and its failures are logged (Logger,
+	// at warn level) and never disturb consuming. A negative value never
+	// removes any.
+	// default: 1h
+	ForgetIdleConsumers time.Duration
 	// Logger receives errors when Consume is given no ErrorHandler, and
 	// the subscriber's notices.
 	// default: nil, which discards
@@ -177,6 +199,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.DeadMaxLen == 0 {
 		c.DeadMaxLen = 100000
+	}
+	if c.ForgetIdleConsumers == 0 {
+		c.ForgetIdleConsumers = defaultForgetIdle
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
 // backend is what the bridge runs on: memory or Redis.
@@ -22,13 +23,52 @@ type backend struct {
 	pub    pubsub.DelayedPublisher
 	sub    pubsub.Subscriber
 	dead   webhook.DeadLetterStore
-	subs   subscriptionStore
+	subs   webhookhttp.SubscriptionStore
+	dedupe webhookhttp.Deduper
 	client goredis.UniversalClient // nil in memory
 	lag    func(context.Context) (int64, error)
-	// unhandled counts the entries in the dead-letter streams of the
-	// event and retry streams (Redis only).
-	unhandled []func(context.Context) (int64, error)
+	// unhandled lists the dead-letter streams of the event and retry
+	// streams (Redis only).
+	unhandled []webhookhttp.DeadLetterLister
 	closers   []func() error
+}
+
+// ready reports whether the backend answers.
+func (b *backend) ready(ctx context.Context) error {
+	if b.client == nil {
+		return nil
+	}
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	return nil
+}
+
+// unhandledCount counts what the backend dead-lettered, nil in memory.
+func (b *backend) unhandledCount() func(context.Context) (int64, error) {
+	if len(b.unhandled) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) (int64, error) {
+		var n int64
+		for _, u := range b.unhandled {
+			l, err := u.Len(ctx)
+			if err != nil {
+				return 0, err
+			}
+			n += l
+		}
+		return n, nil
+	}
+}
+
+// unhandledListers lists the dead-letter streams of the event and retry
+// streams.
+func unhandledListers(cfg *Config, client goredis.UniversalClient) []webhookhttp.DeadLetterLister {
+	return []webhookhttp.DeadLetterLister{
+		webhookhttp.RedisUnhandled{Client: client, Stream: cfg.Stream},
+		webhookhttp.RedisUnhandled{Client: client, Stream: retryStream(cfg)},
+	}
 }
 
 func (b *backend) Close() error {
@@ -100,7 +140,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		if err != nil {
 			return nil, err
 		}
-		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{MaxLen: int(min(cfg.DeadLetters.MaxLen, math.MaxInt))}, subs: newMemoryStore(),
+		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{MaxLen: int(min(cfg.DeadLetters.MaxLen, math.MaxInt))}, subs: webhookhttp.NewMemoryStore(), dedupe: webhookhttp.NewMemoryDedupe(),
 			closers: []func() error{broker.Close, sub.Close}}, nil
 	}
 
@@ -130,8 +170,9 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	log.Info("webhook-bridge: on Redis", "redis", redact.URL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
 	return &backend{
 		pub: pub, sub: sub, client: client,
-		dead: deadLetterStore(cfg, client),
-		subs: &redisStore{client: client, key: subscriptionsKey(cfg)},
+		dead:   deadLetterStore(cfg, client),
+		subs:   webhookhttp.RedisStore{Client: client, Key: subscriptionsKey(cfg)},
+		dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:ingest") + ":"},
 		lag: func(ctx context.Context) (int64, error) {
 			groups, err := client.XInfoGroups(ctx, cfg.Stream).Result()
 			if err != nil {
@@ -144,17 +185,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 			}
 			return 0, nil
 		},
-		unhandled: []func(context.Context) (int64, error){func(ctx context.Context) (int64, error) {
-			var n int64
-			for _, s := range []string{cfg.Stream, retryStream(cfg)} {
-				l, err := client.XLen(ctx, redis.DeadKey(s)).Result()
-				if err != nil {
-					return 0, err
-				}
-				n += l
-			}
-			return n, nil
-		}},
-		closers: []func() error{client.Close, pub.Close, sub.Close},
+		unhandled: unhandledListers(cfg, client),
+		closers:   []func() error{client.Close, pub.Close, sub.Close},
 	}, nil
 }

@@ -54,9 +54,18 @@ type Config struct {
 	Auth     struct {
 		// JWTSecret, when set, makes POST /v1/events require an HS256 bearer token.
 		JWTSecret string `yaml:"jwt_secret"`
+		// JWTAllowNoExp accepts JWTs without an exp claim, which never
+		// expire. default: false, they are refused
+		JWTAllowNoExp bool `yaml:"jwt_allow_no_exp"`
 		// AdminToken, when set, enables /v1/subscriptions and /v1/dlq behind this bearer token.
 		AdminToken string `yaml:"admin_token"`
 	} `yaml:"auth"`
+	Ingest struct {
+		// DedupeWindow is how long an id posted to /v1/events is
+		// remembered, so that posting it again emits nothing; negative
+		// turns it off. default: 1h
+		DedupeWindow webhook.Duration `yaml:"dedupe_window"`
+	} `yaml:"ingest"`
 	Retry struct {
 		// Schedule is the wait before each retry; the last repeats.
 		Schedule []webhook.Duration `yaml:"schedule"`

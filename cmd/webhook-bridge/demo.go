@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,36 +15,38 @@ import (
 
 // demoReceiver is the receiving end of the demo: it checks each
 // delivery's Standard Webhooks signature and logs what arrived.
-func (s *server) demoReceiver(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	id, ts := r.Header.Get("Webhook-Id"), r.Header.Get("Webhook-Timestamp")
-	verified := "unsigned"
-	if s.cfg.Demo.Secret != "" {
-		sec, _ := strconv.ParseInt(ts, 10, 64)
-		if !webhook.Verify(s.cfg.Demo.Secret, id, sec, body, r.Header.Get("Webhook-Signature")) {
-			s.log.Warn("demo receiver: signature does NOT verify", "webhook_id", id)
-			writeError(w, http.StatusUnauthorized, "bad signature")
+func demoReceiver(secret string, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		verified = "signature verified"
+		id, ts := r.Header.Get("Webhook-Id"), r.Header.Get("Webhook-Timestamp")
+		verified := "unsigned"
+		if secret != "" {
+			sec, _ := strconv.ParseInt(ts, 10, 64)
+			if !webhook.Verify(secret, id, sec, body, r.Header.Get("Webhook-Signature")) {
+				log.Warn("demo receiver: signature does NOT verify", "webhook_id", id)
+				http.Error(w, "bad signature", http.StatusUnauthorized)
+				return
+			}
+			verified = "signature verified"
+		}
+		log.Info("demo receiver: got a delivery", "check", verified, "webhook_id", id, "type", r.Header.Get("Ce-Type"),
+			"attempt", r.Header.Get(webhook.HeaderAttempt), "body", string(body))
+		w.WriteHeader(http.StatusNoContent)
 	}
-	s.log.Info("demo receiver: got a delivery", "check", verified, "webhook_id", id, "type", r.Header.Get("Ce-Type"),
-		"attempt", r.Header.Get(webhook.HeaderAttempt), "body", string(body))
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // demoEmitter emits a sample event every interval until ctx is done.
-func (s *server) demoEmitter(ctx context.Context) {
-	t := time.NewTicker(time.Duration(s.cfg.Demo.Interval))
+func demoEmitter(ctx context.Context, pub pubsub.Publisher, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for n := 1; ; n++ {
 		payload := fmt.Appendf(nil, `{"body":{"n":%d,"kind":"demo"},"headers":{"source":"webhook-bridge demo"}}`, n)
-		if err := s.be.pub.Emit(ctx, pubsub.NewEvent(ctx, "demo.ping", payload)); err != nil && ctx.Err() == nil {
-			s.log.Error("demo: emitting a sample event", "err", err)
+		if err := pub.Emit(ctx, pubsub.NewEvent(ctx, "demo.ping", payload)); err != nil && ctx.Err() == nil {
+			log.Error("demo: emitting a sample event", "err", err)
 		}
 		select {
 		case <-ctx.Done():

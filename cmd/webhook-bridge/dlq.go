@@ -17,22 +17,11 @@ import (
 
 	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
-// dlqLine is one dead letter as `dlq list` prints it.
-type dlqLine struct {
-	ID             string    `json:"id"`
-	EventID        string    `json:"event_id"`
-	EventName      string    `json:"event_name"`
-	SubscriptionID string    `json:"subscription_id"`
-	Attempts       int       `json:"attempts"`
-	LastStatus     int       `json:"last_status"`
-	LastError      string    `json:"last_error"`
-	At             time.Time `json:"at"`
-}
-
 // dlqPageSize is how many dead letters the dlq commands read at a time.
-const dlqPageSize = dlqMaxLimit
+const dlqPageSize = webhookhttp.DeadLetterMaxLimit
 
 // runDLQ lists or replays dead letters: from Redis directly when the
 // config has redis.url, else through the running bridge's admin API. Both
@@ -62,10 +51,10 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 	// and every HTTP request has its own.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	match := replayMatch(*subID, *evID)
+	match := webhookhttp.ReplayMatch(*subID, *evID)
 
 	if cfg.Redis.URL == "" {
-		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, match, stdout)
+		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, stdout)
 	}
 	client, err := redisClient(cfg)
 	if err != nil {
@@ -74,9 +63,17 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 	defer client.Close()
 	store := deadLetterStore(cfg, client)
 	if verb == "list" {
-		return walkDeadLetters(ctx, func(ctx context.Context, after string) ([]webhook.DeadLetter, string, error) {
-			return store.List(ctx, after, dlqPageSize)
-		}, func(page []webhook.DeadLetter) error { return printDeadLetters(stdout, page, match) })
+		all := webhookhttp.DeadLetters{Store: store, Unhandled: unhandledListers(cfg, client)}
+		return walkDeadLetters(ctx, func(ctx context.Context, after string) ([]webhookhttp.DeadLetterView, string, error) {
+			page, next, err := all.List(ctx, after, dlqPageSize, "")
+			views := make([]webhookhttp.DeadLetterView, 0, len(page))
+			for _, dl := range page {
+				if match(dl) {
+					views = append(views, webhookhttp.ViewOf(dl))
+				}
+			}
+			return views, next, err
+		}, func(page []webhookhttp.DeadLetterView) error { return printDeadLetters(stdout, page) })
 	}
 	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
 	if err != nil {
@@ -90,7 +87,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 
 // walkDeadLetters reads every page of a walk with list, handing each to
 // fn before reading the next.
-func walkDeadLetters(ctx context.Context, list func(ctx context.Context, after string) ([]webhook.DeadLetter, string, error), fn func([]webhook.DeadLetter) error) error {
+func walkDeadLetters(ctx context.Context, list func(ctx context.Context, after string) ([]webhookhttp.DeadLetterView, string, error), fn func([]webhookhttp.DeadLetterView) error) error {
 	after := ""
 	for {
 		page, next, err := list(ctx, after)
@@ -107,18 +104,12 @@ func walkDeadLetters(ctx context.Context, list func(ctx context.Context, after s
 	}
 }
 
-// printDeadLetters prints the dead letters match accepts, one JSON object
-// a line.
-func printDeadLetters(w io.Writer, dls []webhook.DeadLetter, match func(webhook.DeadLetter) bool) error {
+// printDeadLetters prints dead letters one JSON object a line, as GET
+// /v1/dlq shows them.
+func printDeadLetters(w io.Writer, views []webhookhttp.DeadLetterView) error {
 	enc := json.NewEncoder(w)
-	for _, dl := range dls {
-		if !match(dl) {
-			continue
-		}
-		if err := enc.Encode(dlqLine{
-			ID: dl.ID, EventID: string(dl.Event.ID), EventName: string(dl.Event.Name), SubscriptionID: dl.SubscriptionID,
-			Attempts: dl.Attempts, LastStatus: dl.LastStatus, LastError: dl.LastError, At: dl.At,
-		}); err != nil {
+	for _, v := range views {
+		if err := enc.Encode(v); err != nil {
 			return err
 		}
 	}
@@ -131,7 +122,7 @@ const dlqHTTPTimeout = 2 * time.Minute
 // dlqOverHTTP asks the running bridge, whose dead letters live in its
 // memory: `list` reads GET /v1/dlq a page at a time, `replay` asks the
 // bridge to walk its pages itself.
-func dlqOverHTTP(ctx context.Context, cfg *Config, verb, subID, evID string, match func(webhook.DeadLetter) bool, stdout io.Writer) error {
+func dlqOverHTTP(ctx context.Context, cfg *Config, verb, subID, evID string, stdout io.Writer) error {
 	if cfg.Auth.AdminToken == "" {
 		return errors.New("dlq: on the in-memory backend the dead letters live in the running bridge, whose admin API needs auth.admin_token")
 	}
@@ -165,10 +156,16 @@ func dlqOverHTTP(ctx context.Context, cfg *Config, verb, subID, evID string, mat
 		fmt.Fprintf(stdout, "replayed %d dead letter(s)\n", out.Replayed)
 		return nil
 	}
-	return walkDeadLetters(ctx, func(ctx context.Context, after string) ([]webhook.DeadLetter, string, error) {
-		var page dlqPage
+	return walkDeadLetters(ctx, func(ctx context.Context, after string) ([]webhookhttp.DeadLetterView, string, error) {
+		var page webhookhttp.DeadLetterPage
 		u := base + "/v1/dlq?" + url.Values{"limit": {strconv.Itoa(dlqPageSize)}, "after": {after}}.Encode()
 		err := call(ctx, http.MethodGet, u, &page)
-		return page.DeadLetters, page.Next, err
-	}, func(page []webhook.DeadLetter) error { return printDeadLetters(stdout, page, match) })
+		views := page.DeadLetters[:0]
+		for _, v := range page.DeadLetters {
+			if (subID == "" || v.SubscriptionID == subID) && (evID == "" || v.Event.ID == evID) {
+				views = append(views, v)
+			}
+		}
+		return views, page.Next, err
+	}, func(page []webhookhttp.DeadLetterView) error { return printDeadLetters(stdout, page) })
 }

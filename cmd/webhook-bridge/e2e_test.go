@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/internal/redistest"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -139,7 +140,7 @@ subscriptions:
 		id := p.emit(t, "", `{"name": "t", "payload": {"n": 1}}`)[0]
 		down.WaitFor(t, 2, wait)
 
-		var line dlqLine
+		var line webhookhttp.DeadLetterView
 		deadline := time.Now().Add(wait)
 		for {
 			out := strings.TrimSpace(cli(t, "dlq", "list", "--config", p.config))
@@ -157,7 +158,7 @@ subscriptions:
 			}
 			time.Sleep(50 * time.Millisecond) // polling another process's store
 		}
-		if line.EventID != id || line.SubscriptionID != "down" || line.Attempts != 2 || line.LastStatus != 502 || !strings.Contains(line.LastError, "502") {
+		if line.Event.ID != id || line.SubscriptionID != "down" || line.Attempts != 2 || line.LastStatus != 502 || !strings.Contains(line.LastError, "502") {
 			t.Errorf("dlq list = %+v", line)
 		}
 
@@ -216,10 +217,15 @@ auth:
 	}{
 		{`{"name": "t", "payload": {}`, 400, "body: unexpected EOF"},
 		{`{"payload": {}}`, 400, "name is required"},
-		{`[{"name": "a"}, {"payload": 1}]`, 400, "event 1: name is required"},
+		{`[{"name": "a", "payload": 1}, {"payload": 1}]`, 400, "events[1].name is required"},
+		{`{"name": "t"}`, 400, "payload is required"},
+		{``, 400, "body is empty"},
+		{`{"name": "t", "payload": 1, "id": "forge.1795385012"}`, 400, `id \"forge.1795385012\"`},
+		{`{"name": "x\r\nX-Injected: yes", "payload": 1}`, 400, "name"},
+		{`{"name": "t", "payload": 1, "correlation_id": "a\nb"}`, 400, "correlation_id"},
 		{`{"name": "t", "payload": {}, "colour": "red"}`, 400, `unknown field \"colour\"`},
 		{`[]`, 400, "no events"},
-		{`[{"name":"a"},{"name":"b"},{"name":"c"},{"name":"d"}]`, 413, "4 events, at most 3"},
+		{`[{"name":"a","payload":1},{"name":"b","payload":1},{"name":"c","payload":1},{"name":"d","payload":1}]`, 413, "4 events, at most 3"},
 		{`{"name": "t", "payload": "` + strings.Repeat("x", 3000) + `"}`, 413, "larger than 2048 bytes"},
 		{`{"name": "switchyard.webhook.retry", "payload": {}}`, 400, "reserved"},
 	} {
@@ -384,13 +390,15 @@ subscriptions:
 `)
 	id := p.emit(t, "", `{"name": "t", "payload": {"k": 1}}`)[0]
 	first := s.WaitFor(t, 1, wait)[0]
-	// Once the retry is in Redis's delayed set, the bridge is killed in
-	// the middle of its 1.5s backoff.
+	// Once the retry is in Redis's delayed set and the source event
+	// acknowledged, the bridge is killed in the middle of its 1.5s
+	// backoff.
 	host, port, _ := strings.Cut(redisServer.Addr, ":")
 	deadline := time.Now().Add(wait)
 	for {
 		out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "ZCARD", "{"+stream+"}:webhook:retries:delayed").Output()
-		if strings.TrimSpace(string(out)) == "1" {
+		pending, _ := exec.Command("redis-cli", "-h", host, "-p", port, "XPENDING", stream, "webhook-bridge").Output()
+		if strings.TrimSpace(string(out)) == "1" && strings.HasPrefix(strings.TrimSpace(string(pending)), "0") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -496,7 +504,7 @@ subscriptions:
     secret: `+testSecret+`
     max_attempts: 1
 `)
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "svc"}).SignedString([]byte(jwtSecret))
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "svc", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
 	if err != nil {
 		t.Fatal(err)
 	}

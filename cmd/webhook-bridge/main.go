@@ -28,8 +28,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchyard-go/switchyard/webhook"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
 func main() {
@@ -78,7 +80,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	defer be.Close()
 
 	reg := prometheus.NewRegistry()
-	m := newMetrics(reg, be.lag, be.dead, be.unhandled...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := webhookhttp.NewMetrics(reg, webhookhttp.MetricsConfig{Lag: be.lag, DeadLetters: be.dead, Unhandled: be.unhandledCount()})
 	schedule := make([]time.Duration, len(cfg.Retry.Schedule))
 	for i, d := range cfg.Retry.Schedule {
 		schedule[i] = time.Duration(d)
@@ -86,7 +89,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	targets, _ := cfg.targetPolicy() // checked by validate
 	bridge, err := webhook.New(webhook.Config{
 		Targets:    targets,
-		Subscriber: be.sub, Publisher: be.pub, Subscriptions: cfg.Subscriptions,
+		Subscriber: be.sub, Publisher: be.pub,
 		Retry:   webhook.RetryPolicy{Schedule: schedule, MaxAttempts: cfg.Retry.MaxAttempts},
 		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint,
 		DeadLetters: be.dead, Observer: m, Logger: log,
@@ -94,18 +97,30 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	subs := &subscriptions{config: cfg.Subscriptions, store: be.subs, bridge: bridge, log: log, seen: -1}
-	if err := subs.sync(ctx); err != nil {
+	api, err := webhookhttp.New(webhookhttp.Config{
+		Bridge: bridge, Publisher: be.pub, Store: be.subs, ReadOnly: cfg.Subscriptions,
+		JWTSecret: cfg.Auth.JWTSecret, AllowTokensWithoutExpiry: cfg.Auth.JWTAllowNoExp, AdminToken: cfg.Auth.AdminToken,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch,
+		Dedupe: be.dedupe, DedupeWindow: time.Duration(cfg.Ingest.DedupeWindow),
+		Targets: targets, Unhandled: be.unhandled, Ready: be.ready,
+		Gatherer: reg, Metrics: m, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := api.Sync(ctx); err != nil {
 		return fmt.Errorf("loading subscriptions: %w", err)
 	}
-	srv := &server{cfg: cfg, be: be, bridge: bridge, subs: subs, log: log, metrics: m}
+	if cfg.Demo.Enabled {
+		api.Handle("POST /demo/receiver", demoReceiver(cfg.Demo.Secret, log))
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	httpServer := &http.Server{
-		Handler:           srv.routes(reg),
+		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10, // larger header blocks get 431
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -121,10 +136,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	defer stopRun()
 	bridgeDone := make(chan struct{})
 	go func() { defer close(bridgeDone); bridge.Run(runCtx) }()
-	go subs.watch(runCtx, 250*time.Millisecond)
+	go api.Watch(runCtx, 250*time.Millisecond)
 	if cfg.Demo.Enabled {
 		log.Info("webhook-bridge: demo on: emitting demo.ping every " + time.Duration(cfg.Demo.Interval).String())
-		go srv.demoEmitter(runCtx)
+		go demoEmitter(runCtx, be.pub, time.Duration(cfg.Demo.Interval), log)
 	}
 
 	var serveErr error

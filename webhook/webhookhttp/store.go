@@ -1,4 +1,4 @@
-package main
+package webhookhttp
 
 import (
 	"context"
@@ -13,8 +13,10 @@ import (
 	"github.com/switchyard-go/switchyard/webhook"
 )
 
-// subscriptionStore keeps the subscriptions made through the admin API.
-type subscriptionStore interface {
+// SubscriptionStore keeps the subscriptions made through the admin API,
+// secrets included. Implementations are safe for concurrent use.
+type SubscriptionStore interface {
+	// List returns every stored subscription, by id.
 	List(ctx context.Context) ([]webhook.Subscription, error)
 	// Put creates or replaces s.
 	Put(ctx context.Context, s webhook.Subscription) error
@@ -44,15 +46,18 @@ func decodeSub(b []byte) (webhook.Subscription, error) {
 	return st.Subscription, nil
 }
 
-type memoryStore struct {
+// MemoryStore is a [SubscriptionStore] in process memory.
+type MemoryStore struct {
 	mu      sync.Mutex
 	subs    map[string]webhook.Subscription
 	version int64
 }
 
-func newMemoryStore() *memoryStore { return &memoryStore{subs: map[string]webhook.Subscription{}} }
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{subs: map[string]webhook.Subscription{}} }
 
-func (m *memoryStore) List(context.Context) ([]webhook.Subscription, error) {
+// List implements [SubscriptionStore].
+func (m *MemoryStore) List(context.Context) ([]webhook.Subscription, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]webhook.Subscription, 0, len(m.subs))
@@ -63,7 +68,8 @@ func (m *memoryStore) List(context.Context) ([]webhook.Subscription, error) {
 	return out, nil
 }
 
-func (m *memoryStore) Put(_ context.Context, s webhook.Subscription) error {
+// Put implements [SubscriptionStore].
+func (m *MemoryStore) Put(_ context.Context, s webhook.Subscription) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.subs[s.ID] = s
@@ -71,7 +77,8 @@ func (m *memoryStore) Put(_ context.Context, s webhook.Subscription) error {
 	return nil
 }
 
-func (m *memoryStore) Delete(_ context.Context, id string) (bool, error) {
+// Delete implements [SubscriptionStore].
+func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, ok := m.subs[id]
@@ -80,23 +87,27 @@ func (m *memoryStore) Delete(_ context.Context, id string) (bool, error) {
 	return ok, nil
 }
 
-func (m *memoryStore) Version(context.Context) (int64, error) {
+// Version implements [SubscriptionStore].
+func (m *MemoryStore) Version(context.Context) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.version, nil
 }
 
-// redisStore keeps subscriptions in a hash (id → JSON) and bumps a
-// version key in the same slot with every change.
-type redisStore struct {
-	client goredis.UniversalClient
-	key    string
+// RedisStore is a [SubscriptionStore] in Redis, shared by replicas: a hash
+// at Key (id → JSON, secrets included) and a version at Key+":version",
+// bumped with every change in the same transaction. Give Key a hash tag
+// ("{events}:webhook:subscriptions") so both share a Cluster slot.
+type RedisStore struct {
+	Client goredis.UniversalClient
+	Key    string
 }
 
-func (r *redisStore) versionKey() string { return r.key + ":version" }
+func (r RedisStore) versionKey() string { return r.Key + ":version" }
 
-func (r *redisStore) List(ctx context.Context) ([]webhook.Subscription, error) {
-	all, err := r.client.HGetAll(ctx, r.key).Result()
+// List implements [SubscriptionStore].
+func (r RedisStore) List(ctx context.Context) ([]webhook.Subscription, error) {
+	all, err := r.Client.HGetAll(ctx, r.Key).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +115,7 @@ func (r *redisStore) List(ctx context.Context) ([]webhook.Subscription, error) {
 	for id, raw := range all {
 		s, err := decodeSub([]byte(raw))
 		if err != nil {
-			return nil, fmt.Errorf("subscription %q in %s: %w", id, r.key, err)
+			return nil, fmt.Errorf("subscription %q in %s: %w", id, r.Key, err)
 		}
 		out = append(out, s)
 	}
@@ -112,23 +123,25 @@ func (r *redisStore) List(ctx context.Context) ([]webhook.Subscription, error) {
 	return out, nil
 }
 
-func (r *redisStore) Put(ctx context.Context, s webhook.Subscription) error {
+// Put implements [SubscriptionStore].
+func (r RedisStore) Put(ctx context.Context, s webhook.Subscription) error {
 	b, err := encodeSub(s)
 	if err != nil {
 		return err
 	}
-	_, err = r.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.HSet(ctx, r.key, s.ID, b)
+	_, err = r.Client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, r.Key, s.ID, b)
 		p.Incr(ctx, r.versionKey())
 		return nil
 	})
 	return err
 }
 
-func (r *redisStore) Delete(ctx context.Context, id string) (bool, error) {
+// Delete implements [SubscriptionStore].
+func (r RedisStore) Delete(ctx context.Context, id string) (bool, error) {
 	var del *goredis.IntCmd
-	_, err := r.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		del = p.HDel(ctx, r.key, id)
+	_, err := r.Client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		del = p.HDel(ctx, r.Key, id)
 		p.Incr(ctx, r.versionKey())
 		return nil
 	})
@@ -138,8 +151,9 @@ func (r *redisStore) Delete(ctx context.Context, id string) (bool, error) {
 	return del.Val() == 1, nil
 }
 
-func (r *redisStore) Version(ctx context.Context) (int64, error) {
-	v, err := r.client.Get(ctx, r.versionKey()).Int64()
+// Version implements [SubscriptionStore].
+func (r RedisStore) Version(ctx context.Context) (int64, error) {
+	v, err := r.Client.Get(ctx, r.versionKey()).Int64()
 	if err == goredis.Nil {
 		return 0, nil
 	}

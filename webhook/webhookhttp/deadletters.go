@@ -1,0 +1,283 @@
+package webhookhttp
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/redis"
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+// DeadLetterLister lists dead things a page at a time, as
+// [webhook.DeadLetterStore.List] does.
+type DeadLetterLister interface {
+	List(ctx context.Context, after string, limit int) (page []webhook.DeadLetter, next string, err error)
+	Len(ctx context.Context) (int64, error)
+}
+
+// RedisUnhandled lists the entries the redis backend dead-lettered from
+// Stream ([redis.DeadKey]) as dead letters of kind unhandled: entries that
+// were not events, or whose handling crashed, hung or failed every time.
+// Its cursors and IDs are entry IDs of the dead-letter stream.
+type RedisUnhandled struct {
+	Client goredis.UniversalClient
+	Stream string
+}
+
+// List implements [DeadLetterLister].
+func (u RedisUnhandled) List(ctx context.Context, after string, limit int) ([]webhook.DeadLetter, string, error) {
+	if limit < 1 {
+		limit = webhook.DefaultDeadLetterPage
+	}
+	entries, err := redis.ListDead(ctx, u.Client, u.Stream, after, int64(limit))
+	if err != nil {
+		if strings.Contains(err.Error(), "Invalid stream ID") {
+			return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
+		}
+		return nil, "", err
+	}
+	out := make([]webhook.DeadLetter, len(entries))
+	for i, e := range entries {
+		reason := e.Reason
+		if e.Malformed != nil && !strings.Contains(reason, e.Malformed.Error()) {
+			reason += " (" + e.Malformed.Error() + ")"
+		}
+		out[i] = webhook.DeadLetter{
+			ID: e.ID, Kind: webhook.KindUnhandled, Attempts: e.Deliveries, LastError: reason, At: e.At, Event: e.Event,
+		}
+	}
+	next := ""
+	if len(entries) == limit {
+		next = entries[len(entries)-1].ID
+	}
+	return out, next, nil
+}
+
+// Len implements [DeadLetterLister].
+func (u RedisUnhandled) Len(ctx context.Context) (int64, error) {
+	return u.Client.XLen(ctx, redis.DeadKey(u.Stream)).Result()
+}
+
+// DeadLetters lists every dead thing of a bridge in one walk: the
+// bridge's dead letters (Store), then what its backend dead-lettered
+// (Unhandled, kind "unhandled"). Cursors of the Store's pages are the
+// Store's own; those of the n-th Unhandled lister are "unhandled:<n>:" and
+// its cursor, and so are the IDs of its dead letters.
+type DeadLetters struct {
+	Store     webhook.DeadLetterStore
+	Unhandled []DeadLetterLister
+}
+
+const unhandledPrefix = "unhandled:"
+
+// List returns one page of the walk; kind, when not "", keeps only dead
+// letters of that kind (a page may then hold fewer than limit).
+func (d DeadLetters) List(ctx context.Context, after string, limit int, kind webhook.DeadLetterKind) ([]webhook.DeadLetter, string, error) {
+	src, inner := 0, after
+	if rest, ok := strings.CutPrefix(after, unhandledPrefix); ok {
+		n, c, found := strings.Cut(rest, ":")
+		i, err := strconv.Atoi(n)
+		if !found || err != nil || i < 1 || i > len(d.Unhandled) {
+			return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
+		}
+		src, inner = i, c
+	}
+	if kind == webhook.KindUnhandled && src == 0 {
+		src, inner = 1, ""
+	}
+	if src == 0 {
+		page, next, err := d.Store.List(ctx, inner, limit)
+		if err != nil {
+			return nil, "", err
+		}
+		if kind != "" {
+			page = keepKind(page, kind)
+		}
+		if next == "" && len(d.Unhandled) > 0 && kind == "" {
+			next = unhandledPrefix + "1:"
+		}
+		return page, next, nil
+	}
+	if src > len(d.Unhandled) || (kind != "" && kind != webhook.KindUnhandled) {
+		return nil, "", nil
+	}
+	page, next, err := d.Unhandled[src-1].List(ctx, inner, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	prefix := unhandledPrefix + strconv.Itoa(src) + ":"
+	for i := range page {
+		page[i].ID = prefix + page[i].ID
+	}
+	switch {
+	case next != "":
+		next = prefix + next
+	case src < len(d.Unhandled):
+		next = unhandledPrefix + strconv.Itoa(src+1) + ":"
+	}
+	return page, next, nil
+}
+
+func keepKind(page []webhook.DeadLetter, kind webhook.DeadLetterKind) []webhook.DeadLetter {
+	out := page[:0]
+	for _, dl := range page {
+		if dl.Kind == kind {
+			out = append(out, dl)
+		}
+	}
+	return out
+}
+
+// DeadLetterView is a dead letter as the API and `dlq list` show it.
+type DeadLetterView struct {
+	ID             string                 `json:"id"`
+	Kind           webhook.DeadLetterKind `json:"kind"`
+	SubscriptionID string                 `json:"subscription_id,omitempty"`
+	Attempts       int                    `json:"attempts"`
+	LastStatus     int                    `json:"last_status,omitempty"`
+	LastError      string                 `json:"last_error"`
+	At             time.Time              `json:"at"`
+	Event          EventView              `json:"event"`
+}
+
+// EventView is an event as the API shows it: the payload as JSON when it
+// is JSON, as a string when it is other UTF-8 text, and base64 otherwise,
+// with PayloadEncoding saying which ("json", "text" or "base64").
+type EventView struct {
+	ID              string          `json:"id"`
+	Name            string          `json:"name"`
+	CreatedAt       time.Time       `json:"created_at"`
+	CorrelationID   string          `json:"correlation_id,omitempty"`
+	Attempts        int             `json:"attempts"`
+	DryRun          bool            `json:"dry_run,omitempty"`
+	Payload         json.RawMessage `json:"payload"`
+	PayloadEncoding string          `json:"payload_encoding"`
+}
+
+// ViewOf returns the view of dl.
+func ViewOf(dl webhook.DeadLetter) DeadLetterView {
+	ev := dl.Event
+	v := EventView{
+		ID: string(ev.ID), Name: string(ev.Name), CreatedAt: ev.Meta.CreatedAtUTC, CorrelationID: ev.Meta.CorrelationID,
+		Attempts: ev.Meta.Attempts, DryRun: ev.Meta.IsDryRun,
+	}
+	switch {
+	case len(ev.Payload) > 0 && json.Valid(ev.Payload):
+		v.Payload, v.PayloadEncoding = json.RawMessage(ev.Payload), "json"
+	case utf8.Valid(ev.Payload):
+		v.Payload, _ = json.Marshal(string(ev.Payload))
+		v.PayloadEncoding = "text"
+	default:
+		v.Payload, _ = json.Marshal(base64.StdEncoding.EncodeToString(ev.Payload))
+		v.PayloadEncoding = "base64"
+	}
+	return DeadLetterView{
+		ID: dl.ID, Kind: dl.Kind, SubscriptionID: dl.SubscriptionID, Attempts: dl.Attempts, LastStatus: dl.LastStatus,
+		LastError: dl.LastError, At: dl.At, Event: v,
+	}
+}
+
+// Pages of GET /v1/dlq.
+const (
+	dlqDefaultLimit = 100
+	// DeadLetterMaxLimit is the largest page GET /v1/dlq answers.
+	DeadLetterMaxLimit = 1000
+)
+
+// DeadLetterPage is the answer of GET /v1/dlq.
+type DeadLetterPage struct {
+	DeadLetters []DeadLetterView `json:"dead_letters"`
+	// Next is the after of the following page, "" after the last.
+	Next string `json:"next"`
+}
+
+var deadKinds = []webhook.DeadLetterKind{webhook.KindExhausted, webhook.KindGone, webhook.KindUndeliverable, webhook.KindOrphaned, webhook.KindUnhandled}
+
+// listDeadLetters answers one page of every dead thing, the bridge's dead
+// letters first, oldest first, and the cursor of the next.
+func (h *Handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := dlqDefaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > DeadLetterMaxLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want an integer from 1 to %d", shown(v), DeadLetterMaxLimit))
+			return
+		}
+		limit = n
+	}
+	kind := webhook.DeadLetterKind(q.Get("kind"))
+	if kind != "" && !knownKind(kind) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("kind %q: want one of %v", shown(string(kind)), deadKinds))
+		return
+	}
+	after := q.Get("after")
+	page, next, err := h.deadLetters().List(r.Context(), after, limit, kind)
+	if errors.Is(err, webhook.ErrInvalidCursor) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("after %q: not a cursor of these dead letters: pass the next of an earlier page, or a dead letter's id", shown(after)))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	out := DeadLetterPage{DeadLetters: make([]DeadLetterView, len(page)), Next: next}
+	for i, dl := range page {
+		out.DeadLetters[i] = ViewOf(dl)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func knownKind(k webhook.DeadLetterKind) bool {
+	for _, known := range deadKinds {
+		if k == known {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) deadLetters() DeadLetters {
+	return DeadLetters{Store: h.cfg.Bridge.DeadLetters(), Unhandled: h.cfg.Unhandled}
+}
+
+func (h *Handler) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	subID, evID := r.URL.Query().Get("subscription"), r.URL.Query().Get("event")
+	if subID != "" && !h.subscriptionExists(subID) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no subscription %q: its dead letters would only be dead-lettered again", shown(subID)))
+		return
+	}
+	n, err := h.cfg.Bridge.Replay(r.Context(), ReplayMatch(subID, evID))
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+func (h *Handler) subscriptionExists(id string) bool {
+	for _, s := range h.cfg.Bridge.Subscriptions() {
+		if s.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ReplayMatch keeps the dead letters of subscription subID and event evID
+// ("" for any).
+func ReplayMatch(subID, evID string) func(webhook.DeadLetter) bool {
+	return func(dl webhook.DeadLetter) bool {
+		return (subID == "" || dl.SubscriptionID == subID) && (evID == "" || string(dl.Event.ID) == evID)
+	}
+}

@@ -1,0 +1,28 @@
+// Package webhookhttp is the HTTP surface of a webhook bridge, as an
+// [http.Handler] a program mounts on its own server: event ingest
+// (POST /v1/events), the subscription admin API (/v1/subscriptions), dead
+// letters (/v1/dlq), health (/healthz, /readyz) and, when given a
+// Prometheus registry, /metrics. The sidecar cmd/webhook-bridge is this
+// handler plus configuration; a Go service that runs a [webhook.Bridge]
+// itself mounts the same handler beside its own routes.
+//
+// # Ingest
+//
+// POST /v1/events takes one JSON event {name, payload, id?,
+// correlation_id?, dry_run?} or an array of them, emits them in one
+// Publisher.Emit and answers 202 with their ids. It refuses (400, naming the
+// event and the field) what could never become a valid delivery: a missing
+// name or payload, an id outside [A-Za-z0-9_-] or longer than
+// [webhook.MaxEventIDLen], a name or correlation ID with control characters
+// or invalid UTF-8 or longer than 256 bytes. An event posted with an id
+// already accepted within DedupeWindow is not emitted again: the answer
+// lists it under "duplicates" (200 when every event was one).
+//
+// # Errors
+//
+// Every error answer, 404 and 405 included, is
+//
+//	{"error": "<what was wrong>", "status": <HTTP status>}
+//
+// with the status also on the response line.
+package webhookhttp

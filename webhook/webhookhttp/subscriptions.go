@@ -1,0 +1,280 @@
+package webhookhttp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+// SubscriptionView is a subscription as the admin API shows it: its
+// fields, how many secrets it has (never their values) and where it comes
+// from. A view sent back unchanged with PUT replaces the subscription with
+// itself: source and secret_count are read-only and ignored on input, and
+// a PUT without "secret" keeps the stored secrets ("secret": [] removes
+// them).
+type SubscriptionView struct {
+	ID          string            `json:"id"`
+	Topic       string            `json:"topic"`
+	Filter      string            `json:"filter,omitempty"`
+	URL         string            `json:"url"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Timeout     webhook.Duration  `json:"timeout,omitempty"`
+	MaxAttempts int               `json:"max_attempts,omitempty"`
+	Disabled    bool              `json:"disabled,omitempty"`
+	SecretCount int               `json:"secret_count"`
+	// Source is "config" (read-only) or "api".
+	Source string `json:"source"`
+}
+
+func viewOf(s webhook.Subscription, source string) SubscriptionView {
+	return SubscriptionView{
+		ID: s.ID, Topic: s.Topic, Filter: s.Filter, URL: s.URL, Headers: s.Headers, Timeout: s.Timeout,
+		MaxAttempts: s.MaxAttempts, Disabled: s.Disabled, SecretCount: len(s.Secrets), Source: source,
+	}
+}
+
+// subscriptionInput is a subscription as the admin API reads it: the
+// fields of webhook.Subscription, and the read-only fields of a view.
+type subscriptionInput struct {
+	webhook.Subscription
+	SecretCount *int   `json:"secret_count,omitempty"`
+	Source      string `json:"source,omitempty"`
+}
+
+// adminBodyLimit bounds admin request bodies.
+const adminBodyLimit = 256 << 10
+
+// subscriptions joins the read-only subscriptions with those made through
+// the admin API, and keeps the bridge's set current.
+type subscriptions struct {
+	readOnly []webhook.Subscription
+	store    SubscriptionStore
+	bridge   *webhook.Bridge
+	log      *slog.Logger
+
+	mu   sync.Mutex // serialises sync
+	seen int64      // store version the bridge has, -1 before the first load
+}
+
+func (s *subscriptions) isReadOnly(id string) bool {
+	for _, c := range s.readOnly {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *subscriptions) all(ctx context.Context) ([]SubscriptionView, error) {
+	stored, err := s.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading subscriptions: %w", err)
+	}
+	out := make([]SubscriptionView, 0, len(s.readOnly)+len(stored))
+	for _, c := range s.readOnly {
+		out = append(out, viewOf(c, "config"))
+	}
+	for _, st := range stored {
+		out = append(out, viewOf(st, "api"))
+	}
+	return out, nil
+}
+
+func (s *subscriptions) put(ctx context.Context, sub webhook.Subscription, create bool) (int, error) {
+	if s.isReadOnly(sub.ID) {
+		return http.StatusConflict, fmt.Errorf("subscription %q comes from the config file; change it there", sub.ID)
+	}
+	stored, err := s.store.List(ctx)
+	if err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	exists := false
+	for _, st := range stored {
+		if st.ID == sub.ID {
+			exists = true
+			// Secrets are never shown, so a PUT built from a GET has none:
+			// without a "secret" key it keeps the stored ones.
+			if sub.Secrets == nil {
+				sub.Secrets = st.Secrets
+			}
+		}
+	}
+	switch {
+	case create && exists:
+		return http.StatusConflict, fmt.Errorf("subscription %q exists; PUT /v1/subscriptions/%s replaces it", sub.ID, sub.ID)
+	case !create && !exists:
+		return http.StatusNotFound, fmt.Errorf("no subscription %q", sub.ID)
+	}
+	if err := s.store.Put(ctx, sub); err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	if create {
+		return http.StatusCreated, nil
+	}
+	return http.StatusOK, nil
+}
+
+func (s *subscriptions) delete(ctx context.Context, id string) (int, error) {
+	if s.isReadOnly(id) {
+		return http.StatusConflict, fmt.Errorf("subscription %q comes from the config file; remove it there", id)
+	}
+	ok, err := s.store.Delete(ctx, id)
+	if err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	if !ok {
+		return http.StatusNotFound, fmt.Errorf("no subscription %q", id)
+	}
+	return http.StatusNoContent, s.sync(ctx)
+}
+
+// sync gives the bridge the current set when the store changed.
+func (s *subscriptions) sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.store.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if v == s.seen {
+		return nil
+	}
+	stored, err := s.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	all := append(append([]webhook.Subscription(nil), s.readOnly...), stored...)
+	if err := s.bridge.SetSubscriptions(all); err != nil {
+		return err
+	}
+	s.seen = v
+	s.log.Info("webhook-bridge: subscriptions in force", "count", len(all), "version", v)
+	return nil
+}
+
+// watch picks up changes other replicas make.
+func (s *subscriptions) watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("webhook-bridge: reloading subscriptions", "err", err)
+			}
+		}
+	}
+}
+
+func (h *Handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	all, err := h.subs.all(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": all})
+}
+
+func (h *Handler) getSubscription(w http.ResponseWriter, r *http.Request) {
+	all, err := h.subs.all(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	for _, v := range all {
+		if v.ID == r.PathValue("id") {
+			writeJSON(w, http.StatusOK, v)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no subscription %q", shown(r.PathValue("id"))))
+}
+
+func (h *Handler) readSubscription(w http.ResponseWriter, r *http.Request) (webhook.Subscription, bool) {
+	var in subscriptionInput
+	body, status, err := readBody(w, r, adminBodyLimit)
+	if err == nil {
+		if err = strictJSON(body, &in); err != nil {
+			status, err = http.StatusBadRequest, fmt.Errorf("body: %v", err)
+		}
+	}
+	if err != nil {
+		writeError(w, status, err.Error())
+		return in.Subscription, false
+	}
+	sub := in.Subscription
+	if id := r.PathValue("id"); id != "" {
+		if sub.ID != "" && sub.ID != id {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("body id %q differs from the path's %q", shown(sub.ID), shown(id)))
+			return sub, false
+		}
+		sub.ID = id
+	}
+	if err := webhook.Compile(sub); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return sub, false
+	}
+	// A literal address the target policy refuses is refused now; names
+	// are checked when they resolve, at every delivery.
+	if u, err := url.Parse(sub.URL); err == nil {
+		if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
+			if err := h.cfg.Targets.Permits(ip); err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("subscription %q: url: %v", sub.ID, err))
+				return sub, false
+			}
+		}
+	}
+	return sub, true
+}
+
+func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request) {
+	if sub, ok := h.readSubscription(w, r); ok {
+		h.save(w, r, sub, true)
+	}
+}
+
+func (h *Handler) putSubscription(w http.ResponseWriter, r *http.Request) {
+	if sub, ok := h.readSubscription(w, r); ok {
+		h.save(w, r, sub, false)
+	}
+}
+
+func (h *Handler) save(w http.ResponseWriter, r *http.Request, sub webhook.Subscription, create bool) {
+	status, err := h.subs.put(r.Context(), sub, create)
+	if err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	all, err := h.subs.all(r.Context())
+	if err == nil {
+		for _, v := range all {
+			if v.ID == sub.ID {
+				writeJSON(w, status, v)
+				return
+			}
+		}
+	}
+	writeJSON(w, status, viewOf(sub, "api"))
+}
+
+func (h *Handler) deleteSubscription(w http.ResponseWriter, r *http.Request) {
+	status, err := h.subs.delete(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
