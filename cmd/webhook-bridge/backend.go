@@ -157,8 +157,10 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		_ = client.Close()
 		return nil, err
 	}
+	existed, existsErr := groupExists(ctx, client, cfg)
 	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{
 		Streams: []string{cfg.Stream, retryStream(cfg)}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
+		Start:     cfg.groupStart(),
 		BatchSize: max(cfg.Concurrency, 10), Logger: log, HandlerTimeout: handlerTimeout,
 		// A short block keeps shutdown quick; idle, it costs four reads a second.
 		Block: 250 * time.Millisecond,
@@ -168,6 +170,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		return nil, err
 	}
 	log.Info("webhook-bridge: on Redis", "redis", redact.URL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
+	logGroupStart(log, cfg, existed, existsErr)
 	return &backend{
 		pub: pub, sub: sub, client: client,
 		dead:   deadLetterStore(cfg, client),

@@ -21,7 +21,8 @@ import (
 
 // Config is the bridge's YAML configuration; see README and
 // examples/bridge.yaml. A value "${NAME}" anywhere in a string (filters
-// excepted) is replaced by the environment variable NAME.
+// excepted) is replaced by the environment variable NAME, and
+// "${NAME:-default}" by default when NAME is unset or empty.
 type Config struct {
 	// Listen is the HTTP address. default: 127.0.0.1:8080
 	Listen string `yaml:"listen"`
@@ -39,6 +40,11 @@ type Config struct {
 	Group string `yaml:"group"`
 	// Consumer names this replica in the group. default: <host>-<pid>
 	Consumer string `yaml:"consumer"`
+	// Start is where the consumer group begins when the bridge makes it:
+	// "end" (events added after the group exists) or "beginning" (every
+	// event the stream holds). A group that exists goes on from where it
+	// is. Redis only. default: end
+	Start string `yaml:"start"`
 	// Concurrency is how many events are delivered at once. default: 64
 	Concurrency int `yaml:"concurrency"`
 	// PerEndpoint bounds deliveries in flight per endpoint. default: 16
@@ -199,10 +205,11 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 
 // expandEnv replaces ${NAME} in string values with the environment
-// variable, except in filters (expressions are not templates).
+// variable, and ${NAME:-default} with default when NAME is unset or
+// empty, except in filters (expressions are not templates).
 func expandEnv(n *yaml.Node, path string) error {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -224,8 +231,15 @@ func expandEnv(n *yaml.Node, path string) error {
 	case yaml.ScalarNode:
 		var missing []string
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := envRef.FindStringSubmatch(ref)[1]
+			m := envRef.FindStringSubmatch(ref)
+			name, def := m[1], m[2]
 			v, ok := os.LookupEnv(name)
+			if def != "" {
+				if v == "" {
+					v = def[len(":-"):]
+				}
+				return v
+			}
 			if !ok {
 				missing = append(missing, name)
 			}
@@ -272,6 +286,9 @@ func (c *Config) setDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.Start == "" {
+		c.Start = startEnd
+	}
 }
 
 // validate returns one line naming what is wrong.
@@ -295,6 +312,9 @@ func (c *Config) validate() error {
 		if d <= 0 {
 			return fmt.Errorf("config: retry.schedule[%d] is %s, want a positive duration", i, time.Duration(d))
 		}
+	}
+	if c.Start != startEnd && c.Start != startBeginning {
+		return fmt.Errorf("config: start %q: want %s or %s", c.Start, startEnd, startBeginning)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,16 +27,20 @@ const dlqPageSize = webhookhttp.DeadLetterMaxLimit
 // walk the dead letters a page at a time, so neither side ever holds the
 // whole backlog; the walk covers the dead letters stored when it started.
 func runDLQ(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		printUsage(stdout)
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return errors.New("usage: webhook-bridge dlq list|replay --config FILE [--subscription ID] [--event ID]")
+		return errors.New("usage: webhook-bridge dlq list|replay --config FILE [--subscription ID] [--event ID] (see webhook-bridge --help)")
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("webhook-bridge dlq "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "path of the bridge's YAML config (required)")
-	subID := fs.String("subscription", "", "only this subscription's dead letters")
-	evID := fs.String("event", "", "only this event's dead letters")
-	if err := fs.Parse(args[1:]); err != nil {
+	fs, flags := newDLQFlags(verb)
+	configPath, subID, evID := &flags.config, &flags.subscription, &flags.event
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
 		return err
 	}
 	if *configPath == "" {
@@ -52,6 +55,11 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	match := webhookhttp.ReplayMatch(*subID, *evID)
+	if *subID != "" {
+		if err := checkSubscription(ctx, cfg, *subID); err != nil {
+			return err
+		}
+	}
 
 	if cfg.Redis.URL == "" {
 		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, stdout)

@@ -100,9 +100,17 @@ func dlqLines(t *testing.T, out string) []webhookhttp.DeadLetterView {
 	return lines
 }
 
+// dlqTestSubscriptions are the subscriptions of fill's dead letters, so
+// that the dlq commands accept them in --subscription.
+const dlqTestSubscriptions = `
+subscriptions:
+  - {id: a, topic: t, url: "http://127.0.0.1:9/a"}
+  - {id: b, topic: t, url: "http://127.0.0.1:9/b"}
+`
+
 // On Redis the commands page through the stream themselves.
 func TestDLQCommandsPageThroughRedis(t *testing.T) {
-	cfgText := backendConfig("redis")
+	cfgText := backendConfig("redis") + dlqTestSubscriptions
 	path := writeConfig(t, cfgText)
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -175,7 +183,7 @@ func waitMetric(t *testing.T, p *proc, sample string, want float64) string {
 func TestDLQCommandsPageThroughTheAdminAPI(t *testing.T) {
 	store := &webhook.MemoryDeadLetters{}
 	ts, _ := adminServer(t, store)
-	path := writeConfig(t, "listen: "+ts.Listener.Addr().String()+"\nauth:\n  admin_token: "+dlqToken+"\n")
+	path := writeConfig(t, "listen: "+ts.Listener.Addr().String()+"\nauth:\n  admin_token: "+dlqToken+"\n"+dlqTestSubscriptions)
 	const stored = 2345 // three pages of dlq list
 	fill(t, store, "e", stored)
 	dlq := func(args ...string) string {

@@ -11,20 +11,22 @@
 //	                                            print dead letters, one JSON object per line
 //	webhook-bridge dlq replay --config FILE [--subscription ID] [--event ID]
 //	                                            deliver dead letters again
+//	webhook-bridge --version                    print the version
+//	webhook-bridge --help                       print the usage
+//
+// SIGTERM or SIGINT shuts the bridge down gracefully; a second one stops it
+// at once.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,26 +44,37 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		printUsage(stdout)
+		return nil
+	}
 	if len(args) > 0 && args[0] == "dlq" {
+		routeRedisLog(slog.New(slog.NewTextHandler(stderr, nil)))
 		return runDLQ(args[1:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("webhook-bridge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "path of the YAML config (required)")
-	if err := fs.Parse(args); err != nil {
+	fs, flags := newBridgeFlags()
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
 		return err
 	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("usage: webhook-bridge --config FILE | webhook-bridge dlq list|replay --config FILE")
+	if flags.version {
+		printVersion(stdout)
+		return nil
 	}
-	cfg, err := loadConfig(*configPath)
+	if flags.config == "" || fs.NArg() > 0 {
+		return errors.New("usage: webhook-bridge --config FILE | webhook-bridge dlq list|replay --config FILE (see webhook-bridge --help)")
+	}
+	cfg, err := loadConfig(flags.config)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log := newLogger(cfg, stderr)
+	routeRedisLog(log)
+	ctx, stop := notifyShutdown(log, os.Exit)
 	defer stop()
-	return serve(ctx, cfg, newLogger(cfg, stderr), nil)
+	return serve(ctx, cfg, log, nil)
 }
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
@@ -77,7 +90,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	defer be.Close()
+	abandoned := false // closing the backend would wait for the deliveries left running
+	defer func() {
+		if !abandoned {
+			_ = be.Close()
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -97,6 +115,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return err
 	}
+	noteShutdownWork(ctx, bridge.InFlight, be.client == nil)
 	api, err := webhookhttp.New(webhookhttp.Config{
 		Bridge: bridge, Publisher: be.pub, Store: be.subs, ReadOnly: cfg.Subscriptions,
 		JWTSecret: cfg.Auth.JWTSecret, AllowTokensWithoutExpiry: cfg.Auth.JWTAllowNoExp, AdminToken: cfg.Auth.AdminToken,
@@ -127,6 +146,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
+	logStart(log, cfg, bridge.Subscriptions(), ln.Addr().String())
 	log.Info("webhook-bridge: listening", "addr", ln.Addr().String(), "subscriptions", len(bridge.Subscriptions()))
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -147,7 +167,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	case <-ctx.Done():
 	case serveErr = <-served:
 	}
-	log.Info("webhook-bridge: shutting down: no new events; finishing deliveries in flight", "timeout", time.Duration(cfg.ShutdownTimeout))
+	log.Info("webhook-bridge: shutting down: no new events; waiting for the deliveries in flight (a second SIGINT or SIGTERM stops at once)",
+		"in_flight", bridge.InFlight(), "timeout", time.Duration(cfg.ShutdownTimeout))
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
 	_ = httpServer.Shutdown(shutCtx)
@@ -156,7 +177,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	case <-bridgeDone:
 		log.Info("webhook-bridge: stopped")
 	case <-shutCtx.Done():
-		log.Warn("webhook-bridge: deliveries still in flight at the shutdown timeout; their events stay unacknowledged and will be delivered again")
+		abandoned = true
+		log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(be.client == nil), "in_flight", bridge.InFlight())
+		return fmt.Errorf("deliveries still in flight at the shutdown timeout (%s)", time.Duration(cfg.ShutdownTimeout))
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

@@ -6,11 +6,18 @@
 //	              →  a billing consumer handles it once (inbox dedup in Redis)
 //	              →  webhook-bridge, reading the same stream, delivers it as a signed webhook
 //
-// Run it beside a Redis and the bridge:
+// Run it beside a Redis, the bridge and a receiver:
 //
-//	go run ./examples/orders -redis 127.0.0.1:6379
+//	WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw go run ./examples/receiver
+//	go run ./examples/orders
 //	go run ./cmd/webhook-bridge --config examples/orders/bridge.yaml
 //	curl -s localhost:8090/orders -d '{"total": 990}'
+//
+// Each flag has an environment variable and a default: -redis
+// (ORDERS_REDIS, 127.0.0.1:6379), -listen (ORDERS_LISTEN, 127.0.0.1:8090)
+// and -db (ORDERS_DB, orders.db in the OS temporary directory, so that a
+// run leaves no database files in the working tree). The bridge's config
+// reads REDIS_URL, BRIDGE_LISTEN and RECEIVER_URL the same way.
 package main
 
 import (
@@ -25,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -38,9 +46,9 @@ import (
 )
 
 func main() {
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
-	dbPath := flag.String("db", "orders.db", "SQLite file of the service")
-	listen := flag.String("listen", "127.0.0.1:8090", "HTTP address")
+	redisAddr := flag.String("redis", envOr("ORDERS_REDIS", "127.0.0.1:6379"), "Redis address (env ORDERS_REDIS)")
+	dbPath := flag.String("db", envOr("ORDERS_DB", defaultDB()), "SQLite file of the service (env ORDERS_DB)")
+	listen := flag.String("listen", envOr("ORDERS_LISTEN", "127.0.0.1:8090"), "HTTP address (env ORDERS_LISTEN)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,6 +58,20 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// envOr returns the environment variable name, or def when it is unset
+// or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultDB is the database's default path: in the OS temporary
+// directory, not the working tree (SQLite writes -wal and -shm files
+// beside it).
+func defaultDB() string { return filepath.Join(os.TempDir(), "switchyard-orders.db") }
 
 // run serves until ctx is done; ready, when not nil, gets the address.
 func run(ctx context.Context, redisAddr, dbPath, listen string, log *slog.Logger, ready chan<- string) error {
