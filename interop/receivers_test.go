@@ -71,6 +71,9 @@ type nodeCheck struct {
 	// Uint8Array is standardwebhooks' verify given the body as a plain
 	// Uint8Array, which it refuses.
 	Uint8Array string `json:"uint8array"`
+	// Restringified is standardwebhooks' verify given
+	// JSON.stringify(JSON.parse(body)), as behind a JSON body parser.
+	Restringified string `json:"restringified"`
 }
 
 // deliveries collects the requests of every receiver of a test and lets

@@ -242,7 +242,7 @@ func (b *Bridge) SetSubscriptions(subs []Subscription) error {
 // InFlight returns how many deliveries are being made now: from the
 // moment one is taken up until its outcome (success, retry scheduled,
 // deferral or dead letter) is recorded. Dry runs are not counted. It is
-// meant for progress reports, a shutdown's say.
+// meant for progress reports, such as a shutdown's log line.
 func (b *Bridge) InFlight() int { return int(b.inFlight.Load()) }
 
 // Subscriptions returns the subscriptions in force.

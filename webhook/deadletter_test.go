@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/redistest"
+	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
 )
@@ -331,4 +333,89 @@ func TestReplayWalksPagesAndReplaysEachOnce(t *testing.T) {
 			t.Errorf("second replay = %d, %v; want %d", n, err, as)
 		}
 	})
+}
+
+// Each store keeps a dead letter's kind; one added without a kind, like
+// an entry written before kinds were recorded, reads back as gone after a
+// 410 and as exhausted otherwise.
+func TestDeadLetterKindsAreStored(t *testing.T) {
+	forEachStore(t, func(t *testing.T, k storeKind) {
+		store := k.make(t, 0)
+		ctx := context.Background()
+		for _, dl := range []webhook.DeadLetter{
+			{SubscriptionID: "s", Kind: webhook.KindOrphaned, LastStatus: 410},
+			{SubscriptionID: "s", Kind: webhook.KindUndeliverable},
+			{SubscriptionID: "s", LastStatus: 410},
+			{SubscriptionID: "s", LastStatus: 500},
+			{SubscriptionID: "s"},
+		} {
+			dl.Event = pubsub.Event{ID: "e", Name: "t"}
+			if err := store.Add(ctx, dl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r, ok := store.(webhook.RedisDeadLetters); ok { // as an earlier version wrote it
+			old := `{"id":"","subscription_id":"s","attempts":1,"last_status":410,"last_error":"endpoint answered 410 Gone","at":"2026-01-02T03:04:05Z","event":{"id":"e","name":"t"}}`
+			if err := r.Client.XAdd(ctx, &goredis.XAddArgs{Stream: r.Key, Values: []any{"dead_letter", old}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []webhook.DeadLetterKind
+		for _, dl := range allDeadLetters(t, store) {
+			got = append(got, dl.Kind)
+		}
+		want := []webhook.DeadLetterKind{webhook.KindOrphaned, webhook.KindUndeliverable, webhook.KindGone, webhook.KindExhausted, webhook.KindExhausted}
+		if _, ok := store.(webhook.RedisDeadLetters); ok {
+			want = append(want, webhook.KindGone)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("kinds %v, want %v", got, want)
+		}
+	})
+}
+
+func TestDeadLetterJSONWithoutAKind(t *testing.T) {
+	for in, want := range map[string]webhook.DeadLetterKind{
+		`{"subscription_id":"s","last_status":410}`:                   webhook.KindGone,
+		`{"subscription_id":"s","last_status":500}`:                   webhook.KindExhausted,
+		`{"subscription_id":"s"}`:                                     webhook.KindExhausted,
+		`{"subscription_id":"s","kind":"orphaned","last_status":410}`: webhook.KindOrphaned,
+		`{"subscription_id":"s","kind":"unhandled"}`:                  webhook.KindUnhandled,
+	} {
+		var dl webhook.DeadLetter
+		if err := json.Unmarshal([]byte(in), &dl); err != nil || dl.Kind != want || dl.SubscriptionID != "s" {
+			t.Errorf("%s decodes to %+v, %v; want kind %s", in, dl, err, want)
+		}
+	}
+	b, err := json.Marshal(webhook.DeadLetter{Kind: webhook.KindGone})
+	if err != nil || !strings.Contains(string(b), `"kind":"gone"`) {
+		t.Errorf("Marshal = %s, %v", b, err)
+	}
+}
+
+// A replay leaves an undeliverable event's dead letter in the store and
+// replays the others: the backend would refuse to carry some of them, and
+// the bridge would only dead-letter the rest again.
+func TestReplaySkipsUndeliverableEvents(t *testing.T) {
+	broker := memory.NewBroker(memory.Options{}) // Emit refuses what Validate refuses
+	t.Cleanup(func() { _ = broker.Close() })
+	store := &webhook.MemoryDeadLetters{}
+	ctx := context.Background()
+	for _, ev := range []pubsub.Event{
+		{ID: "ok-1", Name: "t"},
+		{ID: "bad\nid", Name: "t"},
+		{ID: "long-name", Name: pubsub.Name(strings.Repeat("n", webhook.MaxNameLen+1))},
+		{ID: "ok 2 with spaces", Name: "t"},
+	} {
+		if err := store.Add(ctx, webhook.DeadLetter{SubscriptionID: "s", Kind: webhook.KindUndeliverable, Event: ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := webhook.ReplayDeadLetters(ctx, store, broker, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("ReplayDeadLetters = %d, %v; want the 2 deliverable ones", n, err)
+	}
+	if got := eventIDs(allDeadLetters(t, store)); !slices.Equal(got, []string{"bad\nid", "long-name"}) {
+		t.Errorf("left %q, want the undeliverable two", got)
+	}
 }

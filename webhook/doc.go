@@ -16,28 +16,65 @@
 //
 // Member access is nil-safe, as if every "." and "[]" were "?.": a missing
 // key reads as nil, so data["body"]["x"] == 1 is simply false when body is
-// absent. A filter that does not compile is refused with the
-// subscription's ID; one that fails at run time (comparing a string with a
-// number, say) is a non-match, logged and counted. Evaluation is bounded
-// by expr's node limit and a memory budget.
+// absent. Comparisons are nil-safe too: <, >, <=, >=, startsWith,
+// endsWith, contains, matches and in are false, without an error, when an
+// operand is nil at run time, so data.total > 100 is false when total is
+// missing, and so is data.total <= 100 (while not (data.total > 100) and
+// data.s not in [...] are true). A filter that does not compile is refused
+// with the subscription's ID; one that still fails at run time (comparing
+// a string with a number, say) is a non-match, counted by
+// [Observer.FilterFailed] every time and logged at most once a minute per
+// subscription, with how many failures went unlogged since the last line.
+// Evaluation is bounded by expr's node limit and a memory budget.
 //
 // # Delivery
 //
 // Each delivery is a POST of the payload bytes as emitted, with
 //
-//	webhook-id, webhook-timestamp          Standard Webhooks; the id is the event ID, kept across retries
-//	webhook-signature                      "v1,<base64 HMAC-SHA256 of id.timestamp.body>" per secret, space-separated
-//	ce-specversion, ce-id, ce-type,        CloudEvents binary mode (ce-type is the event name)
-//	ce-source, ce-time
-//	x-correlation-id                       the event's correlation ID
+//	webhook-id                             MessageID(event ID), the same on every retry and replica
+//	webhook-timestamp                      Unix seconds of this attempt
+//	webhook-signature                      "v1,<base64 HMAC-SHA256 of webhook-id.timestamp.body>" per secret, space-separated
+//	ce-specversion                         1.0
+//	ce-id, ce-type, ce-source, ce-time     CloudEvents binary mode, percent-encoded: the event ID, its name, Config.Source, its creation time
+//	x-correlation-id                       the event's correlation ID, percent-encoded
 //	webhook-attempt                        1 on the first attempt
 //	webhook-subscription                   the subscription's ID
 //	content-type                           application/json for JSON payloads, else application/octet-stream
 //
-// plus the subscription's headers. Redirects are not followed. 2xx is
+// plus the subscription's headers, which can replace none of these nor
+// the ones HTTP manages ([Subscription.Headers]). Secrets are "whsec_"
+// and the base64 of 24 to 64 bytes. Redirects are not followed. 2xx is
 // success; 410 dead-letters at once; anything else (and no response within
 // the timeout) is retried on the [RetryPolicy] schedule, or after the
 // receiver's Retry-After on 429 and 5xx.
+//
+// An event ID that [CheckEventID] accepts (1 to [MaxEventIDLen] ASCII
+// letters, digits, '-' and '_') is the webhook-id as it is. Any other ID
+// (an event written to the stream directly may have any) gives the
+// webhook-id "sw_" and 32 lowercase hex digits of the ID's SHA-256
+// ([MessageID]). Either way the webhook-id holds no '.' (the separator of
+// the signed content) and nothing an HTTP stack could re-encode, and it is
+// a function of the event ID alone, so receivers deduplicate on it and
+// verify the signature over it. The event's own ID travels in ce-id.
+//
+// The ce-* string headers and x-correlation-id are percent-encoded as the
+// CloudEvents HTTP binding (3.1.3.2) says: of the value's UTF-8 bytes,
+// space, '"', '%' and every byte outside U+0021 to U+007E are written as
+// %XX, uppercase hex, and the rest as they are. A value of printable ASCII
+// without those three is unchanged ("order.created", "evt-1").
+//
+// # Undeliverable events
+//
+// Nothing that cannot be sent is tried. An event that fails
+// [CheckDeliverable] (control characters or invalid UTF-8 in its ID, name
+// or correlation ID; a name or correlation ID over [MaxNameLen] or
+// [MaxCorrelationIDLen] bytes) is dead-lettered for each subscription it
+// matches as [KindUndeliverable], with no attempt, the reason naming the
+// field; so is a retry whose event fails it. A request that cannot be
+// built, or that holds a header value HTTP refuses, is found before any
+// byte of it is sent and dead-lettered the same way: it is not counted
+// against the endpoint's circuit, and if it was the half-open circuit's
+// probe, the next delivery probes instead.
 //
 // # Retries, circuits and concurrency
 //
@@ -49,18 +86,36 @@
 // has succeeded, been dead-lettered, or has its retry scheduled.
 //
 // Each endpoint (scheme, host and port) has PerEndpoint slots and a
-// circuit. A delivery that finds no free slot within SlotWait, or the
+// circuit. After [CircuitConfig.Failures] failed deliveries in a row the
+// circuit opens for [CircuitConfig.Cooldown]; then one delivery probes
+// the endpoint (half-open) and its outcome closes the circuit or opens it
+// again. A delivery that finds no free slot within SlotWait, or the
 // circuit open, is deferred without spending an attempt, so a slow or
-// failing endpoint never holds up the others.
+// failing endpoint never holds up the others. A failed delivery whose
+// endpoint's circuit is open (this very failure may have opened it) has
+// its retry scheduled for the later of its backoff and the circuit's
+// reopening. The circuit logs at Info when it opens (endpoint, failures in
+// a row, until), when it sends a probe and when it closes; the endpoint is
+// logged as scheme://host:port, never with a path, query or credentials.
+// Each failed attempt logs a warning with retry_in, the real wait, and
+// circuit_open; a delivery that succeeds after retries logs one Info line.
+// [Bridge.InFlight] tells how many deliveries are being made.
 //
 // Events marked as dry runs are matched and logged, never sent.
 //
 // # Dead letters
 //
 // Deliveries given up on go to a [DeadLetterStore]: [MemoryDeadLetters] by
-// default, [RedisDeadLetters] to share them between replicas. Both keep at
-// most about [DefaultDeadLetterMaxLen] unless told otherwise, the oldest
-// dropped first, and list them a page at a time with a cursor
+// default, [RedisDeadLetters] to share them between replicas. Each has a
+// [DeadLetterKind]: [KindExhausted] (every attempt failed), [KindGone] (the
+// endpoint answered 410), [KindUndeliverable] (nothing could be sent),
+// [KindOrphaned] (the subscription was removed or disabled while a retry
+// waited); [KindUnhandled] is for listings of what a backend dead-lettered
+// before the bridge saw it. A dead letter stored before kinds were
+// recorded reads as gone after a 410, else as exhausted. Both stores keep
+// at most about [DefaultDeadLetterMaxLen] unless told otherwise, the
+// oldest dropped first, and list them a page at a time with a cursor
 // ([DeadLetterStore.List]); [Bridge.Replay] and [ReplayDeadLetters] walk
-// the pages, so no backlog is ever read whole.
+// the pages, so no backlog is ever read whole. Replays skip dead letters
+// whose event is undeliverable: they stay in the store.
 package webhook

@@ -12,7 +12,7 @@ import (
 // Limits on what a delivery carries in its headers. Ingest refuses events
 // beyond them; an event beyond them that reaches the bridge some other way
 // (written to the stream directly) is dead-lettered at once as
-// [Undeliverable], never tried.
+// [KindUndeliverable], never tried.
 const (
 	// MaxEventIDLen is the longest event ID ingest accepts, in bytes.
 	MaxEventIDLen = 128

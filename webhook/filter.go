@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -17,18 +18,27 @@ import (
 // FilterEnv is what a filter sees: the payload decoded as JSON (nil when it
 // is not JSON) and the event's attributes.
 type FilterEnv struct {
-	Data  any         `expr:"data"`
+	// Data is the payload decoded as JSON, nil when it is not JSON.
+	Data any `expr:"data"`
+	// Event is the event's attributes.
 	Event FilterEvent `expr:"event"`
 }
 
 // FilterEvent is the event as a filter sees it.
 type FilterEvent struct {
-	ID            string    `expr:"id"`
-	Name          string    `expr:"name"`
-	Attempts      int       `expr:"attempts"`
-	CorrelationID string    `expr:"correlation_id"`
-	CreatedAt     time.Time `expr:"created_at"`
-	DryRun        bool      `expr:"dry_run"`
+	// ID is the event's ID.
+	ID string `expr:"id"`
+	// Name is the event's name.
+	Name string `expr:"name"`
+	// Attempts is the event's Meta.Attempts: the earlier failed attempts
+	// at handling it.
+	Attempts int `expr:"attempts"`
+	// CorrelationID is the event's correlation ID, "" when it has none.
+	CorrelationID string `expr:"correlation_id"`
+	// CreatedAt is when the event was made, in UTC.
+	CreatedAt time.Time `expr:"created_at"`
+	// DryRun is true for events marked as dry runs.
+	DryRun bool `expr:"dry_run"`
 }
 
 const (
@@ -41,14 +51,103 @@ const (
 )
 
 // nilSafe makes every member access optional, as if written "?.": a
-// missing key reads as nil instead of failing the whole filter.
-type nilSafe struct{}
+// missing key reads as nil instead of failing the whole filter. And it
+// makes the comparisons that fail on nil (<, >, <=, >=, startsWith,
+// endsWith, contains, matches, in) false when an operand is nil at run
+// time, so that data.total > 100 is simply false when total is missing.
+type nilSafe struct {
+	vars int // operands bound so far, for unique variable names
+}
 
-func (nilSafe) Visit(n *ast.Node) {
-	if m, ok := (*n).(*ast.MemberNode); ok && !m.Method {
-		m.Optional = true
-		ast.Patch(n, &ast.ChainNode{Node: m})
+// nilFalseOps are the operators nilSafe makes false on a nil operand.
+var nilFalseOps = map[string]bool{
+	"<": true, ">": true, "<=": true, ">=": true,
+	"startsWith": true, "endsWith": true, "contains": true, "matches": true, "in": true,
+}
+
+// Visit is called on each node after its children, with the types the
+// checker gave them before the patch.
+func (v *nilSafe) Visit(n *ast.Node) {
+	switch node := (*n).(type) {
+	case *ast.MemberNode:
+		if !node.Method {
+			node.Optional = true
+			ast.Patch(n, &ast.ChainNode{Node: node})
+		}
+	case *ast.BinaryNode:
+		if nilFalseOps[node.Operator] {
+			v.guard(n, node)
+		}
 	}
+}
+
+// guard rewrites "L op R", where L or R may be nil, as
+//
+//	let l = L; let r = R; l == nil or r == nil ? false : l op r
+//
+// binding only the operands that may be nil, so each is evaluated once.
+// The names cannot be written in a filter (they hold spaces).
+func (v *nilSafe) guard(n *ast.Node, b *ast.BinaryNode) {
+	type binding struct {
+		name  string
+		value ast.Node
+	}
+	var (
+		bound  []binding
+		isNil  ast.Node
+		result = &ast.BinaryNode{Operator: b.Operator, Left: b.Left, Right: b.Right}
+	)
+	for _, operand := range []*ast.Node{&result.Left, &result.Right} {
+		if !mayBeNil(*operand) {
+			continue
+		}
+		name := fmt.Sprintf("nil-safe operand %d", v.vars)
+		v.vars++
+		bound = append(bound, binding{name, *operand})
+		*operand = &ast.IdentifierNode{Value: name}
+		check := ast.Node(&ast.BinaryNode{Operator: "==", Left: &ast.IdentifierNode{Value: name}, Right: &ast.NilNode{}})
+		if isNil != nil {
+			check = &ast.BinaryNode{Operator: "or", Left: isNil, Right: check}
+		}
+		isNil = check
+	}
+	if len(bound) == 0 {
+		return
+	}
+	var out ast.Node = &ast.ConditionalNode{Cond: isNil, Exp1: &ast.BoolNode{Value: false}, Exp2: result}
+	for i := len(bound) - 1; i >= 0; i-- { // the left operand is evaluated first, as before
+		out = &ast.VariableDeclaratorNode{Name: bound[i].name, Value: bound[i].value, Expr: out}
+	}
+	ast.Patch(n, out)
+}
+
+// mayBeNil reports whether n may be nil at run time: a nil literal, or a
+// value whose static type is an interface (what JSON decodes to), a
+// pointer, a map or a slice, or is unknown.
+func mayBeNil(n ast.Node) bool {
+	if c, ok := n.(*ast.ChainNode); ok {
+		n = c.Node // patched above; the member keeps its type
+	}
+	switch n := n.(type) {
+	case *ast.NilNode:
+		return true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.StringNode, *ast.BytesNode, *ast.ConstantNode,
+		*ast.ArrayNode, *ast.MapNode:
+		return false
+	case *ast.BinaryNode:
+		if n.Operator == ".." {
+			return false // a range, never nil; left in place, expr tests "x in 1..n" without building it
+		}
+	}
+	t := n.Type()
+	if t == nil {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface, reflect.Pointer, reflect.Map, reflect.Slice:
+		return true
+	}
+	return false
 }
 
 // CompileFilter compiles an expr-lang filter to a program returning bool,
@@ -61,7 +160,7 @@ func CompileFilter(src string) (*vm.Program, error) {
 	p, err := expr.Compile(src,
 		expr.Env(FilterEnv{}),
 		expr.AsBool(),
-		expr.Patch(nilSafe{}),
+		expr.Patch(&nilSafe{}),
 		expr.MaxNodes(filterMaxNodes),
 	)
 	return p, oneLine(err)

@@ -19,6 +19,9 @@ func FuzzFilter(f *testing.F) {
 		{`event.name startsWith "order." or event.attempts > 3`, `not json`},
 		{`data matches "^a+$"`, `"aaaa"`},
 		{`data["x"]["y"]["z"][0][1]`, `{"x":{"y":{"z":[[0,true]]}}}`},
+		{`data.total > 100 or data.s startsWith "a" or "b" in data.l`, `{"l":null}`},
+		{`any(data.items, # >= 2 and #.x contains "y") and data.r matches data.p`, `{"items":[1,{"x":"y"},null]}`},
+		{`(data.a < data.b) in [true] and event.attempts in 0..10`, `[]`},
 	} {
 		f.Add(seed.src, []byte(seed.data))
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func newHarness(t *testing.T, cfg webhook.Config) *harness {
 	}
 	h := &harness{broker: broker, dead: &webhook.MemoryDeadLetters{}, obs: &countingObserver{}}
 	cfg.Subscriber, cfg.Publisher, cfg.DeadLetters, cfg.Observer = sub, broker, h.dead, h.obs
-	if testing.Verbose() {
+	if testing.Verbose() && cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if len(cfg.Retry.Schedule) == 0 {
@@ -202,6 +203,55 @@ func (o *countingObserver) filterFailures() int {
 }
 
 var status = httpsink.Status
+
+// logRecorder is a slog.Handler that keeps every record, for tests that
+// read what the bridge logs.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []logLine
+}
+
+// logLine is one record: its level, message and attributes as text.
+type logLine struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	line := logLine{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		line.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	l.mu.Lock()
+	l.records = append(l.records, line)
+	l.mu.Unlock()
+	return nil
+}
+
+// lines returns the records whose message contains part.
+func (l *logRecorder) lines(part string) []logLine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logLine
+	for _, r := range l.records {
+		if strings.Contains(r.msg, part) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// all returns every record.
+func (l *logRecorder) all() []logLine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]logLine(nil), l.records...)
+}
 
 // allDeadLetters walks every page of store.
 func allDeadLetters(t *testing.T, store webhook.DeadLetterStore) []webhook.DeadLetter {

@@ -17,6 +17,7 @@ import (
 	"log"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -56,10 +57,21 @@ func main() {
 		}
 		// Deliveries can repeat (at-least-once): make the work idempotent
 		// by webhook-id before acting on it.
-		log.Printf("delivery %s type=%s attempt=%s correlation=%s body=%s",
-			id, r.Header.Get("ce-type"), r.Header.Get("webhook-attempt"), r.Header.Get("x-correlation-id"), body)
+		// ce-* headers and x-correlation-id are percent-encoded (CloudEvents
+		// HTTP binding): "ce.discount 100%" arrives as "ce.discount%20100%25".
+		log.Printf("delivery %s type=%q attempt=%s correlation=%q body=%s",
+			id, decoded(r.Header.Get("ce-type")), r.Header.Get("webhook-attempt"), decoded(r.Header.Get("x-correlation-id")), body)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	log.Printf("receiver listening on http://%s/webhook", *addr)
 	log.Fatal(http.ListenAndServe(*addr, nil))
+}
+
+// decoded undoes the percent-encoding of a ce-* header; a value that does
+// not decode is shown as it came.
+func decoded(v string) string {
+	if d, err := url.PathUnescape(v); err == nil {
+		return d
+	}
+	return v
 }

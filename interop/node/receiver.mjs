@@ -77,6 +77,9 @@ function checks(sub, headers, body) {
       new SvixWebhook(secret).verify(raw, Object.fromEntries(fetchHeaders));
     }),
     uint8array: outcome(() => new StandardWebhook(secret).verify(new Uint8Array(body), headers, { jsonParse: false })),
+    // A body parsed, then re-encoded, as a receiver behind a JSON body
+    // parser has it: not the bytes that were signed.
+    restringified: outcome(() => new StandardWebhook(secret).verify(JSON.stringify(JSON.parse(body)), headers)),
   }));
 }
 
