@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -188,4 +189,44 @@ func newBridgeWithStore(t testing.TB, store webhook.DeadLetterStore, subs ...web
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Error answers of the admin API and ingest keep the JSON shape: 413 for
+// admin bodies, empty bodies, 401, 403, 404 for objects.
+func TestAdversaryAdminErrorShapes(t *testing.T) {
+	ts, _ := api(t, webhookhttp.Config{AdminToken: advAdmin, JWTSecret: "jwt-secret-for-adversary"})
+	off, _ := api(t, webhookhttp.Config{})
+	big := subBody("big", `, "filter": "`+strings.Repeat("a", 300<<10)+`"`)
+	for _, c := range []struct {
+		ts           *httptest.Server
+		method, path string
+		token, body  string
+		status       int
+	}{
+		{ts, http.MethodPost, "/v1/subscriptions", advAdmin, big, http.StatusRequestEntityTooLarge},
+		{ts, http.MethodPut, "/v1/subscriptions/x", advAdmin, big, http.StatusRequestEntityTooLarge},
+		{ts, http.MethodPost, "/v1/subscriptions", advAdmin, "", http.StatusBadRequest},
+		{ts, http.MethodPost, "/v1/subscriptions", advAdmin, " \n\t ", http.StatusBadRequest},
+		{ts, http.MethodPost, "/v1/subscriptions", "wrong", subBody("a", ""), http.StatusUnauthorized},
+		{ts, http.MethodPost, "/v1/events", "", `{"name":"a","payload":1}`, http.StatusUnauthorized},
+		{ts, http.MethodPost, "/v1/events", "not.a.jwt", `{"name":"a","payload":1}`, http.StatusUnauthorized},
+		{off, http.MethodGet, "/v1/dlq", advAdmin, "", http.StatusForbidden},
+		{off, http.MethodPost, "/v1/events", "", "", http.StatusBadRequest},
+		{off, http.MethodPost, "/v1/events", "", "[]", http.StatusBadRequest},
+		{off, http.MethodPost, "/v1/events", "", "null", http.StatusBadRequest},
+		{off, http.MethodPost, "/v1/events", "", `{"name":"a","payload":1} {"name":"b","payload":1}`, http.StatusBadRequest},
+		{ts, http.MethodGet, "/v1/subscriptions/nope", advAdmin, "", http.StatusNotFound},
+		{ts, http.MethodDelete, "/v1/subscriptions/nope", advAdmin, "", http.StatusNotFound},
+		{ts, http.MethodPost, "/v1/dlq/replay?subscription=nope", advAdmin, "", http.StatusNotFound},
+		{ts, http.MethodGet, "/v1/dlq?limit=0", advAdmin, "", http.StatusBadRequest},
+		{ts, http.MethodGet, "/v1/dlq?limit=1001", advAdmin, "", http.StatusBadRequest},
+		{ts, http.MethodGet, "/v1/dlq?kind=bogus", advAdmin, "", http.StatusBadRequest},
+	} {
+		status, body, ct := call(t, c.ts, c.method, c.path, c.token, c.body)
+		if status != c.status {
+			t.Errorf("%s %s = %d %.200s, want %d", c.method, c.path, status, body, c.status)
+			continue
+		}
+		problem(t, status, body, ct)
+	}
 }

@@ -214,3 +214,54 @@ func TestAdversaryConcurrentReplicasAndRepeatedBatches(t *testing.T) {
 
 
 var _ = webhook.MessageID
+
+// ADVERSARY: Redis stops answering the dedupe client between the emit and
+// the commit (a failover, a restart, a network blip): the handler logs
+// "posting them again may emit them twice" and still answers 202. Once the
+// claim lapses (ClaimTTL, brought forward with PEXPIRE), posting the id
+// again emits it a second time. An id answered 202 was emitted, and the
+// doc promises the same id posted twice is emitted once.
+func TestAdversaryCommitLostThenRepostEmitsTwice(t *testing.T) {
+	direct := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = direct.Close() })
+	proxy, err := faultproxy.New(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	stream := fmt.Sprintf("adv-commit-%d", seq.Add(1))
+	real, err := redis.NewPublisher(direct, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "{" + stream + "}:webhook:ingest:"
+	slow := &blockingPublisher{next: real, entered: make(chan struct{}), release: make(chan struct{})}
+	ts, _ := api(t, webhookhttp.Config{Publisher: slow, Dedupe: webhookhttp.RedisDedupe{Client: viaProxy, Prefix: prefix}})
+
+	const ev = `{"name": "order.created", "payload": {"n": 1}, "id": "order-commit-1"}`
+	first := make(chan int, 1)
+	go func() {
+		s, _, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev)
+		first <- s
+	}()
+	<-slow.entered
+	proxy.StopListening()
+	proxy.ResetAll() // the dedupe store is unreachable from here on
+	close(slow.release)
+	s1 := <-first
+	if err := proxy.StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_ = direct.PExpire(ctx, prefix+"order-commit-1", time.Millisecond).Err() // ClaimTTL passes
+	for direct.Exists(ctx, prefix+"order-commit-1").Val() != 0 {
+		runtime.Gosched()
+	}
+	s2, b2, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev)
+	t.Logf("first post %d, second %d %s", s1, s2, strings.TrimSpace(b2))
+	if n := streamIDs(t, direct, stream)["order-commit-1"]; n != 1 {
+		t.Errorf("id order-commit-1 (answered %d, then %d) is in the stream %d times, want 1", s1, s2, n)
+	}
+}
