@@ -166,7 +166,9 @@ func TestAdversaryDLQWalkEveryLimit(t *testing.T) {
 	}
 }
 
-func urlq(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", ":", "%3A", " ", "%20").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", ":", "%3A", " ", "%20").Replace(s)
+}
 
 func mustEvent(id string) pubsub.Event {
 	ev := pubsub.NewEvent(context.Background(), "adv.event", []byte(`{}`))

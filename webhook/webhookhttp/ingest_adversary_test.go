@@ -212,7 +212,6 @@ func TestAdversaryConcurrentReplicasAndRepeatedBatches(t *testing.T) {
 	}
 }
 
-
 var _ = webhook.MessageID
 
 // ADVERSARY: Redis stops answering the dedupe client between the emit and
