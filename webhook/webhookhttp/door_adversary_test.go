@@ -70,3 +70,22 @@ func shownBody(s string) string {
 	}
 	return s
 }
+
+// ADVERSARY: correlation_id defaults to the event's id. With an id given
+// and no correlation_id, the event is made with a fresh UUIDv7 (which
+// becomes its correlation ID) and only then gets the posted id: the
+// delivery's X-Correlation-Id is a random UUID, not the id.
+func TestAdversaryCorrelationDefaultsToGivenID(t *testing.T) {
+	ts, rec := api(t, webhookhttp.Config{})
+	status, body, _ := call(t, ts, http.MethodPost, "/v1/events", "", `{"name": "a", "payload": 1, "id": "order-1042-created"}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST = %d %s", status, body)
+	}
+	evs := rec.emitted()
+	if len(evs) != 1 {
+		t.Fatalf("%d emitted", len(evs))
+	}
+	if got := evs[0].Meta.CorrelationID; got != "order-1042-created" {
+		t.Errorf("correlation ID = %q, want the event's id %q", got, "order-1042-created")
+	}
+}
