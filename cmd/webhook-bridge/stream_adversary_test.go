@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,6 +143,7 @@ func TestAdversaryStreamDoorHostileEntries(t *testing.T) {
 		id, name, corr string
 		noID           bool
 		deliverable    bool
+		huge           bool
 	}
 	var entries []entry
 	huge := strings.Repeat("é", 200_000) // 400 KB; 1.2 MB once percent-encoded in ce-id
@@ -167,7 +169,7 @@ func TestAdversaryStreamDoorHostileEntries(t *testing.T) {
 		entries = append(entries, e)
 	}
 	for i := range 6 {
-		entries = append(entries, entry{id: huge + strconv.Itoa(i), name: "n"})
+		entries = append(entries, entry{id: huge + strconv.Itoa(i), name: "n", huge: true})
 	}
 	// deliverable ones, with odd but valid text: valid headers expected
 	for i, e := range []entry{
@@ -181,29 +183,49 @@ func TestAdversaryStreamDoorHostileEntries(t *testing.T) {
 		}
 		entries = append(entries, e)
 	}
-	for k, e := range entries {
-		vals := []any{"name", e.name, "payload", fmt.Sprintf(`{"k": %d}`, k)}
-		if !e.noID {
-			vals = append(vals, "id", e.id)
-		}
-		if e.corr != "" {
-			vals = append(vals, "correlation_id", e.corr)
-		}
-		if err := client.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: vals}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Every hostile entry read and settled before the good events.
-	deadline := time.Now().Add(wait)
-	for {
-		_, text := p.do(t, http.MethodGet, "/metrics", "", "")
-		if v, ok := metricValue(text, "webhook_bridge_consumer_lag"); ok && v == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the bridge never caught up with the stream")
+	xadd := func(huge bool) {
+		for k, e := range entries {
+			if e.huge != huge {
+				continue
+			}
+			vals := []any{"name", e.name, "payload", fmt.Sprintf(`{"k": %d}`, k)}
+			if !e.noID {
+				vals = append(vals, "id", e.id)
+			}
+			if e.corr != "" {
+				vals = append(vals, "correlation_id", e.corr)
+			}
+			if err := client.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: vals}).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	settled := func(what string, cond func(lag, deadOrFailed float64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(wait)
+		for {
+			_, text := p.do(t, http.MethodGet, "/metrics", "", "")
+			lag, ok1 := metricValue(text, "webhook_bridge_consumer_lag")
+			unhandled, ok2 := metricValue(text, "webhook_bridge_unhandled_events_stored")
+			undeliverable, _ := metricValue(text, `webhook_bridge_dead_letters_total{kind="undeliverable",subscription="healthy"}`)
+			failed, _ := metricValue(text, `webhook_bridge_deliveries_total{outcome="failed",subscription="healthy"}`)
+			if ok1 && ok2 && cond(lag, unhandled+undeliverable+failed) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s: lag %v, unhandled %v, undeliverable %v, failed %v", what, wait, lag, unhandled, undeliverable, failed)
+			}
+		}
+	}
+	// First the small hostile entries and the odd but deliverable ones:
+	// the deliverable ones delivered, the hostile ones dead-lettered.
+	xadd(false)
+	sink.WaitFor(t, 9, wait)
+	settled("100 small hostile entries", func(lag, n float64) bool { return lag == 0 && n >= 100 })
+	// Then the 6 with ids over MaxEventIDLen: each dead-lettered at once,
+	// or (the defect) tried and failed.
+	xadd(true)
+	settled("6 huge-id entries", func(lag, n float64) bool { return lag == 0 && n >= 106 })
 	// The healthy receiver keeps getting valid events promptly.
 	start := time.Now()
 	var good []string
@@ -227,7 +249,7 @@ func TestAdversaryStreamDoorHostileEntries(t *testing.T) {
 	got := make(chan struct{})
 	go func() {
 		defer close(got)
-		sink.WaitUntil(t, wait+40*time.Second, "the good events", waitUntil)
+		sink.WaitUntil(softTB{t}, wait+40*time.Second, "the good events", waitUntil)
 	}()
 	select {
 	case <-got:
@@ -288,4 +310,14 @@ func TestAdversaryStreamDoorHostileEntries(t *testing.T) {
 			t.Errorf("hostile entry %d: kind %s (attempts %d): %.200s", k, dl.Kind, dl.Attempts, dl.LastError)
 		}
 	}
+}
+
+// softTB turns a helper's Fatalf in a goroutine of the test's into an
+// error and the end of that goroutine.
+type softTB struct{ testing.TB }
+
+func (s softTB) Fatalf(format string, args ...any) {
+	s.TB.Helper()
+	s.TB.Errorf(format, args...)
+	runtime.Goexit()
 }
