@@ -1,0 +1,266 @@
+package webhookhttp_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/faultproxy"
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/redis"
+	"github.com/switchyard-go/switchyard/webhook"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
+)
+
+// streamIDs counts the entries of stream by their id field.
+func streamIDs(t *testing.T, client *goredis.Client, stream string) map[string]int {
+	t.Helper()
+	msgs, err := client.XRange(context.Background(), stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, m := range msgs {
+		id, _ := m.Values["id"].(string)
+		out[id]++
+	}
+	return out
+}
+
+// ADVERSARY: the doc says "a request whose emit failed (503) can simply be
+// posted again". A client that gives up while the emit is on its way
+// cancels the request's context; the coalescing publisher then returns
+// ctx.Err() although the XADD still lands ("the event may still be
+// written"), the handler releases the claim, and the client's retry
+// emits the event a second time. Lost must be 0 and duplicates must be 0.
+func TestAdversaryClientGoneMidEmitThenRepostEmitsTwice(t *testing.T) {
+	direct := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = direct.Close() })
+	proxy, err := faultproxy.New(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	// The publisher's client is the binary's: goredis defaults.
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.Addr()})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	stream := fmt.Sprintf("adv-lost-%d", seq.Add(1))
+	pub, err := redis.NewPublisher(viaProxy, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := api(t, webhookhttp.Config{
+		Publisher: pub,
+		Dedupe:    webhookhttp.RedisDedupe{Client: direct, Prefix: "{" + stream + "}:webhook:ingest:"},
+	})
+
+	const ev = `{"name": "order.created", "payload": {"n": 1}, "id": "order-lost-1"}`
+	ctx := context.Background()
+	// Redis answers slowly; the client gives up (disconnects) while the
+	// XADD is on its way.
+	proxy.SetLatency(300 * time.Millisecond)
+	reqCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(reqCtx, http.MethodPost, ts.URL+"/v1/events", strings.NewReader(ev))
+		if resp, err := ts.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	key := "{" + stream + "}:webhook:ingest:order-lost-1"
+	for direct.Exists(ctx, key).Val() == 0 { // claimed: the emit is under way
+		runtime.Gosched()
+	}
+	cancel()
+	<-done
+	for direct.XLen(ctx, stream).Val() == 0 { // the XADD lands anyway
+		runtime.Gosched()
+	}
+	for direct.Exists(ctx, key).Val() != 0 { // and the claim was released, not committed
+		if direct.Get(ctx, key).Val() == "accepted" {
+			break
+		}
+		runtime.Gosched()
+	}
+	proxy.SetLatency(0)
+	// The client did not see an answer: it posts again, as it must.
+	status2, body2, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev)
+	t.Logf("second post: %d %s", status2, strings.TrimSpace(body2))
+	if n := streamIDs(t, direct, stream)["order-lost-1"]; n != 1 {
+		t.Errorf("id order-lost-1 posted twice (the first post's client gone mid-emit, the second answered %d) is in the stream %d times, want exactly 1", status2, n)
+	}
+}
+
+// blockingPublisher emits through next once release is closed.
+type blockingPublisher struct {
+	next    pubsub.Publisher
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingPublisher) Emit(ctx context.Context, evs ...pubsub.Event) error {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.release
+	})
+	return b.next.Emit(ctx, evs...)
+}
+func (b *blockingPublisher) Close() error { return nil }
+
+// ADVERSARY: a request whose emit outlasts ClaimTTL loses its claim; a
+// second request then claims the id, emits and commits; the first one's
+// emit completes and it commits too (Commit is an unconditional SET, not
+// "only while the claim is mine"), so the id is emitted twice. The claim's
+// lapse is brought forward with PEXPIRE, which is what 30 s would do.
+func TestAdversaryClaimExpiresDuringSlowEmit(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	stream := fmt.Sprintf("adv-ttl-%d", seq.Add(1))
+	real, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "{" + stream + "}:webhook:ingest:"
+	slow := &blockingPublisher{next: real, entered: make(chan struct{}), release: make(chan struct{})}
+	// Two replicas on one Redis: one whose publisher stalls, one healthy.
+	tsSlow, _ := api(t, webhookhttp.Config{Publisher: slow, Dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: prefix}})
+	tsFast, _ := api(t, webhookhttp.Config{Publisher: real, Dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: prefix}})
+
+	const ev = `{"name": "order.created", "payload": {"n": 1}, "id": "order-ttl-1"}`
+	first := make(chan int, 1)
+	go func() {
+		s, _, _ := call(t, tsSlow, http.MethodPost, "/v1/events", "", ev)
+		first <- s
+	}()
+	<-slow.entered
+	// ClaimTTL passes.
+	ctx := context.Background()
+	if err := client.PExpire(ctx, prefix+"order-ttl-1", time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for client.Exists(ctx, prefix+"order-ttl-1").Val() != 0 {
+		runtime.Gosched()
+	}
+	s2, b2, _ := call(t, tsFast, http.MethodPost, "/v1/events", "", ev)
+	close(slow.release)
+	s1 := <-first
+	t.Logf("slow replica answered %d, fast replica %d %s", s1, s2, strings.TrimSpace(b2))
+	if n := streamIDs(t, client, stream)["order-ttl-1"]; n != 1 {
+		t.Errorf("id order-ttl-1 is in the stream %d times, want 1 (answers: %d and %d)", n, s1, s2)
+	}
+}
+
+// ADVERSARY: concurrent posts of one id through two replicas sharing
+// Redis, with batches repeating the id: each id answered 202 or 200 must be
+// emitted exactly once.
+func TestAdversaryConcurrentReplicasAndRepeatedBatches(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	stream := fmt.Sprintf("adv-conc-%d", seq.Add(1))
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "{" + stream + "}:webhook:ingest:"
+	a, _ := api(t, webhookhttp.Config{Publisher: pub, Dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: prefix}})
+	b, _ := api(t, webhookhttp.Config{Publisher: pub, Dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: prefix}})
+	const ids = 40
+	var mu sync.Mutex
+	answered := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := range ids {
+		id := fmt.Sprintf("c-%d", i)
+		body := fmt.Sprintf(`[{"name":"x","payload":1,"id":%q},{"name":"x","payload":2,"id":%q},{"name":"x","payload":3,"id":%q}]`, id, id, id)
+		for r := range 6 {
+			ts := a
+			if r%2 == 1 {
+				ts = b
+			}
+			wg.Go(func() {
+				for {
+					s, _, _ := call(t, ts, http.MethodPost, "/v1/events", "", body)
+					if s == http.StatusConflict {
+						continue // "post again"
+					}
+					if s == http.StatusAccepted || s == http.StatusOK {
+						mu.Lock()
+						answered[id] = true
+						mu.Unlock()
+					} else {
+						t.Errorf("post %s: %d", id, s)
+					}
+					return
+				}
+			})
+		}
+	}
+	wg.Wait()
+	got := streamIDs(t, client, stream)
+	for id := range answered {
+		if got[id] != 1 {
+			t.Errorf("id %s emitted %d times, want 1", id, got[id])
+		}
+	}
+}
+
+var _ = webhook.MessageID
+
+// ADVERSARY: Redis stops answering the dedupe client between the emit and
+// the commit (a failover, a restart, a network blip): the handler logs
+// "posting them again may emit them twice" and still answers 202. Once the
+// claim lapses (ClaimTTL, brought forward with PEXPIRE), posting the id
+// again emits it a second time. An id answered 202 was emitted, and the
+// doc promises the same id posted twice is emitted once.
+func TestAdversaryCommitLostThenRepostEmitsTwice(t *testing.T) {
+	direct := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = direct.Close() })
+	proxy, err := faultproxy.New(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	stream := fmt.Sprintf("adv-commit-%d", seq.Add(1))
+	real, err := redis.NewPublisher(direct, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "{" + stream + "}:webhook:ingest:"
+	slow := &blockingPublisher{next: real, entered: make(chan struct{}), release: make(chan struct{})}
+	ts, _ := api(t, webhookhttp.Config{Publisher: slow, Dedupe: webhookhttp.RedisDedupe{Client: viaProxy, Prefix: prefix}})
+
+	const ev = `{"name": "order.created", "payload": {"n": 1}, "id": "order-commit-1"}`
+	first := make(chan int, 1)
+	go func() {
+		s, _, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev)
+		first <- s
+	}()
+	<-slow.entered
+	proxy.StopListening()
+	proxy.ResetAll() // the dedupe store is unreachable from here on
+	close(slow.release)
+	s1 := <-first
+	if err := proxy.StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_ = direct.PExpire(ctx, prefix+"order-commit-1", time.Millisecond).Err() // ClaimTTL passes
+	for direct.Exists(ctx, prefix+"order-commit-1").Val() != 0 {
+		runtime.Gosched()
+	}
+	s2, b2, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev)
+	t.Logf("first post %d, second %d %s", s1, s2, strings.TrimSpace(b2))
+	if n := streamIDs(t, direct, stream)["order-commit-1"]; n != 1 {
+		t.Errorf("id order-commit-1 (answered %d, then %d) is in the stream %d times, want 1", s1, s2, n)
+	}
+}
