@@ -58,6 +58,11 @@ type Config struct {
 	// turns deduplication off.
 	// default: 1h
 	DedupeWindow time.Duration
+	// EmitTimeout bounds the Emit of one POST /v1/events; it must end
+	// well inside [ClaimTTL], so that no other request can claim the ids
+	// being emitted, and Publisher must honour it.
+	// default: 10s; at most ClaimTTL/2
+	EmitTimeout time.Duration
 	// Targets is checked against subscription URLs that are literal
 	// addresses when the admin API receives them; names are checked by
 	// the bridge at every delivery.
@@ -88,6 +93,7 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMaxBatch     = 1000
 	DefaultDedupeWindow = time.Hour
+	DefaultEmitTimeout  = ClaimTTL / 3
 )
 
 // Validate reports the first field of c that holds an invalid value.
@@ -99,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("webhookhttp: Config.Publisher is required")
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("webhookhttp: Config.MaxBodyBytes is %d, want 0 (default) or more", c.MaxBodyBytes)
+	case c.EmitTimeout < 0 || c.EmitTimeout > ClaimTTL/2:
+		return fmt.Errorf("webhookhttp: Config.EmitTimeout is %s, want 0 (default) to %s", c.EmitTimeout, ClaimTTL/2)
 	case c.MaxBatch < 0:
 		return fmt.Errorf("webhookhttp: Config.MaxBatch is %d, want 0 (default) or more", c.MaxBatch)
 	}
@@ -117,6 +125,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Dedupe == nil {
 		c.Dedupe = NewMemoryDedupe()
+	}
+	if c.EmitTimeout == 0 {
+		c.EmitTimeout = DefaultEmitTimeout
 	}
 	if c.DedupeWindow == 0 {
 		c.DedupeWindow = DefaultDedupeWindow

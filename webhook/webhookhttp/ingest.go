@@ -62,7 +62,7 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 		// The emit outlives a client that hangs up (its outcome is then
 		// still remembered), and ends well inside the claims' lifetime,
 		// so that no other request can claim these ids meanwhile.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), emitTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.EmitTimeout)
 		err := h.cfg.Publisher.Emit(ctx, emit...)
 		cancel()
 		if err != nil {
@@ -93,9 +93,6 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, out)
 }
 
-// emitTimeout bounds one request's Emit.
-const emitTimeout = ClaimTTL / 3
-
 // readBody reads a request body of at most limit bytes: 413 above it, 400
 // when it is empty or cannot be read.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
@@ -110,9 +107,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, http.StatusBadRequest, errors.New("body is empty: want a JSON object")
 	}
-	if !utf8.Valid(body) {
-		return nil, http.StatusBadRequest, errors.New("body is not valid UTF-8, which JSON must be")
-	}
 	return body, 0, nil
 }
 
@@ -120,9 +114,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 // given[i] tells whether event i came with its own id.
 func (h *Handler) parseEvents(r *http.Request, body []byte) ([]pubsub.Event, []bool, int, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if err := checkKeys(body); err != nil {
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("body: %v", err)
-	}
 	var in []incoming
 	if trimmed[0] == '[' {
 		if err := strictJSON(body, &in); err != nil {
@@ -134,6 +125,11 @@ func (h *Handler) parseEvents(r *http.Request, body []byte) ([]pubsub.Event, []b
 			return nil, nil, http.StatusBadRequest, fmt.Errorf("body: %v", err)
 		}
 		in = []incoming{one}
+	}
+	// The decoder reads "Name" as "name" and keeps the last of two; the
+	// door takes each field spelt as documented, once.
+	if err := checkKeys(body); err != nil {
+		return nil, nil, http.StatusBadRequest, fmt.Errorf("body: %v", err)
 	}
 	switch {
 	case len(in) == 0:
@@ -152,8 +148,11 @@ func (h *Handler) parseEvents(r *http.Request, body []byte) ([]pubsub.Event, []b
 			return nil, nil, http.StatusBadRequest, fmt.Errorf("%s%v", where, err)
 		}
 		ctx := r.Context()
-		if e.CorrelationID != "" {
+		switch {
+		case e.CorrelationID != "":
 			ctx = pubsub.WithCorrelationID(ctx, e.CorrelationID)
+		case e.ID != "":
+			ctx = pubsub.WithCorrelationID(ctx, e.ID) // as NewEvent does with the id it makes
 		}
 		ev := pubsub.NewEvent(pubsub.WithDryRun(ctx, e.DryRun), pubsub.Name(e.Name), []byte(e.Payload))
 		if e.ID != "" {
@@ -163,6 +162,11 @@ func (h *Handler) parseEvents(r *http.Request, body []byte) ([]pubsub.Event, []b
 			return nil, nil, http.StatusBadRequest, fmt.Errorf("%s%v", where, err)
 		}
 		evs[i] = ev
+	}
+	// Invalid UTF-8 in a text field became U+FFFD, refused above with the
+	// field's name; anywhere else (a payload) it is refused here.
+	if !utf8.Valid(body) {
+		return nil, nil, http.StatusBadRequest, fmt.Errorf("body: byte %d is not valid UTF-8, which JSON must be", invalidAt(body))
 	}
 	return evs, given, 0, nil
 }
@@ -279,4 +283,17 @@ func checkKeys(body []byte) error {
 		}
 	}
 	return nil
+}
+
+// invalidAt returns the offset of the first byte of b that is not valid
+// UTF-8.
+func invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
