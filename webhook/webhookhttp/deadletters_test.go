@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -58,17 +57,7 @@ func fill(t *testing.T, store webhook.DeadLetterStore, prefix string, n int) {
 // bridge without subscriptions.
 func adminServer(t *testing.T, store webhook.DeadLetterStore) (*httptest.Server, *prometheus.Registry) {
 	t.Helper()
-	broker := memory.NewBroker(memory.Options{})
-	t.Cleanup(func() { _ = broker.Close() })
-	sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	bridge, err := webhook.New(webhook.Config{Subscriber: sub, Publisher: broker, DeadLetters: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bridge, broker := bridgeOn(t, webhook.Config{DeadLetters: store})
 	done := make(chan struct{})
 	go func() { defer close(done); bridge.Run(context.Background()) }() // consumes what a replay emits
 	t.Cleanup(func() { _ = bridge.Close(); <-done })

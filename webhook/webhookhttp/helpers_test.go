@@ -49,6 +49,12 @@ func (r *recorder) emitted() []pubsub.Event {
 
 // newBridge returns a bridge on a memory broker, not running.
 func newBridge(t testing.TB, subs ...webhook.Subscription) *webhook.Bridge {
+	b, _ := bridgeOn(t, webhook.Config{Subscriptions: subs})
+	return b
+}
+
+// bridgeOn returns a bridge of cfg on a memory broker, and the broker.
+func bridgeOn(t testing.TB, cfg webhook.Config) (*webhook.Bridge, *memory.Broker) {
 	t.Helper()
 	broker := memory.NewBroker(memory.Options{})
 	t.Cleanup(func() { _ = broker.Close() })
@@ -57,11 +63,12 @@ func newBridge(t testing.TB, subs ...webhook.Subscription) *webhook.Bridge {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
-	b, err := webhook.New(webhook.Config{Subscriber: sub, Publisher: broker, Subscriptions: subs})
+	cfg.Subscriber, cfg.Publisher = sub, broker
+	b, err := webhook.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return b, broker
 }
 
 // api serves a handler over cfg (Bridge and Publisher filled in when
