@@ -1,0 +1,175 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// Handle delivers one event to every subscription that matches it, or,
+// for a retry event, to its one subscription. It returns nil once every
+// delivery succeeded, was dead-lettered, or has its retry scheduled; an
+// error (a retry that could not be scheduled) leaves the event to its
+// backend's redelivery. An event that fails [CheckDeliverable] is
+// dead-lettered for each subscription it matches, as
+// [KindUndeliverable], without an attempt. Run uses it; it is exported
+// for bridges driven some other way.
+func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
+	// Deliveries in flight finish even as Consume stops; their outcome
+	// is then recorded before the event is acknowledged.
+	ctx = context.WithoutCancel(ctx)
+	t := b.table.Load()
+	if ev.Name == RetryEventName {
+		r, err := decodeRetry(ev)
+		if err != nil {
+			return err
+		}
+		rt, ok := t.byID[r.SubscriptionID]
+		if !ok || rt.sub.Disabled {
+			return b.deadLetter(ctx, r.SubscriptionID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
+				fmt.Sprintf("subscription %q was removed or disabled while a retry waited (last: %s)", r.SubscriptionID, r.LastError))
+		}
+		if err := CheckDeliverable(r.Event); err != nil {
+			return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, r.Event, r.Attempts, result{status: r.LastStatus}, undeliverable(err))
+		}
+		// A retry goes only where its event would go now: a subscription
+		// changed while it waited, or a retry event written by someone
+		// else, reaches no subscription its event does not match.
+		if !rt.accepts(r.Event) {
+			return b.deadLetter(ctx, rt.sub.ID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
+				fmt.Sprintf("subscription %q no longer matches the event (its topic or filter changed while a retry waited; last: %s)", rt.sub.ID, r.LastError))
+		}
+		return b.deliver(ctx, rt, r.Event, r.Attempts)
+	}
+
+	routes, filteredOut := b.match(t, ev)
+	b.cfg.Observer.EventConsumed(len(routes), filteredOut)
+	if len(routes) == 0 {
+		return nil
+	}
+	one := b.deliver
+	if err := CheckDeliverable(ev); err != nil && !ev.Meta.IsDryRun {
+		reason := undeliverable(err)
+		one = func(ctx context.Context, rt *route, ev pubsub.Event, _ int) error {
+			return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, 0, result{}, reason)
+		}
+	}
+	if len(routes) == 1 {
+		return one(ctx, routes[0], ev, 0)
+	}
+	errs := make([]error, len(routes))
+	var wg sync.WaitGroup
+	for i, rt := range routes {
+		wg.Go(func() { errs[i] = one(ctx, rt, ev, 0) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// undeliverable is the dead-letter reason for an event CheckDeliverable
+// refuses.
+func undeliverable(err error) string {
+	return "undeliverable, never sent: " + err.Error()
+}
+
+// filterWarnEvery is how often a subscription's failing filter may log.
+const filterWarnEvery = time.Minute
+
+// match returns the enabled subscriptions whose topic and filter accept
+// ev, and how many more had its topic but a filter that refused it or
+// failed.
+func (b *Bridge) match(t *table, ev pubsub.Event) (out []*route, filteredOut int) {
+	named, all := t.byTopic[string(ev.Name)], t.byTopic["*"]
+	if len(named)+len(all) == 0 {
+		return nil, 0
+	}
+	var env *FilterEnv
+	for _, candidates := range [2][]*route{named, all} {
+		for _, rt := range candidates {
+			if rt.filter != nil {
+				if env == nil {
+					e := filterEnv(ev)
+					env = &e
+				}
+				ok, err := runFilter(rt.filter, *env)
+				if err != nil {
+					b.cfg.Observer.FilterFailed(rt.sub.ID)
+					if log, suppressed := b.filterWarns.allow(rt.sub.ID); log {
+						b.cfg.Logger.Warn("webhook: filter failed, counted as no match", "subscription", rt.sub.ID, "event_id", ev.ID,
+							"err", err, "suppressed", suppressed)
+					}
+				}
+				if !ok || err != nil {
+					filteredOut++
+					continue
+				}
+			}
+			out = append(out, rt)
+		}
+	}
+	return out, filteredOut
+}
+
+// accepts reports whether ev matches the route's topic and filter; a
+// filter that fails is no match.
+func (r *route) accepts(ev pubsub.Event) bool {
+	if r.sub.Topic != "*" && r.sub.Topic != string(ev.Name) {
+		return false
+	}
+	ok, err := runFilter(r.filter, filterEnv(ev))
+	return ok && err == nil
+}
+
+// warnLimiter lets one warning per key through per interval and counts
+// the others.
+type warnLimiter struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]*warnState
+}
+
+type warnState struct {
+	last       time.Time
+	suppressed int
+}
+
+func newWarnLimiter(every time.Duration) *warnLimiter {
+	return &warnLimiter{every: every, now: time.Now, keys: map[string]*warnState{}}
+}
+
+// allow reports whether a warning for key may be logged now and, when it
+// may, how many were suppressed since the last one logged.
+func (w *warnLimiter) allow(key string) (bool, int) {
+	now := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st, ok := w.keys[key]
+	if !ok {
+		w.keys[key] = &warnState{last: now}
+		return true, 0
+	}
+	if now.Sub(st.last) < w.every {
+		st.suppressed++
+		return false, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return true, n
+}
+
+// keepOnly forgets the keys keep refuses.
+func (w *warnLimiter) keepOnly(keep func(string) bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range w.keys {
+		if !keep(k) {
+			delete(w.keys, k)
+		}
+	}
+}
