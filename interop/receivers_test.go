@@ -94,12 +94,6 @@ func (ds *deliveries) add(d delivery) {
 	ds.changed = make(chan struct{})
 }
 
-func (ds *deliveries) snapshot() []delivery {
-	ds.mu.Lock()
-	defer ds.mu.Unlock()
-	return append([]delivery(nil), ds.all...)
-}
-
 // waitUntil blocks until cond holds for the deliveries so far, or until
 // timeout; it returns the deliveries and whether cond held.
 func (ds *deliveries) waitUntil(timeout time.Duration, cond func([]delivery) bool) ([]delivery, bool) {

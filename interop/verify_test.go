@@ -124,16 +124,6 @@ func quote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// hasAll reports whether s contains every one of subs.
-func hasAll(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
-}
-
 func TestDecodeHeaderValue(t *testing.T) {
 	for _, tc := range []struct {
 		raw, want, err string

@@ -244,7 +244,9 @@ func TestDeadLetterViews(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	status, body = getRaw(t, ts, "")
+	if status, body = getRaw(t, ts, ""); status != 200 {
+		t.Fatalf("GET /v1/dlq: %d %s", status, body)
+	}
 	for _, want := range []string{
 		`"payload":{"total":7},"payload_encoding":"json"`,
 		`"payload":"plain text, ünïcode","payload_encoding":"text"`,
