@@ -34,15 +34,18 @@ type DeadEntry struct {
 }
 
 // ListDead reads up to count entries of stream's dead-letter stream,
-// oldest first, after the dead-letter entry ID after ("" for the start).
-// It never fails on an entry's content: what cannot be read is reported
-// in the entry.
-func ListDead(ctx context.Context, client goredis.UniversalClient, stream, after string, count int64) ([]DeadEntry, error) {
-	start := "-"
+// oldest first, after the dead-letter entry ID after ("" for the start)
+// and up to until ("" for the end). It never fails on an entry's content:
+// what cannot be read is reported in the entry.
+func ListDead(ctx context.Context, client goredis.UniversalClient, stream, after, until string, count int64) ([]DeadEntry, error) {
+	start, end := "-", "+"
 	if after != "" {
 		start = "(" + after
 	}
-	msgs, err := client.XRangeN(ctx, DeadKey(stream), start, "+", count).Result()
+	if until != "" {
+		end = until
+	}
+	msgs, err := client.XRangeN(ctx, DeadKey(stream), start, end, count).Result()
 	if err != nil {
 		return nil, err
 	}

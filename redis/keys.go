@@ -68,3 +68,10 @@ func PartitionStreams(stream string, n int) []string {
 }
 
 func partition(stream string, i int) string { return stream + ":" + strconv.Itoa(i) }
+
+// PositionKey is the key beside stream where subscribers of group record
+// how far the group has delivered ("{orders}:group:billing:delivered"): a
+// subscriber that finds the group missing at its start makes it again
+// there rather than at its Start. Delete it with the group to start the
+// group afresh.
+func PositionKey(stream, group string) string { return HelperKey(stream, "group:"+group+":delivered") }

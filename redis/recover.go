@@ -15,8 +15,32 @@ import (
 // a restart without persistence), it is made again there, so that no
 // entry added after that point is skipped.
 type positions struct {
-	mu   sync.Mutex
-	last map[string]string
+	mu      sync.Mutex
+	last    map[string]string
+	written map[string]string // what was last recorded beside each stream
+}
+
+// unwritten returns the position of stream when it is ahead of what was
+// last recorded beside it, else "".
+func (p *positions) unwritten(stream string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if last := p.last[stream]; last != "" && last != p.written[stream] {
+		return last
+	}
+	return ""
+}
+
+// wrote notes that id was recorded beside stream.
+func (p *positions) wrote(stream, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.written == nil {
+		p.written = make(map[string]string)
+	}
+	if old := p.written[stream]; old == "" || compareIDs(old, id) < 0 {
+		p.written[stream] = id
+	}
 }
 
 // advance records that the group delivered up to id on stream; it
@@ -103,9 +127,17 @@ func (s *Subscriber) notePosition(ctx context.Context, stream string) error {
 		return err
 	}
 	for _, g := range groups {
-		if g.Name == s.cfg.Group && s.pos.advance(stream, g.LastDeliveredID) {
-			return s.client.Set(ctx, s.positionKey(stream), g.LastDeliveredID, 0).Err()
+		if g.Name == s.cfg.Group {
+			s.pos.advance(stream, g.LastDeliveredID)
 		}
+	}
+	// What the reader saw counts too: it may be ahead of what was
+	// recorded even when the group's own figure adds nothing.
+	if last := s.pos.unwritten(stream); last != "" {
+		if err := s.client.Set(ctx, s.positionKey(stream), last, 0).Err(); err != nil {
+			return err
+		}
+		s.pos.wrote(stream, last)
 	}
 	return nil
 }
@@ -116,9 +148,7 @@ func (s *Subscriber) notePosition(ctx context.Context, stream string) error {
 // again at that position rather than at Start, so that a group deleted
 // while none of its consumers ran skips nothing. Delete it with the group
 // to start the group afresh.
-func (s *Subscriber) positionKey(stream string) string {
-	return HelperKey(stream, "group:"+s.cfg.Group+":delivered")
-}
+func (s *Subscriber) positionKey(stream string) string { return PositionKey(stream, s.cfg.Group) }
 
 // remakeGroup makes the group on stream again after it vanished. Into a
 // stream that is gone or empty, it starts at "0": everything there is

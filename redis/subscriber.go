@@ -274,14 +274,14 @@ func (s *Subscriber) createGroups(ctx context.Context) error {
 	}
 	existsElsewhere := len(missing) < len(s.cfg.Streams)
 	for _, stream := range missing {
+		// Where the group was, it is made again after what it delivered;
+		// where it never was while it exists on the subscriber's other
+		// streams (partitions added), everything there is new to it.
 		start := "$"
-		switch {
-		case s.cfg.Start == StartBeginning, existsElsewhere:
+		if p := s.recordedPosition(ctx, stream); p != "" {
+			start = p
+		} else if s.cfg.Start == StartBeginning || existsElsewhere {
 			start = "0"
-		default:
-			if p := s.recordedPosition(ctx, stream); p != "" {
-				start = p
-			}
 		}
 		made, err := s.createGroupAt(ctx, stream, start)
 		if err != nil {
@@ -386,6 +386,12 @@ func (s *Subscriber) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, stream := range s.cfg.Streams {
+		// The group's position as this subscriber leaves it, for a group
+		// deleted before the next start: made there, it delivers nothing
+		// again.
+		if err := s.notePosition(ctx, stream); err != nil && !isNoGroup(err) {
+			s.cfg.Logger.Warn("redis: recording the group's position", "stream", stream, "group", s.cfg.Group, "err", err)
+		}
 		pending, err := s.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
 			Stream: stream, Group: s.cfg.Group, Start: "-", End: "+", Count: 1, Consumer: s.cfg.Consumer,
 		}).Result()

@@ -219,20 +219,9 @@ func compileRoute(s Subscription) (*route, error) {
 // event delivered from then on. It compiles them all first and changes
 // nothing when one fails or two share an ID.
 func (b *Bridge) SetSubscriptions(subs []Subscription) error {
-	t := &table{byID: map[string]*route{}, byTopic: map[string][]*route{}, list: make([]Subscription, 0, len(subs))}
-	for _, s := range subs {
-		r, err := compileRoute(s)
-		if err != nil {
-			return err
-		}
-		if _, dup := t.byID[s.ID]; dup {
-			return fmt.Errorf("webhook: two subscriptions have the id %q", s.ID)
-		}
-		t.byID[s.ID] = r
-		t.list = append(t.list, s)
-		if !s.Disabled {
-			t.byTopic[s.Topic] = append(t.byTopic[s.Topic], r)
-		}
+	t, err := compileTable(subs)
+	if err != nil {
+		return err
 	}
 	b.table.Store(t)
 	b.filterWarns.keepOnly(func(id string) bool { _, ok := t.byID[id]; return ok })
@@ -244,6 +233,27 @@ func (b *Bridge) SetSubscriptions(subs []Subscription) error {
 // deferral or dead letter) is recorded. Dry runs are not counted. It is
 // meant for progress reports, such as a shutdown's log line.
 func (b *Bridge) InFlight() int { return int(b.inFlight.Load()) }
+
+// compileTable compiles subs into a table, refusing the first that does
+// not compile and two that share an ID.
+func compileTable(subs []Subscription) (*table, error) {
+	t := &table{byID: map[string]*route{}, byTopic: map[string][]*route{}, list: make([]Subscription, 0, len(subs))}
+	for _, s := range subs {
+		r, err := compileRoute(s)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := t.byID[s.ID]; dup {
+			return nil, fmt.Errorf("webhook: two subscriptions have the id %q", s.ID)
+		}
+		t.byID[s.ID] = r
+		t.list = append(t.list, s)
+		if !s.Disabled {
+			t.byTopic[s.Topic] = append(t.byTopic[s.Topic], r)
+		}
+	}
+	return t, nil
+}
 
 // Subscriptions returns the subscriptions in force.
 func (b *Bridge) Subscriptions() []Subscription {

@@ -147,8 +147,35 @@ func (b *Bridge) deadLetter(ctx context.Context, subID string, kind DeadLetterKi
 // them for a nil match), as fresh deliveries with a full set of attempts,
 // and removes them from the store. It returns how many it scheduled. See
 // [ReplayDeadLetters].
+//
+// Only dead letters that can go now are replayed: their subscription
+// exists, is enabled and matches their event (topic and filter). The
+// others, orphans of a removed subscription say, stay in the store with
+// their history, for a replay once the subscription is back.
 func (b *Bridge) Replay(ctx context.Context, match func(DeadLetter) bool) (int, error) {
-	return ReplayDeadLetters(ctx, b.cfg.DeadLetters, b.pub, match)
+	canGo := b.table.Load().canGo
+	return ReplayDeadLetters(ctx, b.cfg.DeadLetters, b.pub, func(dl DeadLetter) bool {
+		return (match == nil || match(dl)) && canGo(dl)
+	})
+}
+
+// CanGo returns a match for [ReplayDeadLetters] that keeps the dead
+// letters subs would deliver now: their subscription is among subs,
+// enabled, and matches their event (topic and filter). It refuses
+// subscriptions that do not compile, as [Bridge.SetSubscriptions] does.
+// webhook-bridge's `dlq replay` uses it without a bridge.
+func CanGo(subs []Subscription) (func(DeadLetter) bool, error) {
+	t, err := compileTable(subs)
+	if err != nil {
+		return nil, err
+	}
+	return t.canGo, nil
+}
+
+// canGo reports whether the table would deliver dl now.
+func (t *table) canGo(dl DeadLetter) bool {
+	rt, ok := t.byID[dl.SubscriptionID]
+	return ok && !rt.sub.Disabled && rt.accepts(dl.Event)
 }
 
 // replayPage is how many dead letters a replay reads, emits and removes

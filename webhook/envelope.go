@@ -45,3 +45,18 @@ func decodeRetry(ev pubsub.Event) (retry, error) {
 	}
 	return r, nil
 }
+
+// UnwrapRetry returns the subscription and the event of a retry event the
+// bridge emitted to itself ([RetryEventName]); ok is false for any other
+// event. Listings use it to show a dead-lettered retry as the delivery it
+// stood for.
+func UnwrapRetry(ev pubsub.Event) (subscriptionID string, event pubsub.Event, attempts int, ok bool) {
+	if ev.Name != RetryEventName {
+		return "", ev, 0, false
+	}
+	r, err := decodeRetry(ev)
+	if err != nil {
+		return "", ev, 0, false
+	}
+	return r.SubscriptionID, r.Event, r.Attempts, true
+}

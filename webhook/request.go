@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-go/switchyard/pubsub"
 )
@@ -119,7 +120,7 @@ func contentType(payload []byte) string {
 	if len(trimmed) == 0 || !strings.ContainsRune(`{["-0123456789tfn`, rune(trimmed[0])) {
 		return "application/octet-stream"
 	}
-	if json.Valid(trimmed) {
+	if json.Valid(trimmed) && utf8.Valid(trimmed) { // JSON is UTF-8 (RFC 8259)
 		return "application/json"
 	}
 	return "application/octet-stream"

@@ -63,11 +63,26 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(h); err == nil {
-		return time.Duration(max(secs, 0)) * time.Second
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		// Capped before multiplying: huge values would wrap around.
+		const most = int64(100 * 365 * 24 * 3600)
+		return time.Duration(min(max(secs, 0), most)) * time.Second
+	}
+	if _, err := strconv.ParseUint(h, 10, 64); err == nil || isDigits(h) {
+		return 100 * 365 * 24 * time.Hour // beyond int64: as long as can be, then capped
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// isDigits reports whether s is made of decimal digits only.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -77,11 +77,11 @@ func (s Subscription) Validate() error {
 	case s.URL == "":
 		return fail("url is empty")
 	case err != nil:
-		return fail("url %s does not parse", redact.URL(s.URL))
+		return fail("url %s does not parse", redact.Endpoint(s.URL))
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("url %q: scheme must be http or https", redact.URL(s.URL))
+		return fail("url %q: scheme must be http or https", redact.Endpoint(s.URL))
 	case u.Host == "":
-		return fail("url %q has no host", redact.URL(s.URL))
+		return fail("url %q has no host", redact.Endpoint(s.URL))
 	}
 	for i, sec := range s.Secrets {
 		if _, err := decodeSecret(sec); err != nil {

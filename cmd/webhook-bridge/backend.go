@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -80,11 +83,32 @@ func (b *backend) Close() error {
 
 // redisClient connects to cfg's Redis URL.
 func redisClient(cfg *Config) (goredis.UniversalClient, error) {
-	opts, err := goredis.ParseURL(cfg.Redis.URL)
+	opts, err := parseRedisURL(cfg.Redis.URL)
 	if err != nil {
-		return nil, fmt.Errorf("config: redis.url: %v", err)
+		return nil, err
 	}
 	return goredis.NewClient(opts), nil
+}
+
+// parseRedisURL reads a Redis URL with go-redis's parser; its errors never
+// hold the password (url.Parse quotes the whole URL, and a bad escape in
+// the password quotes a piece of it).
+func parseRedisURL(raw string) (*goredis.Options, error) {
+	opts, err := goredis.ParseURL(raw)
+	if err == nil {
+		return opts, nil
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return nil, errors.New("config: redis.url does not parse as a URL: want redis://[[user]:password@]host:port[/db], the password percent-encoded")
+	}
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return nil, fmt.Errorf("config: redis.url %s: %s", redact.URL(raw), msg)
 }
 
 // handlerTimeout is the deadline of handling one event: its deliveries,
@@ -157,7 +181,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		_ = client.Close()
 		return nil, err
 	}
-	existed, existsErr := groupExists(ctx, client, cfg)
+	groupAt, groupErr := readGroupState(ctx, client, cfg)
 	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{
 		Streams: []string{cfg.Stream, retryStream(cfg)}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
 		Start:     cfg.groupStart(),
@@ -170,7 +194,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		return nil, err
 	}
 	log.Info("webhook-bridge: on Redis", "redis", redact.URL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
-	logGroupStart(log, cfg, existed, existsErr)
+	logGroupStart(log, cfg, groupAt, groupErr)
 	return &backend{
 		pub: pub, sub: sub, client: client,
 		dead:   deadLetterStore(cfg, client),

@@ -300,10 +300,14 @@ func (c *Config) validate() error {
 		name string
 		v    int64
 	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_body_bytes", c.MaxBodyBytes},
-		{"max_batch", int64(c.MaxBatch)}, {"stream_max_len", c.StreamMaxLen}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)}} {
+		{"max_batch", int64(c.MaxBatch)}, {"stream_max_len", c.StreamMaxLen}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)},
+		{"shutdown_timeout", int64(c.ShutdownTimeout)}, {"demo.interval", int64(c.Demo.Interval)}} {
 		if kv.v < 0 {
 			return fmt.Errorf("config: %s is negative", kv.name)
 		}
+	}
+	if w := time.Duration(c.Ingest.DedupeWindow); w > 0 && w < time.Second {
+		return fmt.Errorf("config: ingest.dedupe_window %s: want at least 1s, or a negative value to turn it off", w)
 	}
 	if time.Duration(c.Timeout) > webhook.MaxTimeout {
 		return fmt.Errorf("config: timeout %s is over the %s limit", time.Duration(c.Timeout), webhook.MaxTimeout)
@@ -322,6 +326,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.targetPolicy(); err != nil {
 		return err
+	}
+	if c.Redis.URL != "" {
+		if _, err := parseRedisURL(c.Redis.URL); err != nil {
+			return err
+		}
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Subscriptions {

@@ -88,7 +88,17 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer pub.Close()
-	n, err := webhook.ReplayDeadLetters(ctx, store, pub, match)
+	// Only what the subscriptions in force would deliver now: the others
+	// (orphans of a removed subscription, say) keep their history.
+	stored, err := webhookhttp.RedisStore{Client: client, Key: subscriptionsKey(cfg)}.List(ctx)
+	if err != nil {
+		return fmt.Errorf("dlq: reading the subscriptions made through the admin API: %w", err)
+	}
+	canGo, err := webhook.CanGo(append(append([]webhook.Subscription(nil), cfg.Subscriptions...), stored...))
+	if err != nil {
+		return fmt.Errorf("dlq: %w", err)
+	}
+	n, err := webhook.ReplayDeadLetters(ctx, store, pub, func(dl webhook.DeadLetter) bool { return match(dl) && canGo(dl) })
 	fmt.Fprintf(stdout, "replayed %d dead letter(s)\n", n)
 	return err
 }

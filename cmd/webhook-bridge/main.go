@@ -169,17 +169,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	log.Info("webhook-bridge: shutting down: no new events; waiting for the deliveries in flight (a second SIGINT or SIGTERM stops at once)",
 		"in_flight", bridge.InFlight(), "timeout", time.Duration(cfg.ShutdownTimeout))
-	shutCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
-	defer cancel()
-	_ = httpServer.Shutdown(shutCtx)
-	stopRun()
-	select {
-	case <-bridgeDone:
-		log.Info("webhook-bridge: stopped")
-	case <-shutCtx.Done():
+	if err := shutDown(log, httpServer, stopRun, bridgeDone, bridge.InFlight, be.client == nil, time.Duration(cfg.ShutdownTimeout)); err != nil {
 		abandoned = true
-		log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(be.client == nil), "in_flight", bridge.InFlight())
-		return fmt.Errorf("deliveries still in flight at the shutdown timeout (%s)", time.Duration(cfg.ShutdownTimeout))
+		return err
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

@@ -142,7 +142,9 @@ subscriptions:
 	}
 }
 
-// TestAdversary2SlowClientDoesNotHoldTheShutdown: "On SIGTERM or SIGINT
+// TestAdversary2SlowClientDoesNotHoldTheShutdown (now: it holds the HTTP
+// side at most shutdown_timeout, the bridge stops reading at once, and the
+// exit is 0): "On SIGTERM or SIGINT
 // the bridge stops reading and taking events ... lets them finish (up to
 // shutdown_timeout), records their outcome, and exits with status 0";
 // status 1 and the "abandoned" line are for deliveries still in flight.
@@ -191,7 +193,9 @@ subscriptions:
 			t.Errorf("an event added after SIGTERM was read and delivered during the shutdown")
 		}
 	}
-	if code != 0 || strings.Contains(p.logs(), "abandoned") || took > 2*time.Second {
+	// The client's request is in progress: it may take shutdown_timeout
+	// (3s) to finish, and is then cut; no delivery is abandoned.
+	if code != 0 || strings.Contains(p.logs(), "abandoned") || took > 5*time.Second || !strings.Contains(p.logs(), "were cut") {
 		t.Errorf("no delivery in flight, one slow HTTP client: exit %d after %s:\n%s", code, took.Round(time.Millisecond), p.logs())
 	}
 }

@@ -29,29 +29,44 @@ func (c *Config) groupStart() redis.Start {
 	return redis.StartNew
 }
 
-// groupExists reports whether the bridge's group exists on its stream, so
-// that the start log can say whether start applies. It is asked before
-// the subscriber makes the group; an error leaves the question open.
-func groupExists(ctx context.Context, client goredis.UniversalClient, cfg *Config) (bool, error) {
+// groupState is what the start log says of the group.
+type groupState int
+
+const (
+	groupNew      groupState = iota // made at start
+	groupExists                     // goes on from where it is
+	groupRecorded                   // missing, made again where it last delivered
+)
+
+// readGroupState tells whether the bridge's group exists on its stream,
+// or is missing with a recorded position, so that the start log can say
+// whether start applies. It is asked before the subscriber makes the
+// group; an error leaves the question open.
+func readGroupState(ctx context.Context, client goredis.UniversalClient, cfg *Config) (groupState, error) {
 	groups, err := client.XInfoGroups(ctx, cfg.Stream).Result()
-	if err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return false, nil
-		}
-		return false, err
+	if err != nil && !strings.Contains(err.Error(), "no such key") {
+		return groupNew, err
 	}
 	for _, g := range groups {
 		if g.Name == cfg.Group {
-			return true, nil
+			return groupExists, nil
 		}
 	}
-	return false, nil
+	n, err := client.Exists(ctx, redis.PositionKey(cfg.Stream, cfg.Group)).Result()
+	if err != nil {
+		return groupNew, err
+	}
+	if n > 0 {
+		return groupRecorded, nil
+	}
+	return groupNew, nil
 }
 
 // logGroupStart says where the consumer group starts (config key start)
 // and whether that applies now: a group that exists goes on from where it
-// is, whatever start says.
-func logGroupStart(log *slog.Logger, cfg *Config, existed bool, err error) {
+// is, and one that vanished is made again where it last delivered,
+// whatever start says.
+func logGroupStart(log *slog.Logger, cfg *Config, state groupState, err error) {
 	msg := "webhook-bridge: group starts at the end of the stream: events added before the group existed are skipped"
 	if cfg.Start == startBeginning {
 		msg = "webhook-bridge: group starts at the beginning of the stream: events added before the group existed are delivered too"
@@ -60,9 +75,12 @@ func logGroupStart(log *slog.Logger, cfg *Config, existed bool, err error) {
 	switch {
 	case err != nil:
 		attrs = append(attrs, "group_exists", "unknown", "err", err)
-	case existed:
+	case state == groupExists:
 		msg += " (the group exists already: it goes on from where it is)"
 		attrs = append(attrs, "group_exists", true)
+	case state == groupRecorded:
+		msg = "webhook-bridge: the group is missing but known: made again after the last event it delivered, so events added since are delivered and none twice (start does not apply)"
+		attrs = append(attrs, "group_exists", false, "position_key", redis.PositionKey(cfg.Stream, cfg.Group))
 	default:
 		attrs = append(attrs, "group_exists", false)
 	}

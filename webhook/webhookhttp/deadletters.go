@@ -35,23 +35,29 @@ type RedisUnhandled struct {
 	Stream string
 }
 
-// List implements [DeadLetterLister].
+// List implements [DeadLetterLister]. As [webhook.RedisDeadLetters] does,
+// the first page of a walk fixes its end (the newest entry then), so that
+// entries dead-lettered during the walk wait for the next one; cursors are
+// "<after>..<end>", and an entry ID starts a new walk after it.
 func (u RedisUnhandled) List(ctx context.Context, after string, limit int) ([]webhook.DeadLetter, string, error) {
 	if limit < 1 {
 		limit = webhook.DefaultDeadLetterPage
 	}
-	if after != "" {
-		ms, seq, ok := strings.Cut(after, "-")
-		a, err1 := strconv.ParseUint(ms, 10, 64)
-		b, err2 := strconv.ParseUint(seq, 10, 64)
-		switch {
-		case !ok || err1 != nil || err2 != nil:
-			return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
-		case a == math.MaxUint64 && b == math.MaxUint64:
-			return nil, "", nil // nothing can follow it
-		}
+	from, until, walk := strings.Cut(after, "..")
+	if (from != "" && !streamID(from)) || (walk && !streamID(until)) {
+		return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
 	}
-	entries, err := redis.ListDead(ctx, u.Client, u.Stream, after, int64(limit))
+	if lastID(from) {
+		return nil, "", nil // nothing can follow it
+	}
+	if until == "" {
+		last, err := u.Client.XRevRangeN(ctx, redis.DeadKey(u.Stream), "+", "-", 1).Result()
+		if err != nil || len(last) == 0 {
+			return nil, "", err
+		}
+		until = last[0].ID
+	}
+	entries, err := redis.ListDead(ctx, u.Client, u.Stream, from, until, int64(limit))
 	if err != nil {
 		return nil, "", err
 	}
@@ -64,12 +70,40 @@ func (u RedisUnhandled) List(ctx context.Context, after string, limit int) ([]we
 		out[i] = webhook.DeadLetter{
 			ID: e.ID, Kind: webhook.KindUnhandled, Attempts: e.Deliveries, LastError: reason, At: e.At, Event: e.Event,
 		}
+		// A retry the backend gave up on shows as the delivery it was.
+		if sub, ev, attempts, ok := webhook.UnwrapRetry(e.Event); ok {
+			out[i].SubscriptionID, out[i].Event, out[i].Attempts = sub, ev, attempts
+			out[i].LastError = reason + " (a retry of subscription " + strconv.Quote(sub) + ")"
+		}
 	}
 	next := ""
-	if len(entries) == limit {
-		next = entries[len(entries)-1].ID
+	if len(entries) == limit && entries[len(entries)-1].ID != until {
+		next = entries[len(entries)-1].ID + ".." + until
 	}
 	return out, next, nil
+}
+
+// streamID reports whether s is a whole stream entry ID, "<ms>-<seq>".
+func streamID(s string) bool {
+	ms, seq, ok := strings.Cut(s, "-")
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return ok && err1 == nil && err2 == nil
+}
+
+// lastID reports whether s is the largest stream entry ID.
+func lastID(s string) bool {
+	return s == strconv.FormatUint(math.MaxUint64, 10)+"-"+strconv.FormatUint(math.MaxUint64, 10)
+}
+
+// End returns the newest entry's ID, "" when there is none: where a walk
+// beginning now ends.
+func (u RedisUnhandled) End(ctx context.Context) (string, error) {
+	last, err := u.Client.XRevRangeN(ctx, redis.DeadKey(u.Stream), "+", "-", 1).Result()
+	if err != nil || len(last) == 0 {
+		return "", err
+	}
+	return last[0].ID, nil
 }
 
 // Len implements [DeadLetterLister].
@@ -79,25 +113,78 @@ func (u RedisUnhandled) Len(ctx context.Context) (int64, error) {
 
 // DeadLetters lists every dead thing of a bridge in one walk: the
 // bridge's dead letters (Store), then what its backend dead-lettered
-// (Unhandled, kind "unhandled"). Cursors of the Store's pages are the
-// Store's own; those of the n-th Unhandled lister are "unhandled:<n>:" and
-// its cursor, and so are the IDs of its dead letters.
+// (Unhandled, kind "unhandled"). The first page of a walk fixes its end in
+// every source, so a walk covers what was stored when it began, each once,
+// and always ends. Cursors are opaque; a dead letter's ID is a cursor too
+// (a new walk starting after it). IDs of the n-th Unhandled lister's dead
+// letters are "unhandled:<n>:" and the lister's own.
 type DeadLetters struct {
 	Store     webhook.DeadLetterStore
 	Unhandled []DeadLetterLister
 }
 
-const unhandledPrefix = "unhandled:"
+// walkEnder is a DeadLetterLister whose walks can be given an end: End
+// returns its newest ID ("" when it is empty), and List takes the cursor
+// "<after>..<end>".
+type walkEnder interface {
+	End(ctx context.Context) (string, error)
+}
+
+const (
+	unhandledPrefix = "unhandled:"
+	endsSep         = "|" // between a position and the ends of the walk
+	emptySource     = "-" // a source empty when the walk began
+	unboundedSource = "*" // a source that cannot fix an end
+)
+
+// ends reads where the walk beginning now ends in each Unhandled lister.
+func (d DeadLetters) ends(ctx context.Context) ([]string, error) {
+	out := make([]string, len(d.Unhandled))
+	for i, u := range d.Unhandled {
+		e, ok := u.(walkEnder)
+		if !ok {
+			out[i] = unboundedSource
+			continue
+		}
+		end, err := e.End(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if end == "" {
+			end = emptySource
+		}
+		out[i] = end
+	}
+	return out, nil
+}
 
 // List returns one page of the walk; kind, when not "", keeps only dead
 // letters of that kind (a page may then hold fewer than limit).
 func (d DeadLetters) List(ctx context.Context, after string, limit int, kind webhook.DeadLetterKind) ([]webhook.DeadLetter, string, error) {
-	src, inner := 0, after
-	if rest, ok := strings.CutPrefix(after, unhandledPrefix); ok {
+	invalid := fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
+	pos, endsText, hasEnds := strings.Cut(after, endsSep)
+	var ends []string
+	if hasEnds {
+		ends = strings.Split(endsText, ",")
+		if len(ends) != len(d.Unhandled) {
+			return nil, "", invalid
+		}
+	} else {
+		var err error
+		if ends, err = d.ends(ctx); err != nil {
+			return nil, "", err
+		}
+	}
+	suffix := ""
+	if len(ends) > 0 {
+		suffix = endsSep + strings.Join(ends, ",")
+	}
+	src, inner := 0, pos
+	if rest, ok := strings.CutPrefix(pos, unhandledPrefix); ok {
 		n, c, found := strings.Cut(rest, ":")
 		i, err := strconv.Atoi(n)
 		if !found || err != nil || i < 1 || i > len(d.Unhandled) {
-			return nil, "", fmt.Errorf("%w: %q", webhook.ErrInvalidCursor, after)
+			return nil, "", invalid
 		}
 		src, inner = i, c
 	}
@@ -112,15 +199,29 @@ func (d DeadLetters) List(ctx context.Context, after string, limit int, kind web
 		if kind != "" {
 			page = keepKind(page, kind)
 		}
-		if next == "" && len(d.Unhandled) > 0 && kind == "" {
-			next = unhandledPrefix + "1:"
+		switch {
+		case next != "":
+			next += suffix
+		case len(d.Unhandled) > 0 && kind == "":
+			next = unhandledPrefix + "1:" + suffix
 		}
 		return page, next, nil
 	}
-	if src > len(d.Unhandled) || (kind != "" && kind != webhook.KindUnhandled) {
+	if kind != "" && kind != webhook.KindUnhandled {
 		return nil, "", nil
 	}
-	page, next, err := d.Unhandled[src-1].List(ctx, inner, limit)
+	// Sources empty when the walk began are passed over.
+	for src <= len(d.Unhandled) && ends[src-1] == emptySource {
+		src, inner = src+1, ""
+	}
+	if src > len(d.Unhandled) {
+		return nil, "", nil
+	}
+	cursor := inner
+	if end := ends[src-1]; end != unboundedSource && !strings.Contains(inner, "..") {
+		cursor = inner + ".." + end
+	}
+	page, next, err := d.Unhandled[src-1].List(ctx, cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -130,9 +231,9 @@ func (d DeadLetters) List(ctx context.Context, after string, limit int, kind web
 	}
 	switch {
 	case next != "":
-		next = prefix + next
+		next = prefix + next + suffix
 	case src < len(d.Unhandled):
-		next = unhandledPrefix + strconv.Itoa(src+1) + ":"
+		next = unhandledPrefix + strconv.Itoa(src+1) + ":" + suffix
 	}
 	return page, next, nil
 }
@@ -181,7 +282,7 @@ func ViewOf(dl webhook.DeadLetter) DeadLetterView {
 		Attempts: ev.Meta.Attempts, DryRun: ev.Meta.IsDryRun,
 	}
 	switch {
-	case len(ev.Payload) > 0 && json.Valid(ev.Payload):
+	case len(ev.Payload) > 0 && json.Valid(ev.Payload) && utf8.Valid(ev.Payload):
 		v.Payload, v.PayloadEncoding = json.RawMessage(ev.Payload), "json"
 	case utf8.Valid(ev.Payload):
 		v.Payload, _ = json.Marshal(string(ev.Payload))

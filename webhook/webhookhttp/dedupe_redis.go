@@ -83,7 +83,7 @@ func (d RedisDedupe) Commit(ctx context.Context, token string, ids []string, win
 	}
 	taken := int64(0)
 	for _, keys := range groups {
-		n, err := commitScript.Run(ctx, d.Client, keys, token, window.Milliseconds()).Int64()
+		n, err := commitScript.Run(ctx, d.Client, keys, token, max(window.Milliseconds(), 1)).Int64()
 		if err != nil {
 			return err
 		}

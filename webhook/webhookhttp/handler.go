@@ -105,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("webhookhttp: Config.Publisher is required")
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("webhookhttp: Config.MaxBodyBytes is %d, want 0 (default) or more", c.MaxBodyBytes)
+	case c.DedupeWindow > 0 && c.DedupeWindow < time.Second:
+		return fmt.Errorf("webhookhttp: Config.DedupeWindow is %s, want at least 1s (negative: off)", c.DedupeWindow)
 	case c.EmitTimeout < 0 || c.EmitTimeout > ClaimTTL/2:
 		return fmt.Errorf("webhookhttp: Config.EmitTimeout is %s, want 0 (default) to %s", c.EmitTimeout, ClaimTTL/2)
 	case c.MaxBatch < 0:

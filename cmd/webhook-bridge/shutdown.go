@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// shutDown stops taking events and lets the deliveries in flight finish,
+// within timeout. On Redis the bridge stops reading at once (what ingest
+// still accepts waits in the stream for the next reader); in memory it
+// reads until the HTTP requests in progress are done, since the events
+// they accept are nowhere else. HTTP requests still in progress at the
+// timeout (a client trickling its body, say) are cut; that abandons no
+// delivery. It returns an error only when deliveries were still in flight
+// at the timeout.
+func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-chan struct{}, inFlight func() int, memory bool, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	httpDone := make(chan struct{})
+	go func() { defer close(httpDone); _ = srv.Shutdown(ctx) }()
+	if memory {
+		select {
+		case <-httpDone:
+		case <-ctx.Done():
+		}
+	}
+	stopRun()
+	select {
+	case <-bridgeDone:
+	case <-ctx.Done():
+		select {
+		case <-bridgeDone: // done just as the timeout came: nothing abandoned
+		default:
+			log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(memory), "in_flight", inFlight())
+			return fmt.Errorf("deliveries still in flight at the shutdown timeout (%s)", timeout)
+		}
+	}
+	select {
+	case <-httpDone:
+	case <-ctx.Done():
+		_ = srv.Close()
+		log.Warn("webhook-bridge: HTTP requests still in progress at shutdown_timeout were cut (no delivery was in flight)")
+	}
+	log.Info("webhook-bridge: stopped")
+	return nil
+}
