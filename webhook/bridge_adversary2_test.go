@@ -155,8 +155,12 @@ func TestAdversary2CircuitLinesOncePerTransition(t *testing.T) {
 	opened := len(logs.lines("circuit open, deliveries"))
 	half := len(logs.lines("circuit half-open"))
 	closed := len(logs.lines("circuit closed"))
-	if opened != 1 || half != 1 || closed != 1 {
-		t.Errorf("one failing streak, one recovery: %d open, %d half-open, %d closed lines; want 1 each", opened, half, closed)
+	// On a loaded machine the cooldown may end before the endpoint turns
+	// healthy: that probe fails and opens the circuit again, a second
+	// transition with its own lines. What must hold is one line per
+	// transition: each opening followed by one probe, one closing.
+	if opened < 1 || half != opened || closed != 1 {
+		t.Errorf("one failing streak, one recovery: %d open, %d half-open, %d closed lines; want one half-open per open and 1 closed", opened, half, closed)
 	}
 }
 
