@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -219,7 +220,7 @@ func compileRoute(s Subscription) (*route, error) {
 // event delivered from then on. It compiles them all first and changes
 // nothing when one fails or two share an ID.
 func (b *Bridge) SetSubscriptions(subs []Subscription) error {
-	t, err := compileTable(subs)
+	t, err := compileTable(subs, b.table.Load())
 	if err != nil {
 		return err
 	}
@@ -235,11 +236,13 @@ func (b *Bridge) SetSubscriptions(subs []Subscription) error {
 func (b *Bridge) InFlight() int { return int(b.inFlight.Load()) }
 
 // compileTable compiles subs into a table, refusing the first that does
-// not compile and two that share an ID.
-func compileTable(subs []Subscription) (*table, error) {
-	t := &table{byID: map[string]*route{}, byTopic: map[string][]*route{}, list: make([]Subscription, 0, len(subs))}
+// not compile and two that share an ID. A subscription unchanged since
+// prev (nil for none) keeps its compiled route, so changing one among
+// thousands compiles one.
+func compileTable(subs []Subscription, prev *table) (*table, error) {
+	t := &table{byID: make(map[string]*route, len(subs)), byTopic: map[string][]*route{}, list: make([]Subscription, 0, len(subs))}
 	for _, s := range subs {
-		r, err := compileRoute(s)
+		r, err := reuseOrCompile(s, prev)
 		if err != nil {
 			return nil, err
 		}
@@ -253,6 +256,17 @@ func compileTable(subs []Subscription) (*table, error) {
 		}
 	}
 	return t, nil
+}
+
+// reuseOrCompile returns prev's route for s when s has not changed, else
+// compiles it.
+func reuseOrCompile(s Subscription, prev *table) (*route, error) {
+	if prev != nil {
+		if r, ok := prev.byID[s.ID]; ok && reflect.DeepEqual(r.sub, s) {
+			return r, nil
+		}
+	}
+	return compileRoute(s)
 }
 
 // Subscriptions returns the subscriptions in force.

@@ -165,7 +165,7 @@ func (b *Bridge) Replay(ctx context.Context, match func(DeadLetter) bool) (int, 
 // subscriptions that do not compile, as [Bridge.SetSubscriptions] does.
 // webhook-bridge's `dlq replay` uses it without a bridge.
 func CanGo(subs []Subscription) (func(DeadLetter) bool, error) {
-	t, err := compileTable(subs)
+	t, err := compileTable(subs, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -179,13 +181,50 @@ func (s *subscriptions) watch(ctx context.Context, every time.Duration) {
 	}
 }
 
+// SubscriptionPage is the answer of GET /v1/subscriptions.
+type SubscriptionPage struct {
+	Subscriptions []SubscriptionView `json:"subscriptions"`
+	// Next is the cursor of the following page, "" after the last.
+	Next string `json:"next"`
+}
+
+// Pages of GET /v1/subscriptions.
+const (
+	subscriptionsDefaultLimit = 100
+	// SubscriptionsMaxLimit is the largest page GET /v1/subscriptions
+	// answers.
+	SubscriptionsMaxLimit = 1000
+)
+
+// listSubscriptions answers one page of the subscriptions, by id, after
+// the cursor (the last id of the previous page).
 func (h *Handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := subscriptionsDefaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > SubscriptionsMaxLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want an integer from 1 to %d", shown(v), SubscriptionsMaxLimit))
+			return
+		}
+		limit = n
+	}
 	all, err := h.subs.all(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": all})
+	slices.SortFunc(all, func(a, b SubscriptionView) int { return strings.Compare(a.ID, b.ID) })
+	cursor := q.Get("cursor")
+	start, _ := slices.BinarySearchFunc(all, cursor, func(v SubscriptionView, id string) int { return strings.Compare(v.ID, id) })
+	if start < len(all) && cursor != "" && all[start].ID == cursor {
+		start++
+	}
+	page := SubscriptionPage{Subscriptions: all[start:min(start+limit, len(all))]}
+	if end := start + limit; end < len(all) {
+		page.Next = all[end-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (h *Handler) getSubscription(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,9 @@ package webhookhttp_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,43 @@ func TestAdminRefusesSubscriptionsTheBridgeCannotHonour(t *testing.T) {
 			`{"id": "s", "topic": "t", "url": "http://127.0.0.1:1/", `+c.extra+`}`)
 		if p := problem(t, status, body, ct); status != http.StatusBadRequest || !strings.Contains(p.Error, c.says) {
 			t.Errorf("%s: %d %s, want 400 naming the %s", c.extra, status, body, c.says)
+		}
+	}
+}
+
+// GET /v1/subscriptions pages by id with a cursor; a walk returns every
+// subscription once, in order.
+func TestSubscriptionListingPages(t *testing.T) {
+	var readOnly []webhook.Subscription
+	for i := range 250 {
+		readOnly = append(readOnly, webhook.Subscription{ID: fmt.Sprintf("sub-%03d", i), Topic: "t", URL: "http://127.0.0.1:1/"})
+	}
+	ts, _ := api(t, webhookhttp.Config{AdminToken: adminToken, ReadOnly: readOnly})
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		status, body, _ := call(t, ts, http.MethodGet, "/v1/subscriptions?limit=60&cursor="+cursor, adminToken, "")
+		var page webhookhttp.SubscriptionPage
+		if err := json.Unmarshal([]byte(body), &page); status != 200 || err != nil || pages > 10 {
+			t.Fatalf("page %d: %d %s", pages, status, body)
+		}
+		for _, v := range page.Subscriptions {
+			got = append(got, v.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	if len(got) != 250 || got[0] != "sub-000" || got[249] != "sub-249" || !slices.IsSorted(got) {
+		t.Errorf("walk returned %d subscriptions: %v", len(got), got)
+	}
+	if status, body, _ := call(t, ts, http.MethodGet, "/v1/subscriptions", adminToken, ""); status != 200 || strings.Count(body, `"id"`) != 100 || !strings.Contains(body, `"next":"sub-099"`) {
+		t.Errorf("default page: %d %.200s", status, body)
+	}
+	for _, bad := range []string{"0", "1001", "x"} {
+		if status, _, _ := call(t, ts, http.MethodGet, "/v1/subscriptions?limit="+bad, adminToken, ""); status != http.StatusBadRequest {
+			t.Errorf("limit=%s: %d, want 400", bad, status)
 		}
 	}
 }
