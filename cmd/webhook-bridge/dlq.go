@@ -61,7 +61,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if cfg.Redis.URL == "" {
+	if !cfg.onRedis() {
 		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, stdout)
 	}
 	client, err := redisClient(cfg)
