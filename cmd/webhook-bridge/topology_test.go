@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/redis"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
 func TestRedisTopologyConfigErrors(t *testing.T) {
@@ -262,13 +263,18 @@ func TestBridgeThroughSentinelFailover(t *testing.T) {
 	t.Cleanup(s.Kill)
 	t.Setenv("TOPO_SENTINEL_PASSWORD", "sentinel-pw")
 	t.Setenv("TOPO_REDIS_PASSWORD", "data-pw")
-	sink := httpsink.New(t, nil)
+	sink := httpsink.New(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+		if r.URL.Path == "/gone" {
+			w.WriteHeader(http.StatusGone)
+		}
+	})
 	p := startBridge(t, topologyConfig(fmt.Sprintf(`redis:
   sentinel_url: redis://:${TOPO_SENTINEL_PASSWORD}@%s/0?master_name=%s&username=bridge&password=${TOPO_REDIS_PASSWORD}
   wait_replicas: 1
 `, s.Sentinel.Addr, s.MasterName), "c1")+`
 subscriptions:
-  - {id: all, topic: "*", url: "`+sink.URL+`"}
+  - {id: all, topic: tick, url: "`+sink.URL+`"}
+  - {id: gone, topic: gone, url: "`+sink.URL+`/gone"}
 `)
 	if !strings.Contains(p.logs(), "topology=sentinel") {
 		t.Errorf("the start log does not say the topology:\n%s", p.logs())
@@ -358,6 +364,26 @@ subscriptions:
 		return true
 	})
 	t.Logf("%d events accepted (%d after the failover), %d refused while the primary changed", len(want), afterFO, refused)
+
+	// A dead letter on the new primary, listed and replayed by the dlq
+	// commands through the sentinel.
+	gone := p.emit(t, "", `{"name": "gone", "payload": {}}`)[0]
+	var lines []webhookhttp.DeadLetterView
+	deadline := time.Now().Add(wait)
+	for len(lines) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead letter never showed in dlq list")
+		}
+		lines = dlqLines(t, cli(t, "dlq", "list", "--config", p.config))
+		time.Sleep(20 * time.Millisecond) // polling another process's writes
+	}
+	if len(lines) != 1 || lines[0].Event.ID != gone || lines[0].Kind != "gone" {
+		t.Errorf("dlq list = %+v, want the one gone event", lines)
+	}
+	if out := cli(t, "dlq", "replay", "--config", p.config, "--subscription", "gone"); !strings.Contains(out, "replayed 1 dead letter(s)") {
+		t.Errorf("dlq replay said %q", out)
+	}
+	sink.WaitUntil(t, wait, "the replayed delivery", func(hs []httpsink.Hit) bool { return len(hitsOf(hs, "/gone")) == 2 })
 	for _, secret := range []string{"sentinel-pw", "data-pw"} {
 		if strings.Contains(p.logs(), secret) {
 			t.Errorf("the log shows a password")
