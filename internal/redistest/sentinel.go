@@ -57,10 +57,12 @@ func StartSentinel(dir string, cfg SentinelConfig) (*Sentinel, error) {
 		cfg.MasterName = "mymaster"
 	}
 	s := &Sentinel{MasterName: cfg.MasterName, cfg: cfg}
-	var auth []string
+	// A replica (the old primary, after a failover) syncs at once, not
+	// after the default 5s wait for more replicas.
+	auth := []string{"--repl-diskless-sync-delay", "0"}
 	if cfg.User != "" {
-		auth = []string{"--user", "default", "off", "--user", cfg.User, "on", ">" + cfg.Password, "~*", "&*", "+@all",
-			"--masteruser", cfg.User, "--masterauth", cfg.Password}
+		auth = append(auth, "--user", "default", "off", "--user", cfg.User, "on", ">" + cfg.Password, "~*", "&*", "+@all",
+			"--masteruser", cfg.User, "--masterauth", cfg.Password)
 	}
 	dataDir := func(name string) (string, error) {
 		d := filepath.Join(dir, name)
