@@ -61,7 +61,7 @@ func StartSentinel(dir string, cfg SentinelConfig) (*Sentinel, error) {
 	// after the default 5s wait for more replicas.
 	auth := []string{"--repl-diskless-sync-delay", "0"}
 	if cfg.User != "" {
-		auth = append(auth, "--user", "default", "off", "--user", cfg.User, "on", ">" + cfg.Password, "~*", "&*", "+@all",
+		auth = append(auth, "--user", "default", "off", "--user", cfg.User, "on", ">"+cfg.Password, "~*", "&*", "+@all",
 			"--masteruser", cfg.User, "--masterauth", cfg.Password)
 	}
 	dataDir := func(name string) (string, error) {
