@@ -91,6 +91,11 @@ func redisClient(cfg *Config) (goredis.UniversalClient, error) {
 	return setup.client(), nil
 }
 
+// startPingTimeout bounds the first PING at start: go-redis's retries
+// would otherwise spend more than half a minute on sentinels that do not
+// answer before saying so.
+const startPingTimeout = 10 * time.Second
+
 // handlerTimeout is the deadline of handling one event: its deliveries,
 // each bounded by its subscription's timeout (at most webhook.MaxTimeout),
 // run concurrently, then retries are scheduled.
@@ -154,8 +159,14 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	if err != nil {
 		return nil, err
 	}
-	if err := client.Ping(ctx).Err(); err != nil {
+	pingCtx, cancel := context.WithTimeout(ctx, startPingTimeout)
+	err = client.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
 		_ = client.Close()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("redis %s: no answer within %s (log_level: debug shows go-redis's attempts)", cfg.redisShown(), startPingTimeout)
+		}
 		return nil, fmt.Errorf("redis %s: %w", cfg.redisShown(), err)
 	}
 	pub, err := redis.NewPublisher(client, publisherConfig(cfg))

@@ -447,3 +447,25 @@ subscriptions:
 		})
 	}
 }
+
+// No topology's URL shows its passwords in the bridge's or the dlq
+// commands' error, whether the URL is refused at load or names a Redis
+// that does not answer (a Cluster here: unreachable sentinels take the
+// bridge 10s to give up on).
+func TestRedisPasswordsNeverInErrorsAnyTopology(t *testing.T) {
+	for _, redisLines := range []string{
+		"  sentinel_url: redis://s:s3cr3t-s@127.0.0.1:1?username=u&password=s3cr3t-d\n",
+		"  sentinel_url: redis://s:s3cr3t-s@127.0.0.1:1?master_name=m&password=s3cr3t-d&pool_size=many\n",
+		"  cluster_url: redis://u:s3cr3t-c@127.0.0.1:1?addr=127.0.0.1:2\n",
+		"  cluster_url: redis://u:s3cr3t-c@127.0.0.1:1?addr=127.0.0.1:2&password=s3cr3t-q\n",
+		"  url: rediss://u:s3cr3t-u@127.0.0.1:1/0?skip_verify=true\n",
+	} {
+		path := writeConfig(t, "listen: "+freeAddr(t)+"\nredis:\n"+redisLines)
+		for _, args := range [][]string{{"--config", path}, {"dlq", "list", "--config", path}} {
+			_, stderr, code := runCLI(t, args...)
+			if code != 1 || strings.Contains(stderr, "s3cr3t") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("%s%v: exit %d, stderr %q: want 1 and one line without the passwords", redisLines, args[:len(args)-2], code, stderr)
+			}
+		}
+	}
+}
