@@ -95,11 +95,15 @@ func (c *coalescer) write() {
 		for _, req := range batch {
 			cmds = append(cmds, pipe.Do(ctx, c.p.xadd(req.stream, req.ev)...))
 		}
+		wait := c.p.waitCmd(ctx, pipe)
 		_, _ = pipe.Exec(ctx)
+		werr := c.p.waitErr(wait)
 		for i, req := range batch {
 			var err error
 			if cerr := cmds[i].Err(); cerr != nil {
 				err = fmt.Errorf("redis: event %s not written to stream %q: %w", req.ev.ID, req.stream, cerr)
+			} else if werr != nil {
+				err = fmt.Errorf("redis: event %s written to stream %q: %w", req.ev.ID, req.stream, werr)
 			}
 			req.done <- err
 		}

@@ -44,7 +44,27 @@ type PublisherConfig struct {
 	// their entry IDs. It cannot be set together with MaxLen.
 	// default: 0, no age limit
 	MaxAge time.Duration
+	// WaitReplicas makes every write wait until this many replicas have
+	// acknowledged it (WAIT, sent on the connection of the write, in its
+	// pipeline), so that an Emit that returned nil survives a failover
+	// to one of them: Redis replicates asynchronously, and a primary that
+	// fails over loses the writes its replicas had not received. An Emit
+	// whose writes fewer replicas acknowledged within WaitTimeout returns
+	// an error wrapping [ErrNotReplicated], although the events were
+	// written and may still be delivered. It needs a client of one
+	// primary (NewClient, NewFailoverClient): on a Cluster client
+	// NewPublisher refuses it, since a WAIT without a key would reach a
+	// node of its own choosing.
+	// default: 0, no wait
+	WaitReplicas int
+	// WaitTimeout bounds the wait for WaitReplicas.
+	// default: 1s
+	WaitTimeout time.Duration
 }
+
+// ErrNotReplicated says that a write was made but fewer replicas than
+// [PublisherConfig.WaitReplicas] acknowledged it in time.
+var ErrNotReplicated = errors.New("redis: write not acknowledged by enough replicas")
 
 const defaultStream = "events"
 
@@ -57,6 +77,10 @@ func (c PublisherConfig) Validate() error {
 		return fmt.Errorf("redis: PublisherConfig.MaxAge is %s, want 0 (no limit) or more", c.MaxAge)
 	case c.Partitions < 0:
 		return fmt.Errorf("redis: PublisherConfig.Partitions is %d, want 0 (none) or more", c.Partitions)
+	case c.WaitReplicas < 0:
+		return fmt.Errorf("redis: PublisherConfig.WaitReplicas is %d, want 0 (no wait) or more", c.WaitReplicas)
+	case c.WaitTimeout < 0:
+		return fmt.Errorf("redis: PublisherConfig.WaitTimeout is %s, want 0 (the default) or more", c.WaitTimeout)
 	case c.MaxLen > 0 && c.MaxAge > 0:
 		return errors.New("redis: PublisherConfig.MaxLen and MaxAge are both set; trim by one of them")
 	case c.Stream != "":
@@ -90,6 +114,14 @@ func NewPublisher(client goredis.UniversalClient, cfg PublisherConfig) (*Publish
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = defaultStream
+	}
+	if cfg.WaitReplicas > 0 {
+		if _, ok := client.(*goredis.ClusterClient); ok {
+			return nil, errors.New("redis: PublisherConfig.WaitReplicas needs a client of one primary (NewClient, NewFailoverClient), not a Cluster client")
+		}
+		if cfg.WaitTimeout == 0 {
+			cfg.WaitTimeout = time.Second
+		}
 	}
 	p := &Publisher{client: client, cfg: cfg}
 	p.single = newCoalescer(p)
@@ -177,17 +209,46 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 			cmds[i] = pipe.Do(ctx, p.xadd(streams[i], ev)...)
 		}
 	}
+	wait := p.waitCmd(ctx, pipe)
 	_, _ = pipe.Exec(ctx) // errors are per command, below
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	werr := p.waitErr(wait)
 	var errs []error
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("redis: event %s not written to stream %q: %w", events[i].ID, streams[i], err))
+		} else if werr != nil {
+			errs = append(errs, fmt.Errorf("redis: event %s written to stream %q: %w", events[i].ID, streams[i], werr))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitCmd adds a WAIT for cfg.WaitReplicas to pipe, after its writes and
+// on their connection; nil when no wait is asked for.
+func (p *Publisher) waitCmd(ctx context.Context, pipe goredis.Pipeliner) *goredis.Cmd {
+	if p.cfg.WaitReplicas == 0 {
+		return nil
+	}
+	return pipe.Do(ctx, "wait", p.cfg.WaitReplicas, max(p.cfg.WaitTimeout.Milliseconds(), 1))
+}
+
+// waitErr returns nil when wait is nil or enough replicas acknowledged
+// the pipeline's writes.
+func (p *Publisher) waitErr(wait *goredis.Cmd) error {
+	if wait == nil {
+		return nil
+	}
+	n, err := wait.Int64()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: WAIT: %w", ErrNotReplicated, err)
+	case n < int64(p.cfg.WaitReplicas):
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, p.cfg.WaitReplicas, p.cfg.WaitTimeout)
+	}
+	return nil
 }
 
 // xadd returns the whole XADD command for ev, built in one slice that the

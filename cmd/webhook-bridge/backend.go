@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/internal/redact"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
@@ -81,35 +78,23 @@ func (b *backend) Close() error {
 	return nil
 }
 
-// redisClient connects to cfg's Redis URL.
+// redisClient connects to the Redis cfg names (a server, a Cluster or a
+// primary through Sentinel).
 func redisClient(cfg *Config) (goredis.UniversalClient, error) {
-	opts, err := parseRedisURL(cfg.Redis.URL)
+	setup, err := cfg.parseRedis()
 	if err != nil {
 		return nil, err
 	}
-	return goredis.NewClient(opts), nil
+	if setup == nil {
+		return nil, errors.New("config: no redis.url, redis.cluster_url or redis.sentinel_url")
+	}
+	return setup.client(), nil
 }
 
-// parseRedisURL reads a Redis URL with go-redis's parser; its errors never
-// hold the password (url.Parse quotes the whole URL, and a bad escape in
-// the password quotes a piece of it).
-func parseRedisURL(raw string) (*goredis.Options, error) {
-	opts, err := goredis.ParseURL(raw)
-	if err == nil {
-		return opts, nil
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return nil, errors.New("config: redis.url does not parse as a URL: want redis://[[user]:password@]host:port[/db], the password percent-encoded")
-	}
-	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return nil, fmt.Errorf("config: redis.url %s: %s", redact.URL(raw), msg)
-}
+// startPingTimeout bounds the first PING at start: go-redis's retries
+// would otherwise spend more than half a minute on sentinels that do not
+// answer before saying so.
+const startPingTimeout = 10 * time.Second
 
 // handlerTimeout is the deadline of handling one event: its deliveries,
 // each bounded by its subscription's timeout (at most webhook.MaxTimeout),
@@ -134,7 +119,9 @@ func retryStream(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webho
 // retry stream; the bridge and `dlq replay` share it.
 func publisherConfig(cfg *Config) redis.PublisherConfig {
 	return redis.PublisherConfig{
-		MaxLen: cfg.StreamMaxLen,
+		MaxLen:       cfg.StreamMaxLen,
+		WaitReplicas: cfg.Redis.WaitReplicas,
+		WaitTimeout:  cfg.redisWaitTimeout(),
 		Route: func(name pubsub.Name) string {
 			if name == webhook.RetryEventName {
 				return retryStream(cfg)
@@ -156,8 +143,8 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		host, _ := os.Hostname()
 		consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if cfg.Redis.URL == "" {
-		log.Warn("webhook-bridge: NO redis.url: running on the IN-MEMORY backend; events, retries, subscriptions made through the API and dead letters are lost when the process stops, and replicas do not share work")
+	if !cfg.onRedis() {
+		log.Warn("webhook-bridge: NO redis.url, redis.cluster_url or redis.sentinel_url: running on the IN-MEMORY backend; events, retries, subscriptions made through the API and dead letters are lost when the process stops, and replicas do not share work")
 		broker := memory.NewBroker(memory.Options{Logger: log})
 		sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: cfg.Group, Concurrency: cfg.Concurrency,
 			Backoff: pubsub.ExponentialBackoff(time.Second, time.Minute), HandlerTimeout: handlerTimeout})
@@ -172,9 +159,15 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 	if err != nil {
 		return nil, err
 	}
-	if err := client.Ping(ctx).Err(); err != nil {
+	pingCtx, cancel := context.WithTimeout(ctx, startPingTimeout)
+	err = client.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("redis %s: %w", redact.URL(cfg.Redis.URL), err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("redis %s: no answer within %s (log_level: debug shows go-redis's attempts)", cfg.redisShown(), startPingTimeout)
+		}
+		return nil, fmt.Errorf("redis %s: %w", cfg.redisShown(), err)
 	}
 	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
 	if err != nil {
@@ -193,7 +186,10 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		_ = client.Close()
 		return nil, err
 	}
-	log.Info("webhook-bridge: on Redis", "redis", redact.URL(cfg.Redis.URL), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
+	if setup, _ := cfg.parseRedis(); setup != nil && setup.tlsConfig() != nil && setup.tlsConfig().InsecureSkipVerify {
+		log.Warn("webhook-bridge: redis.tls.insecure_skip_verify is on: the connections to Redis are encrypted but any server is believed, so whoever can intercept them reads and changes every event, subscription secret and dead letter")
+	}
+	log.Info("webhook-bridge: on Redis", "redis", cfg.redisShown(), "topology", cfg.redisTopology(), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
 	logGroupStart(log, cfg, groupAt, groupErr)
 	return &backend{
 		pub: pub, sub: sub, client: client,

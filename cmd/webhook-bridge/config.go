@@ -26,10 +26,9 @@ import (
 type Config struct {
 	// Listen is the HTTP address. default: 127.0.0.1:8080
 	Listen string `yaml:"listen"`
-	Redis  struct {
-		// URL selects the Redis backend; empty means in-memory.
-		URL string `yaml:"url"`
-	} `yaml:"redis"`
+	// Redis selects the Redis backend and its topology; empty means
+	// in-memory.
+	Redis RedisConfig `yaml:"redis"`
 	// Stream is the stream (or in-memory topic space) events are read
 	// from and published to. default: events
 	Stream string `yaml:"stream"`
@@ -327,10 +326,8 @@ func (c *Config) validate() error {
 	if _, err := c.targetPolicy(); err != nil {
 		return err
 	}
-	if c.Redis.URL != "" {
-		if _, err := parseRedisURL(c.Redis.URL); err != nil {
-			return err
-		}
+	if _, err := c.parseRedis(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Subscriptions {

@@ -23,7 +23,7 @@ import (
 const dlqPageSize = webhookhttp.DeadLetterMaxLimit
 
 // runDLQ lists or replays dead letters: from Redis directly when the
-// config has redis.url, else through the running bridge's admin API. Both
+// config names a Redis (any topology), else through the running bridge's admin API. Both
 // walk the dead letters a page at a time, so neither side ever holds the
 // whole backlog; the walk covers the dead letters stored when it started.
 func runDLQ(args []string, stdout, stderr io.Writer) error {
@@ -61,7 +61,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if cfg.Redis.URL == "" {
+	if !cfg.onRedis() {
 		return dlqOverHTTP(ctx, cfg, verb, *subID, *evID, stdout)
 	}
 	client, err := redisClient(cfg)

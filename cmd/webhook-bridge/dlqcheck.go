@@ -22,7 +22,7 @@ func checkSubscription(ctx context.Context, cfg *Config, id string) error {
 		}
 	}
 	notFound := fmt.Errorf("dlq: no subscription %q in the config or made through the admin API", id)
-	if cfg.Redis.URL != "" {
+	if cfg.onRedis() {
 		client, err := redisClient(cfg)
 		if err != nil {
 			return err

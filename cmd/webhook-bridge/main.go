@@ -1,8 +1,9 @@
 // Command webhook-bridge is a sidecar that turns events into signed,
-// retried HTTP deliveries. It consumes a stream (Redis, or in memory when
-// no redis.url is configured), matches each event against subscriptions
-// by topic and an expr-lang filter, and POSTs the matches; see README.md
-// and examples/bridge.yaml.
+// retried HTTP deliveries. It consumes a stream (Redis — one server, a
+// Cluster or a primary managed by Sentinel — or in memory when no Redis is
+// configured), matches each event against subscriptions by topic and an
+// expr-lang filter, and POSTs the matches; see README.md and
+// examples/bridge.yaml.
 //
 // Usage:
 //

@@ -101,7 +101,7 @@ const demoReceiverPath = "/demo/receiver"
 // while the demo is off. addr is the address the bridge listens on.
 func logStart(log *slog.Logger, cfg *Config, subs []webhook.Subscription, addr string) {
 	backend := "memory"
-	if cfg.Redis.URL != "" {
+	if cfg.onRedis() {
 		backend = "redis"
 	}
 	log.Info("webhook-bridge: starting", "version", versionLine(), "backend", backend,

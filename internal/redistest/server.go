@@ -19,13 +19,25 @@ type Server struct {
 	// Dir is the server's working directory (its AOF and RDB files).
 	Dir  string
 	args []string
-	cmd  *exec.Cmd
+	// ready is the log line that says the process serves.
+	ready string
+	cmd   *exec.Cmd
 }
+
+// readyLine is what redis-server logs once it accepts connections.
+const readyLine = "Ready to accept connections"
 
 // Start runs redis-server on a free loopback port with its files in dir,
 // passing extra as further "--option value" arguments, and returns once
 // the server says it accepts connections.
 func Start(dir string, extra ...string) (*Server, error) {
+	return startOn(dir, func(port int) []string { return []string{"--port", strconv.Itoa(port)} }, readyLine, extra)
+}
+
+// startOn runs redis-server on a free loopback port, with the arguments
+// portArgs makes of the port before the common ones and extra, and waits
+// for ready in its log.
+func startOn(dir string, portArgs func(port int) []string, ready string, extra []string) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redistest: redis-server not found (scripts/test installs it): %w", err)
 	}
@@ -35,11 +47,11 @@ func Start(dir string, extra ...string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir}
-		s.args = append([]string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, ready: ready}
+		s.args = append(append(portArgs(port),
+			"--bind", "127.0.0.1", "--dir", dir,
 			"--save", "", "--appendonly", "no", "--logfile", "", "--daemonize", "no",
-		}, extra...)
+		), extra...)
 		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
@@ -66,7 +78,7 @@ func (s *Server) start() error {
 		for sc.Scan() {
 			line := sc.Text()
 			log = append(log, line)
-			if strings.Contains(line, "Ready to accept connections") {
+			if strings.Contains(line, s.ready) {
 				ready <- nil
 				for sc.Scan() { // keep draining so the server never blocks on its log
 				}
