@@ -137,7 +137,7 @@ subscriptions:
 		t.Fatal(err)
 	}
 	t.Logf("retry_in=%s, real wait %s", logged, real)
-	if d := real - logged; d < -50*time.Millisecond || d > 400*time.Millisecond {
+	if d := real - logged; d < -50*time.Millisecond || d > time.Second { // the delayed-set poll (250 ms) and a loaded machine
 		t.Errorf("retry_in=%s logged, the retry came %s after the attempt", logged, real)
 	}
 }
