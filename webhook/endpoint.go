@@ -38,6 +38,7 @@ type endpoint struct {
 	failures  int
 	openUntil time.Time // zero: closed
 	probing   bool      // half-open: one delivery is testing the endpoint
+	throttle  throttle  // its 429s' effect on its rate limits
 }
 
 // endpoints hands out the endpoint of each URL.
