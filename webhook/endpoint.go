@@ -69,6 +69,12 @@ func endpointKey(raw string) string {
 	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
+// EndpointKey names the endpoint of a URL as the bridge does, for its
+// slots, circuits and [Config.EndpointLimits]: scheme://host:port, the
+// scheme's default port when the URL has none, lowercase, without
+// userinfo, path or query; "invalid-url" for a URL without a host.
+func EndpointKey(rawURL string) string { return endpointKey(rawURL) }
+
 func (es *endpoints) get(k string) *endpoint {
 	es.mu.Lock()
 	defer es.mu.Unlock()

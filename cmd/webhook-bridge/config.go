@@ -93,6 +93,9 @@ type Config struct {
 		MaxLen int64 `yaml:"max_len"`
 	} `yaml:"dead_letters"`
 	Subscriptions []webhook.Subscription `yaml:"subscriptions"`
+	// Endpoints holds per-endpoint settings: rate limits shared by all
+	// the subscriptions delivering to one.
+	Endpoints []EndpointConfig `yaml:"endpoints"`
 	// Demo runs a receiver and emits sample events, to try the bridge.
 	Demo struct {
 		Enabled  bool             `yaml:"enabled"`
@@ -344,6 +347,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: subscriptions[%d]: id %q is used twice", i, s.ID)
 		}
 		seen[s.ID] = true
+	}
+	if err := c.validateEndpoints(); err != nil {
+		return err
 	}
 	if c.Demo.Enabled && c.Demo.Secret != "" {
 		if _, err := webhook.Sign([]string{c.Demo.Secret}, "", 0, nil); err != nil {
