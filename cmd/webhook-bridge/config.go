@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -166,6 +167,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		return nil
 	}
 	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		// yaml.v3 would cut 2.5 down to 2 without a word.
+		if f, err := strconv.ParseFloat(n.Value, 64); n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && err == nil && f != math.Trunc(f) {
+			return fmt.Errorf("config: %s %s (line %d): want a whole number", path, n.Value, n.Line)
+		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return nil // a type error, which Decode reports
