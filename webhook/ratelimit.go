@@ -39,7 +39,7 @@ const (
 func (l RateLimit) Validate() error {
 	switch {
 	case math.IsNaN(l.PerSecond) || l.PerSecond < MinRatePerSecond || l.PerSecond > MaxRatePerSecond:
-		return fmt.Errorf("per_second %v is outside %g (one an hour) to %g", l.PerSecond, MinRatePerSecond, MaxRatePerSecond)
+		return fmt.Errorf("per_second %v is outside 1/3600 (one an hour) to %d", l.PerSecond, int(MaxRatePerSecond))
 	case l.Burst < 0 || l.Burst > MaxRateBurst:
 		return fmt.Errorf("burst %d is outside 0 (default: one second's worth) to %d", l.Burst, MaxRateBurst)
 	}
