@@ -99,14 +99,10 @@ type RedisRateLimiter struct {
 	// Timeout bounds each call.
 	// default: 1s
 	Timeout time.Duration
-
-	once    sync.Once
-	limiter *redis_rate.Limiter
 }
 
 // Allow implements [RateLimiter].
-func (r *RedisRateLimiter) Allow(ctx context.Context, key string, limit RateLimit) (time.Duration, error) {
-	r.once.Do(func() { r.limiter = redis_rate.NewLimiter(r.Client) })
+func (r RedisRateLimiter) Allow(ctx context.Context, key string, limit RateLimit) (time.Duration, error) {
 	limit = limit.withDefaults()
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -116,7 +112,7 @@ func (r *RedisRateLimiter) Allow(ctx context.Context, key string, limit RateLimi
 	defer cancel()
 	// One delivery per Period: the script's emission interval is
 	// Period/Rate, so fractional rates need no rounding.
-	res, err := r.limiter.Allow(ctx, r.Prefix+key, redis_rate.Limit{Rate: 1, Period: limit.interval(), Burst: limit.Burst})
+	res, err := redis_rate.NewLimiter(r.Client).Allow(ctx, r.Prefix+key, redis_rate.Limit{Rate: 1, Period: limit.interval(), Burst: limit.Burst})
 	if err != nil {
 		return 0, fmt.Errorf("webhook: rate limiter: %w", err)
 	}

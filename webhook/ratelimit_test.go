@@ -44,7 +44,7 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 		{ID: "limited", Topic: "rl.test", URL: limited.URL + "/hook"},
 		{ID: "free", Topic: "rl.test", URL: free.URL + "/hook"},
 	}
-	limiter := &webhook.RedisRateLimiter{Client: client, Prefix: redis.HelperKey("rl", "webhook") + ":"}
+	limiter := webhook.RedisRateLimiter{Client: client, Prefix: redis.HelperKey("rl", "webhook") + ":"}
 	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Route: func(pubsub.Name) string { return "rl" }})
 	if err != nil {
 		t.Fatal(err)

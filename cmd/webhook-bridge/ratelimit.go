@@ -63,5 +63,5 @@ func rateLimiter(cfg *Config, client goredis.UniversalClient) webhook.RateLimite
 	if client == nil {
 		return &webhook.MemoryRateLimiter{}
 	}
-	return &webhook.RedisRateLimiter{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook") + ":"}
+	return webhook.RedisRateLimiter{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook") + ":"}
 }
