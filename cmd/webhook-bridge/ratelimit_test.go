@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/webhook"
 )
 
@@ -60,5 +64,52 @@ endpoints:
 	}
 	if _, ok := rateLimiter(cfg, nil).(*webhook.MemoryRateLimiter); !ok {
 		t.Error("in memory the limiter is not a MemoryRateLimiter")
+	}
+}
+
+// Two bridge processes on one Redis hold an endpoint's limit together:
+// with budgets in each process they would let through twice as many.
+func TestRateLimitAcrossBinaries(t *testing.T) {
+	const events, perSecond, burst = 40, 10, 3
+	s := httpsink.New(t, nil)
+	cfg := backendConfig("redis")
+	conf := cfg + "listen: LISTEN\nendpoints:\n  - url: " + s.URL + "\n    rate_limit: {per_second: 10, burst: 3}\n" + `
+subscriptions:
+  - id: sink
+    topic: "*"
+    url: ` + s.URL + "/hook\n"
+	a := startBridge(t, conf)
+	b := startBridge(t, strings.Replace(conf, "consumer: c1", "consumer: c2", 1))
+	var batch []string
+	for i := range events {
+		batch = append(batch, fmt.Sprintf(`{"name": "n", "payload": %d}`, i))
+	}
+	a.emit(t, "", "["+strings.Join(batch, ",")+"]")
+	hits := s.WaitFor(t, events, 20*time.Second)
+	var at []time.Time
+	for _, h := range hits {
+		at = append(at, h.At)
+		if a := h.Header.Get("Webhook-Attempt"); a != "1" {
+			t.Errorf("attempt %s, want 1: waiting for the limit spent an attempt", a)
+		}
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	most, j := 0, 0
+	for i := range at {
+		for j < len(at) && at[j].Sub(at[i]) < time.Second {
+			j++
+		}
+		most = max(most, j-i)
+	}
+	t.Logf("%d deliveries in %s, at most %d in one second", len(at), at[len(at)-1].Sub(at[0]), most)
+	if most > perSecond+burst {
+		t.Errorf("%d deliveries within one second, want at most %d", most, perSecond+burst)
+	}
+	// Both replicas delivered, so the limit held for the two together.
+	for i, p := range []*proc{a, b} {
+		_, metrics := p.do(t, "GET", "/metrics", "", "")
+		if !strings.Contains(metrics, `webhook_bridge_deliveries_total{outcome="delivered",subscription="sink"}`) {
+			t.Errorf("replica %d delivered nothing: the test did not test two replicas", i)
+		}
 	}
 }
