@@ -52,6 +52,22 @@ type Config struct {
 	// deliveries to others.
 	// default: 250ms
 	SlotWait time.Duration
+	// RateLimiter enforces the subscriptions' RateLimit and
+	// EndpointLimits: [RedisRateLimiter] across replicas,
+	// [MemoryRateLimiter] in one process. A delivery over a limit is
+	// deferred (re-emitted for when the limiter says, without spending
+	// an attempt) rather than waited for, so a limited endpoint never
+	// holds up deliveries to others.
+	// default: nil, no rate limits (New logs a warning when a
+	// subscription sets one)
+	RateLimiter RateLimiter
+	// EndpointLimits limits the deliveries to an endpoint, whichever
+	// subscriptions they are for; keyed by the endpoint as
+	// scheme://host:port or by any URL of it (the port may be left out
+	// when it is the scheme's default). A delivery passes its
+	// subscription's limit and then its endpoint's.
+	// default: none
+	EndpointLimits map[string]RateLimit
 	// DeadLetters keeps deliveries given up on.
 	// default: a MemoryDeadLetters
 	DeadLetters DeadLetterStore
@@ -125,6 +141,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("webhook: Config.Retry.Schedule[%d] is %s, want a positive wait", i, d)
 		}
 	}
+	for k, l := range c.EndpointLimits {
+		if endpointKey(k) == "invalid-url" {
+			return fmt.Errorf("webhook: Config.EndpointLimits: %q is not scheme://host:port", k)
+		}
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("webhook: Config.EndpointLimits[%q]: %w", k, err)
+		}
+	}
 	if _, ok := c.Publisher.(pubsub.DelayedPublisher); !ok {
 		return fmt.Errorf("webhook: Config.Publisher %T cannot emit with a delay (pubsub.DelayedPublisher), which retries need", c.Publisher)
 	}
@@ -145,6 +169,10 @@ type Bridge struct {
 	source       string // cfg.Source, percent-encoded for ce-source
 	inFlight     atomic.Int64
 	filterWarns  *warnLimiter
+	// endpointLimits are cfg.EndpointLimits by endpointKey, defaults set.
+	endpointLimits map[string]RateLimit
+	spreadMu       sync.Mutex
+	spreadNext     map[string]time.Time // by limiter key: when the next deferred delivery returns
 }
 
 // route is a compiled subscription.
@@ -177,14 +205,22 @@ func New(cfg Config) (*Bridge, error) {
 	own := cfg.Transport == nil
 	cfg.setDefaults()
 	b := &Bridge{
-		ownTransport: own,
-		cfg:          cfg,
-		pub:          cfg.Publisher.(pubsub.DelayedPublisher),
-		transport:    cfg.Transport,
-		endpoints:    &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
-		gate:         lifecycle.NewGate(),
-		source:       percentEncode(cfg.Source),
-		filterWarns:  newWarnLimiter(filterWarnEvery),
+		ownTransport:   own,
+		cfg:            cfg,
+		pub:            cfg.Publisher.(pubsub.DelayedPublisher),
+		transport:      cfg.Transport,
+		endpoints:      &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
+		gate:           lifecycle.NewGate(),
+		source:         percentEncode(cfg.Source),
+		filterWarns:    newWarnLimiter(filterWarnEvery),
+		endpointLimits: map[string]RateLimit{},
+		spreadNext:     map[string]time.Time{},
+	}
+	for k, l := range cfg.EndpointLimits {
+		b.endpointLimits[endpointKey(k)] = l.withDefaults()
+	}
+	if cfg.RateLimiter == nil && len(cfg.EndpointLimits) > 0 {
+		cfg.Logger.Warn("webhook: Config.EndpointLimits set without a RateLimiter: no rate limit is enforced")
 	}
 	if err := b.SetSubscriptions(cfg.Subscriptions); err != nil {
 		return nil, err
@@ -225,6 +261,13 @@ func (b *Bridge) SetSubscriptions(subs []Subscription) error {
 		return err
 	}
 	b.table.Store(t)
+	if b.cfg.RateLimiter == nil {
+		for _, s := range subs {
+			if s.RateLimit != nil {
+				b.cfg.Logger.Warn("webhook: subscription sets rate_limit but the bridge has no RateLimiter: not enforced", "subscription", s.ID)
+			}
+		}
+	}
 	b.filterWarns.keepOnly(func(id string) bool { _, ok := t.byID[id]; return ok })
 	return nil
 }

@@ -32,6 +32,20 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 		log.Debug("webhook: circuit open, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", retryAt)
 		return b.schedule(ctx, rt, ev, tried, retryAt, result{err: errCircuitOpen})
 	}
+	if at, err := b.rateLimit(ctx, rt, ep, now); !at.IsZero() {
+		if probe {
+			ep.release() // the probe did not happen
+		}
+		b.cfg.Observer.Delivery(rt.sub.ID, RateLimited, 0, 0)
+		reason := result{err: errRateLimited}
+		if err != nil {
+			log.Warn("webhook: rate limiter failed, delivery deferred", "subscription", rt.sub.ID, "event_id", ev.ID, "err", err)
+			reason = result{err: fmt.Errorf("rate limiter: %w", err)}
+		} else if log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("webhook: rate limited, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", at)
+		}
+		return b.schedule(ctx, rt, ev, tried, at, reason)
+	}
 	if !b.takeSlot(ep) {
 		if probe {
 			ep.release() // the probe did not happen
@@ -51,6 +65,9 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 			ep.release()
 		}
 		return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, tried, res, "undeliverable, never sent: "+res.describe())
+	}
+	if res.status == http.StatusTooManyRequests {
+		b.tooMany(rt, ep, res.retryAfter)
 	}
 	circuit := ep.record(res.ok(), probe, time.Now(), b.cfg.Circuit)
 	switch {
@@ -93,6 +110,21 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 		"status", res.status, "err", res.err, "retry_in", wait, "circuit_open", circuitOpen)
 	b.cfg.Observer.RetryScheduled(rt.sub.ID, attempt+1, wait)
 	return b.schedule(ctx, rt, ev, attempt, at, res)
+}
+
+// tooMany lowers the rate limits of rt's endpoint after it answered 429
+// (with retryAfter, or none): see throttle. Endpoints without limits have
+// no rate to lower; their retries wait for Retry-After.
+func (b *Bridge) tooMany(rt *route, ep *endpoint, retryAfter time.Duration) {
+	if b.cfg.RateLimiter == nil {
+		return
+	}
+	if _, _, n := b.limitKeys(rt); n == 0 {
+		return
+	}
+	factor, until := ep.tooMany(time.Now(), min(retryAfter, b.cfg.Retry.MaxRetryAfter))
+	b.cfg.Logger.Info("webhook: endpoint answered 429, its rate limits lowered", "endpoint", rt.endpoint, "subscription", rt.sub.ID,
+		"factor", factor, "until", until)
 }
 
 var (

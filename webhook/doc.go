@@ -103,6 +103,24 @@
 //
 // Events marked as dry runs are matched and logged, never sent.
 //
+// # Rate limits
+//
+// A [Subscription.RateLimit] bounds a subscription's deliveries and
+// [Config.EndpointLimits] an endpoint's, whichever subscriptions they are
+// for; a delivery passes both. Each is a token bucket ([RateLimit]: at
+// most Burst + PerSecond×T deliveries in any T seconds) kept by
+// [Config.RateLimiter]: [RedisRateLimiter] shares it between every replica
+// on one Redis, [MemoryRateLimiter] keeps it in the process. A delivery
+// over a limit is neither sent nor waited for: it is re-emitted, with its
+// attempt count unchanged, for when the limiter says one can go (a backlog
+// spread one interval apart), reported as [RateLimited], so a limited
+// endpoint holds up no delivery to another. A limiter error defers the
+// delivery a second. A 429 from an endpoint halves the rate (and burst)
+// of every limit its deliveries pass for the Retry-After period (a second
+// without one), then the rate climbs back in a straight line over as long
+// again; 429s during that compound, down to 1/64. The 429 is also a
+// failed attempt, retried after its Retry-After.
+//
 // # Dead letters
 //
 // Deliveries given up on go to a [DeadLetterStore]: [MemoryDeadLetters] by

@@ -38,6 +38,7 @@ type endpoint struct {
 	failures  int
 	openUntil time.Time // zero: closed
 	probing   bool      // half-open: one delivery is testing the endpoint
+	throttle  throttle  // its 429s' effect on its rate limits
 }
 
 // endpoints hands out the endpoint of each URL.
@@ -67,6 +68,12 @@ func endpointKey(raw string) string {
 	}
 	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
+
+// EndpointKey names the endpoint of a URL as the bridge does, for its
+// slots, circuits and [Config.EndpointLimits]: scheme://host:port, the
+// scheme's default port when the URL has none, lowercase, without
+// userinfo, path or query; "invalid-url" for a URL without a host.
+func EndpointKey(rawURL string) string { return endpointKey(rawURL) }
 
 func (es *endpoints) get(k string) *endpoint {
 	es.mu.Lock()

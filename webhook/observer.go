@@ -18,6 +18,10 @@ const (
 	// Deferred: the endpoint's circuit was open or its slots full; the
 	// delivery waits without spending an attempt.
 	Deferred Outcome = "deferred"
+	// RateLimited: a rate limit of the subscription or its endpoint was
+	// spent; the delivery waits, re-emitted for when the limiter says,
+	// without spending an attempt.
+	RateLimited Outcome = "rate_limited"
 )
 
 // Observer is told what the bridge does, for metrics. Its methods are

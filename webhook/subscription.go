@@ -50,6 +50,10 @@ type Subscription struct {
 	// dead-lettered, the first included.
 	// default: the bridge's retry policy
 	MaxAttempts int `json:"max_attempts,omitempty" yaml:"max_attempts"`
+	// RateLimit bounds how often deliveries of this subscription go,
+	// across replicas with a [RedisRateLimiter]; see [Config.RateLimiter].
+	// default: nil, no limit of its own
+	RateLimit *RateLimit `json:"rate_limit,omitempty" yaml:"rate_limit"`
 	// Disabled keeps the subscription without matching anything.
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled"`
 }
@@ -112,6 +116,11 @@ func (s Subscription) Validate() error {
 	}
 	if s.MaxAttempts < 0 {
 		return fail("max_attempts %d is negative", s.MaxAttempts)
+	}
+	if s.RateLimit != nil {
+		if err := s.RateLimit.Validate(); err != nil {
+			return fail("rate_limit: %v", err)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -92,6 +93,9 @@ type Config struct {
 		MaxLen int64 `yaml:"max_len"`
 	} `yaml:"dead_letters"`
 	Subscriptions []webhook.Subscription `yaml:"subscriptions"`
+	// Endpoints holds per-endpoint settings: rate limits shared by all
+	// the subscriptions delivering to one.
+	Endpoints []EndpointConfig `yaml:"endpoints"`
 	// Demo runs a receiver and emits sample events, to try the bridge.
 	Demo struct {
 		Enabled  bool             `yaml:"enabled"`
@@ -162,6 +166,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		return nil
 	}
 	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		// yaml.v3 would cut 2.5 down to 2 without a word.
+		if f, err := strconv.ParseFloat(n.Value, 64); n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && err == nil && f != math.Trunc(f) {
+			return fmt.Errorf("config: %s %s (line %d): want a whole number", path, n.Value, n.Line)
+		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return nil // a type error, which Decode reports
@@ -341,6 +350,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: subscriptions[%d]: id %q is used twice", i, s.ID)
 		}
 		seen[s.ID] = true
+	}
+	if err := c.validateEndpoints(); err != nil {
+		return err
 	}
 	if c.Demo.Enabled && c.Demo.Secret != "" {
 		if _, err := webhook.Sign([]string{c.Demo.Secret}, "", 0, nil); err != nil {

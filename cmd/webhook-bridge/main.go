@@ -112,6 +112,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		Retry:   webhook.RetryPolicy{Schedule: schedule, MaxAttempts: cfg.Retry.MaxAttempts},
 		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint,
 		DeadLetters: be.dead, Observer: m, Logger: log,
+		RateLimiter: rateLimiter(cfg, be.client), EndpointLimits: cfg.endpointLimits(),
 	})
 	if err != nil {
 		return err

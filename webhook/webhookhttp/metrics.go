@@ -52,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Name: "webhook_bridge_events_consumed_total", Help: "Events the bridge consumed (retries excluded), by result: matched (delivered to at least one subscription), filtered_out (a subscription's topic matched but every such filter said no), unmatched (no subscription's topic).",
 		}, []string{"result"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "webhook_bridge_deliveries_total", Help: "Delivery attempts by subscription and outcome (delivered, failed, gone, dry_run, deferred).",
+			Name: "webhook_bridge_deliveries_total", Help: "Delivery attempts by subscription and outcome (delivered, failed, gone, dry_run, deferred, rate_limited).",
 		}, []string{"subscription", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "webhook_bridge_delivery_duration_seconds", Help: "Time of a delivery attempt per subscription, from sending the request to the end of reading the response (its body read up to 64 KiB and discarded).",

@@ -23,15 +23,16 @@ import (
 // a PUT without "secret" keeps the stored secrets ("secret": [] removes
 // them).
 type SubscriptionView struct {
-	ID          string            `json:"id"`
-	Topic       string            `json:"topic"`
-	Filter      string            `json:"filter,omitempty"`
-	URL         string            `json:"url"`
-	Headers     map[string]string `json:"headers,omitempty"`
-	Timeout     webhook.Duration  `json:"timeout,omitempty"`
-	MaxAttempts int               `json:"max_attempts,omitempty"`
-	Disabled    bool              `json:"disabled,omitempty"`
-	SecretCount int               `json:"secret_count"`
+	ID          string             `json:"id"`
+	Topic       string             `json:"topic"`
+	Filter      string             `json:"filter,omitempty"`
+	URL         string             `json:"url"`
+	Headers     map[string]string  `json:"headers,omitempty"`
+	Timeout     webhook.Duration   `json:"timeout,omitempty"`
+	MaxAttempts int                `json:"max_attempts,omitempty"`
+	RateLimit   *webhook.RateLimit `json:"rate_limit,omitempty"`
+	Disabled    bool               `json:"disabled,omitempty"`
+	SecretCount int                `json:"secret_count"`
 	// Source is "config" (read-only) or "api".
 	Source string `json:"source"`
 }
@@ -39,7 +40,7 @@ type SubscriptionView struct {
 func viewOf(s webhook.Subscription, source string) SubscriptionView {
 	return SubscriptionView{
 		ID: s.ID, Topic: s.Topic, Filter: s.Filter, URL: s.URL, Headers: s.Headers, Timeout: s.Timeout,
-		MaxAttempts: s.MaxAttempts, Disabled: s.Disabled, SecretCount: len(s.Secrets), Source: source,
+		MaxAttempts: s.MaxAttempts, RateLimit: s.RateLimit, Disabled: s.Disabled, SecretCount: len(s.Secrets), Source: source,
 	}
 }
 

@@ -123,3 +123,25 @@ func TestSubscriptionListingPages(t *testing.T) {
 		}
 	}
 }
+
+// A subscription's rate_limit is taken, shown and sent back through the
+// admin API; a bad one is refused with 400 naming the subscription.
+func TestSubscriptionRateLimitThroughTheAPI(t *testing.T) {
+	bridge := newBridge(t)
+	ts, _ := api(t, webhookhttp.Config{Bridge: bridge, AdminToken: adminToken})
+	status, body, _ := call(t, ts, http.MethodPost, "/v1/subscriptions", adminToken,
+		`{"id": "s1", "topic": "t", "url": "http://127.0.0.1:1/hook", "rate_limit": {"per_second": 20, "burst": 5}}`)
+	if status != http.StatusCreated || !strings.Contains(body, `"rate_limit":{"per_second":20,"burst":5}`) {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if s := bridge.Subscriptions(); len(s) != 1 || s[0].RateLimit == nil || *s[0].RateLimit != (webhook.RateLimit{PerSecond: 20, Burst: 5}) {
+		t.Fatalf("in the bridge: %+v", s)
+	}
+	for _, bad := range []string{`{"per_second": 0}`, `{"per_second": 5, "burst": -1}`, `{"per_second": 5, "per_minute": 1}`} {
+		status, body, _ = call(t, ts, http.MethodPost, "/v1/subscriptions", adminToken,
+			`{"id": "s2", "topic": "t", "url": "http://127.0.0.1:1/hook", "rate_limit": `+bad+`}`)
+		if status != http.StatusBadRequest || !strings.Contains(body, "rate_limit") && !strings.Contains(body, "per_minute") {
+			t.Errorf("rate_limit %s: %d %s, want 400 naming it", bad, status, body)
+		}
+	}
+}
