@@ -1,0 +1,97 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/redistest"
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+// Raising a subscription's rate limit (PUT, or a config reload) must let
+// deliveries go at the new rate. The in-memory limiter does; on Redis the
+// GCRA's theoretical arrival time, computed at the old (slow) rate, is
+// kept, so after one delivery at one an hour the raised limit of 100/s
+// refuses everything for an hour. The two limiters of one interface
+// disagree by an hour.
+func TestAdversary3RedisLimitRaisedTakesEffect(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	slow := webhook.RateLimit{PerSecond: webhook.MinRatePerSecond, Burst: 1}
+	fast := webhook.RateLimit{PerSecond: 100, Burst: 10}
+	ctx := context.Background()
+	limiters := map[string]webhook.RateLimiter{
+		"memory": &webhook.MemoryRateLimiter{},
+		"redis":  webhook.RedisRateLimiter{Client: client, Prefix: "adv3:"},
+	}
+	for name, l := range limiters {
+		if w, err := l.Allow(ctx, "subscription:s", slow); err != nil || w != 0 {
+			t.Fatalf("%s: first delivery at the slow limit: wait %s, err %v", name, w, err)
+		}
+		w, err := l.Allow(ctx, "subscription:s", fast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w > time.Second {
+			t.Errorf("%s limiter: after the limit was raised from one an hour to 100/s, the next delivery must wait %s", name, w)
+		}
+	}
+}
+
+// failingLimiter fails its first n calls, then asks next.
+type failingLimiter struct {
+	mu      sync.Mutex
+	n       int
+	calls   int
+	okSince time.Time
+	next    webhook.RateLimiter
+}
+
+func (f *failingLimiter) Allow(ctx context.Context, key string, l webhook.RateLimit) (time.Duration, error) {
+	f.mu.Lock()
+	f.calls++
+	if f.calls <= f.n {
+		f.mu.Unlock()
+		return 0, errors.New("limiter's redis unreachable")
+	}
+	if f.okSince.IsZero() {
+		f.okSince = time.Now()
+	}
+	f.mu.Unlock()
+	return f.next.Allow(ctx, key, l)
+}
+
+// While the limiter fails, nothing is sent unchecked, no attempt is spent
+// (max_attempts 1 must not dead-letter) and the delivery is not lost.
+func TestAdversary3LimiterDownNeverSendsNorLoses(t *testing.T) {
+	s := newSink(t, nil)
+	lim := &failingLimiter{n: 2, next: &webhook.MemoryRateLimiter{}}
+	h := newHarness(t, webhook.Config{RateLimiter: lim, Subscriptions: []webhook.Subscription{{
+		ID: "lim", Topic: "t", URL: s.URL + "/lim", MaxAttempts: 1, RateLimit: &webhook.RateLimit{PerSecond: 100},
+	}}})
+	h.emit(t, pubsub.Event{ID: "down-1", Name: "t", Payload: []byte(`{}`)})
+	got := s.waitFor(t, 1)[0]
+	lim.mu.Lock()
+	okSince := lim.okSince
+	lim.mu.Unlock()
+	if okSince.IsZero() || got.At.Before(okSince) {
+		t.Errorf("delivery sent at %s before the limiter ever allowed it (%s)", got.At, okSince)
+	}
+	if a := got.Header.Get(webhook.HeaderAttempt); a != "1" {
+		t.Errorf("delivery after limiter failures is attempt %s, want 1", a)
+	}
+	if dls := allDeadLetters(t, h.dead); len(dls) != 0 {
+		t.Errorf("dead letters after limiter failures: %+v", dls)
+	}
+}
