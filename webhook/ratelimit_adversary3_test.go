@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,5 +94,31 @@ func TestAdversary3LimiterDownNeverSendsNorLoses(t *testing.T) {
 	}
 	if dls := allDeadLetters(t, h.dead); len(dls) != 0 {
 		t.Errorf("dead letters after limiter failures: %+v", dls)
+	}
+}
+
+// An endpoint's limit binds "the deliveries to one endpoint of every
+// subscription together". The same address written as an IPv4-mapped
+// IPv6 literal is a different endpoint key, so a subscription (one made
+// through the admin API, say) escapes the limit the receiver is owed.
+func TestAdversary3EndpointLimitNotEvadedBySpelling(t *testing.T) {
+	s := newSink(t, nil)
+	port := s.URL[strings.LastIndex(s.URL, ":")+1:]
+	h := newHarness(t, webhook.Config{
+		RateLimiter:    &webhook.MemoryRateLimiter{},
+		EndpointLimits: map[string]webhook.RateLimit{s.URL: {PerSecond: webhook.MinRatePerSecond, Burst: 1}},
+		Subscriptions: []webhook.Subscription{
+			{ID: "plain", Topic: "a", URL: s.URL + "/a"},
+			{ID: "mapped", Topic: "b", URL: "http://[::ffff:127.0.0.1]:" + port + "/b"},
+		},
+	})
+	h.emit(t, pubsub.Event{ID: "a1", Name: "a", Payload: []byte(`{}`)})
+	h.until(t, "a1 delivered", func() bool { return h.obs.count("plain", webhook.Delivered) == 1 })
+	h.emit(t, pubsub.Event{ID: "b1", Name: "b", Payload: []byte(`{}`)})
+	h.until(t, "b1 settled", func() bool {
+		return h.obs.count("mapped", webhook.Delivered)+h.obs.count("mapped", webhook.RateLimited)+h.obs.count("mapped", webhook.Failed) > 0
+	})
+	if n := len(s.snapshot()); n > 1 {
+		t.Errorf("endpoint limited to one an hour (burst 1) received %d deliveries: 127.0.0.1 and [::ffff:127.0.0.1] are counted apart", n)
 	}
 }
