@@ -122,3 +122,39 @@ func TestAdversary3EndpointLimitNotEvadedBySpelling(t *testing.T) {
 		t.Errorf("endpoint limited to one an hour (burst 1) received %d deliveries: 127.0.0.1 and [::ffff:127.0.0.1] are counted apart", n)
 	}
 }
+
+// "Should Redis not answer the limiter (within 1s), the delivery is
+// deferred a second": a Redis that accepts the command and does not
+// answer (CLIENT PAUSE) must cost the limiter call at most its Timeout.
+func TestAdversary3RedisLimiterBoundedWhenRedisHangs(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = admin.Close() })
+	opts, err := goredis.ParseURL("redis://" + srv.Addr) // as webhook-bridge builds its client
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	lim := webhook.RedisRateLimiter{Client: client, Prefix: "adv3:"}
+	ctx := context.Background()
+	if _, err := lim.Allow(ctx, "k", webhook.RateLimit{PerSecond: 100}); err != nil {
+		t.Fatal(err) // connection made, script loaded
+	}
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "2500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = lim.Allow(ctx, "k", webhook.RateLimit{PerSecond: 100})
+	took := time.Since(start)
+	if err == nil {
+		t.Logf("Allow answered after the pause, %s", took)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("limiter call took %s against a Redis that does not answer; its Timeout (1s) is not enforced (err %v)", took, err)
+	}
+}

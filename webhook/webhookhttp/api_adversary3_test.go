@@ -187,3 +187,50 @@ func TestAdversary3PutRotatesSecretAndFilter(t *testing.T) {
 	}
 }
 
+
+// With deny_private, a literal private address is refused by the admin
+// API, whatever its spelling: such a subscription could never deliver.
+func TestAdversary3PrivateLiteralSpellingsRefused(t *testing.T) {
+	ts, _ := api(t, webhookhttp.Config{AdminToken: advAdmin, Targets: webhook.TargetPolicy{DenyPrivate: true}})
+	for i, u := range []string{
+		"http://127.0.0.1:1/x",
+		"http://[::ffff:127.0.0.1]:1/x",
+		"http://[::ffff:7f00:1]:1/x",
+		"http://[::ffff:10.0.0.1]:1/x",
+		"http://[::ffff:169.254.169.254]/x",
+		"http://0.0.0.0:1/x",
+		"http://[::]:1/x",
+		"http://[::1]:1/x",
+		"http://[fe80::1%25lo]:1/x",
+		"http://[64:ff9b::7f00:1]:1/x",
+	} {
+		body := fmt.Sprintf(`{"id": "p%d", "topic": "t", "url": %q}`, i, u)
+		if s, b, _ := call(t, ts, "POST", "/v1/subscriptions", advAdmin, body); s != http.StatusBadRequest {
+			t.Errorf("url %s with deny_private answered %d %s, want 400", u, s, b)
+		}
+	}
+}
+
+// A config file that gains an id the admin API already stored (a rolling
+// deploy, or another replica's older config) must not wedge the admin
+// API: here every later change answers 503 ("Redis did not answer",
+// though it did) after writing the store, so the change is stored yet not
+// in force, and a retried POST then answers 409.
+func TestAdversary3ConfigIDClashDoesNotWedgeAPI(t *testing.T) {
+	store := webhookhttp.NewMemoryStore()
+	x := webhook.Subscription{ID: "x", Topic: "t", URL: "http://127.0.0.1:1/x"}
+	if err := store.Put(context.Background(), x); err != nil {
+		t.Fatal(err)
+	}
+	b := newBridge(t)
+	ts, _ := api(t, webhookhttp.Config{AdminToken: advAdmin, Bridge: b, Store: store, ReadOnly: []webhook.Subscription{x}})
+	s, body, _ := call(t, ts, "POST", "/v1/subscriptions", advAdmin, subBody("y", ""))
+	inForce := slices.ContainsFunc(b.Subscriptions(), func(s webhook.Subscription) bool { return s.ID == "y" })
+	g, _, _ := call(t, ts, "GET", "/v1/subscriptions/y", advAdmin, "")
+	switch {
+	case s == http.StatusCreated && !inForce:
+		t.Errorf("POST y answered 201 but y is not in force")
+	case s != http.StatusCreated && g != http.StatusNotFound:
+		t.Errorf("POST y answered %d %s, yet y was stored (GET %d) and is in force: %v", s, body, g, inForce)
+	}
+}
