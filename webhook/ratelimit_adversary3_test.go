@@ -158,3 +158,40 @@ func TestAdversary3RedisLimiterBoundedWhenRedisHangs(t *testing.T) {
 		t.Errorf("limiter call took %s against a Redis that does not answer; its Timeout (1s) is not enforced (err %v)", took, err)
 	}
 }
+
+// A limit raised through SetSubscriptions (an admin API PUT) must let a
+// backlog go at the new pace. The bridge's own spreading of refused
+// deliveries (spreadNext, by limiter key) remembers the old interval: a
+// delivery refused once at one an hour pushes every later refusal for
+// the key an hour or more out, even under the in-memory limiter.
+func TestAdversary3RaisedLimitBacklogGoesAtNewPace(t *testing.T) {
+	s := newSink(t, nil)
+	sub := webhook.Subscription{ID: "slow", Topic: "t", URL: s.URL + "/slow", RateLimit: &webhook.RateLimit{PerSecond: webhook.MinRatePerSecond, Burst: 1}}
+	h := newHarness(t, webhook.Config{RateLimiter: &webhook.MemoryRateLimiter{}, Subscriptions: []webhook.Subscription{sub}})
+	h.emit(t, pubsub.Event{ID: "e1", Name: "t", Payload: []byte(`{}`)})
+	h.until(t, "e1 delivered", func() bool { return h.obs.count("slow", webhook.Delivered) == 1 })
+	h.emit(t, pubsub.Event{ID: "e2", Name: "t", Payload: []byte(`{}`)})
+	h.until(t, "e2 refused", func() bool { return h.obs.count("slow", webhook.RateLimited) == 1 })
+
+	sub.RateLimit = &webhook.RateLimit{PerSecond: 50, Burst: 1}
+	if err := h.bridge.SetSubscriptions([]webhook.Subscription{sub}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []pubsub.ID{"e3", "e4", "e5", "e6"} {
+		h.emit(t, pubsub.Event{ID: id, Name: "t", Payload: []byte(`{}`)})
+	}
+	// four deliveries at 50/s, burst 1: well inside 3s
+	deadline := time.After(3 * time.Second)
+	for {
+		ch := h.obs.changes()
+		if h.obs.count("slow", webhook.Delivered) >= 5 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("after raising the limit to 50/s, %d of e3..e6 delivered in 3s; the refused ones were sent back an hour or more out",
+				h.obs.count("slow", webhook.Delivered)-1)
+		}
+	}
+}

@@ -58,4 +58,3 @@ func TestAdversary3FilterEditedBackAndForth(t *testing.T) {
 		t.Errorf("after editing the filter back and forth to data.n == 2, deliveries = %d (first id %q), want only e2", len(hits), hits[0].Header.Get("Webhook-Id"))
 	}
 }
-

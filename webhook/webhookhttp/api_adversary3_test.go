@@ -187,7 +187,6 @@ func TestAdversary3PutRotatesSecretAndFilter(t *testing.T) {
 	}
 }
 
-
 // With deny_private, a literal private address is refused by the admin
 // API, whatever its spelling: such a subscription could never deliver.
 func TestAdversary3PrivateLiteralSpellingsRefused(t *testing.T) {
