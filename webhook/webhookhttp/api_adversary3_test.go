@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/webhook"
 	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
@@ -231,5 +233,49 @@ func TestAdversary3ConfigIDClashDoesNotWedgeAPI(t *testing.T) {
 		t.Errorf("POST y answered 201 but y is not in force")
 	case s != http.StatusCreated && g != http.StatusNotFound:
 		t.Errorf("POST y answered %d %s, yet y was stored (GET %d) and is in force: %v", s, body, g, inForce)
+	}
+}
+
+// Replicas notice changes by the store's version number. When Redis
+// loses the store (a restart without persistence; "every replica picks up
+// a change within 250ms" is the promise), the counter starts again, and a
+// replica whose last seen version equals the new one never loads the new
+// set: it keeps delivering to subscriptions that no longer exist and
+// ignores the new ones.
+func TestAdversary3StoreVersionResetStillSyncs(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	store := webhookhttp.RedisStore{Client: client, Key: "adv3:{s}:subscriptions"}
+	ctx := context.Background()
+	t.Cleanup(func() { client.Del(ctx, store.Key, store.Key+":version") })
+
+	bA, bB := newBridge(t), newBridge(t)
+	tsA, _ := api(t, webhookhttp.Config{AdminToken: advAdmin, Bridge: bA, Store: store})
+	hB, err := webhookhttp.New(webhookhttp.Config{AdminToken: advAdmin, Bridge: bB, Store: store, Publisher: &recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, body, _ := call(t, tsA, "POST", "/v1/subscriptions", advAdmin, subBody("old", "")); s != http.StatusCreated {
+		t.Fatalf("POST old: %d %s", s, body)
+	}
+	if err := hB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Redis loses everything (restart without persistence).
+	if err := client.Del(ctx, store.Key, store.Key+":version").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if s, body, _ := call(t, tsA, "POST", "/v1/subscriptions", advAdmin, subBody("new", "")); s != http.StatusCreated {
+		t.Fatalf("POST new: %d %s", s, body)
+	}
+	if err := hB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range bB.Subscriptions() {
+		ids = append(ids, s.ID)
+	}
+	if !slices.Equal(ids, []string{"new"}) {
+		t.Errorf("replica B has subscriptions %v after the store was rebuilt with [new]", ids)
 	}
 }
