@@ -3,6 +3,8 @@ package webhook_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -192,6 +194,45 @@ func TestAdversary3RaisedLimitBacklogGoesAtNewPace(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("after raising the limit to 50/s, %d of e3..e6 delivered in 3s; the refused ones were sent back an hour or more out",
 				h.obs.count("slow", webhook.Delivered)-1)
+		}
+	}
+}
+
+// After 429s the rate "is halved for the Retry-After period, then climbs
+// back to the configured limit in a straight line over as long again".
+// A backlog refused while the rate was low is spread at the low rate's
+// interval (spreadNext) and keeps that pace long after the climb: the
+// back-off does not restore.
+func TestAdversary3BacklogAfter429sRestores(t *testing.T) {
+	s := newSink(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+		if n <= 4 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	h := newHarness(t, webhook.Config{RateLimiter: &webhook.MemoryRateLimiter{}, Circuit: webhook.CircuitConfig{Failures: 1000}, Subscriptions: []webhook.Subscription{{
+		ID: "tm", Topic: "t", URL: s.URL + "/tm", MaxAttempts: 20, RateLimit: &webhook.RateLimit{PerSecond: 20, Burst: 1},
+	}}})
+	for i := range 4 {
+		h.emit(t, pubsub.Event{ID: pubsub.ID(fmt.Sprintf("a%d", i)), Name: "t", Payload: []byte(`{}`)})
+	}
+	h.until(t, "four 429s", func() bool { return h.obs.count("tm", webhook.Failed) >= 4 })
+	start := time.Now()
+	for i := range 10 {
+		h.emit(t, pubsub.Event{ID: pubsub.ID(fmt.Sprintf("b%d", i)), Name: "t", Payload: []byte(`{}`)})
+	}
+	// Retry-After 1s: held 1s, climbing back over 1s; then 14 deliveries
+	// at 20/s take under a second. 5s is generous.
+	deadline := time.After(5 * time.Second)
+	for {
+		ch := h.obs.changes()
+		if h.obs.count("tm", webhook.Delivered) >= 14 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("%s after the last 429 (Retry-After 1s), %d of 14 delivered at a limit of 20/s", time.Since(start).Round(time.Millisecond), h.obs.count("tm", webhook.Delivered))
 		}
 	}
 }
