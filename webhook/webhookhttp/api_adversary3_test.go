@@ -279,3 +279,19 @@ func TestAdversary3StoreVersionResetStillSyncs(t *testing.T) {
 		t.Errorf("replica B has subscriptions %v after the store was rebuilt with [new]", ids)
 	}
 }
+
+// "a PUT without secret keeps the stored secrets": a PUT that does give
+// "secret" — as the empty string, the string form of "none" — is not a
+// PUT without it, yet the stored secret is silently kept.
+func TestAdversary3PutEmptySecretStringIsNotIgnored(t *testing.T) {
+	ts, _ := api(t, webhookhttp.Config{AdminToken: advAdmin})
+	if s, body, _ := call(t, ts, "POST", "/v1/subscriptions", advAdmin, subBody("es", `, "secret": "`+secretOf(32)+`"`)); s != http.StatusCreated {
+		t.Fatalf("POST: %d %s", s, body)
+	}
+	s, body, _ := call(t, ts, "PUT", "/v1/subscriptions/es", advAdmin, subBody("es", `, "secret": ""`))
+	var v webhookhttp.SubscriptionView
+	_ = json.Unmarshal([]byte(body), &v)
+	if s == http.StatusOK && v.SecretCount != 0 {
+		t.Errorf(`PUT with "secret": "" answered 200 with secret_count %d: the secret it gave (none) was ignored; want it removed or the PUT refused`, v.SecretCount)
+	}
+}
