@@ -236,6 +236,7 @@ func Compile(s Subscription) error {
 }
 
 func compileRoute(s Subscription) (*route, error) {
+	s = s.clone() // the route's own, whatever the caller does with theirs
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -293,7 +294,7 @@ func compileTable(subs []Subscription, prev *table) (*table, error) {
 			return nil, fmt.Errorf("webhook: two subscriptions have the id %q", s.ID)
 		}
 		t.byID[s.ID] = r
-		t.list = append(t.list, s)
+		t.list = append(t.list, r.sub)
 		if !s.Disabled {
 			t.byTopic[s.Topic] = append(t.byTopic[s.Topic], r)
 		}
@@ -313,8 +314,15 @@ func reuseOrCompile(s Subscription, prev *table) (*route, error) {
 }
 
 // Subscriptions returns the subscriptions in force.
+// Each is a copy: editing it in place changes nothing until it is given
+// to SetSubscriptions.
 func (b *Bridge) Subscriptions() []Subscription {
-	return append([]Subscription(nil), b.table.Load().list...)
+	list := b.table.Load().list
+	out := make([]Subscription, len(list))
+	for i, s := range list {
+		out[i] = s.clone()
+	}
+	return out
 }
 
 // DeadLetters returns the bridge's dead-letter store.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -66,13 +67,19 @@ func endpointKey(raw string) string {
 			port = "443"
 		}
 	}
-	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".") // "example.com." is example.com
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().WithZone("").String() // one spelling per address: ::ffff:127.0.0.1 is 127.0.0.1
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // EndpointKey names the endpoint of a URL as the bridge does, for its
 // slots, circuits and [Config.EndpointLimits]: scheme://host:port, the
-// scheme's default port when the URL has none, lowercase, without
-// userinfo, path or query; "invalid-url" for a URL without a host.
+// scheme's default port when the URL has none, lowercase, a host name's
+// final dot dropped, an IP address in one spelling (IPv4-mapped IPv6 as
+// IPv4, no zone), without userinfo, path or query; "invalid-url" for a URL
+// without a host.
 func EndpointKey(rawURL string) string { return endpointKey(rawURL) }
 
 func (es *endpoints) get(k string) *endpoint {

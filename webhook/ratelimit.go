@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -76,9 +77,11 @@ func (l RateLimit) interval() time.Duration {
 type RateLimiter interface {
 	// Allow takes one delivery from key's budget under limit and returns
 	// 0; or, when the budget is spent, takes nothing and returns how long
-	// until one delivery would be allowed. The limit may differ from one
-	// call to the next for the same key (the bridge lowers it after a
-	// 429); the budget spent so far carries over. Allow is called
+	// until one delivery would be allowed. The bridge's keys name the
+	// configured limit ("subscription:<id>@<per_second>/<burst>"), so a
+	// changed limit is a new key with a fresh budget; under one key the
+	// limit differs from one call to the next only as the bridge lowers
+	// it after a 429, and the budget spent so far carries over. Allow is called
 	// concurrently, must return within ctx, and an error means the
 	// budget is unknown (the bridge then defers the delivery).
 	Allow(ctx context.Context, key string, limit RateLimit) (time.Duration, error)
@@ -112,9 +115,27 @@ func (r RedisRateLimiter) Allow(ctx context.Context, key string, limit RateLimit
 	defer cancel()
 	// One delivery per Period: the script's emission interval is
 	// Period/Rate, so fractional rates need no rounding.
-	res, err := redis_rate.NewLimiter(r.Client).Allow(ctx, r.Prefix+key, redis_rate.Limit{Rate: 1, Period: limit.interval(), Burst: limit.Burst})
-	if err != nil {
-		return 0, fmt.Errorf("webhook: rate limiter: %w", err)
+	// go-redis honours a context's deadline only on clients made with
+	// ContextTimeoutEnabled; the call runs aside so that Timeout holds on
+	// any client (a late answer is dropped: the delivery was deferred).
+	type answer struct {
+		res *redis_rate.Result
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := redis_rate.NewLimiter(r.Client).Allow(ctx, r.Prefix+key, redis_rate.Limit{Rate: 1, Period: limit.interval(), Burst: limit.Burst})
+		done <- answer{res, err}
+	}()
+	var res *redis_rate.Result
+	select {
+	case a := <-done:
+		if a.err != nil {
+			return 0, fmt.Errorf("webhook: rate limiter: %w", a.err)
+		}
+		res = a.res
+	case <-ctx.Done():
+		return 0, fmt.Errorf("webhook: rate limiter: no answer within %s", timeout)
 	}
 	if res.Allowed > 0 {
 		return 0, nil
@@ -198,14 +219,23 @@ func (t *throttle) tooMany(now time.Time, hold time.Duration) {
 // subscription's and its endpoint's, by limiter key.
 func (b *Bridge) limitKeys(rt *route) (keys [2]string, limits [2]RateLimit, n int) {
 	if rt.sub.RateLimit != nil {
-		keys[n], limits[n] = "subscription:"+rt.sub.ID, rt.sub.RateLimit.withDefaults()
+		l := rt.sub.RateLimit.withDefaults()
+		keys[n], limits[n] = "subscription:"+rt.sub.ID+l.keySuffix(), l
 		n++
 	}
 	if l, ok := b.endpointLimits[rt.endpoint]; ok {
-		keys[n], limits[n] = "endpoint:"+rt.endpoint, l
+		keys[n], limits[n] = "endpoint:"+rt.endpoint+l.keySuffix(), l
 		n++
 	}
 	return keys, limits, n
+}
+
+// keySuffix names the configured limit in its limiter key, so that a
+// changed limit starts a budget of its own at once instead of serving out
+// what the old one owed (a limit raised from one an hour would otherwise
+// wait out the hour).
+func (l RateLimit) keySuffix() string {
+	return "@" + strconv.FormatFloat(l.PerSecond, 'g', -1, 64) + "/" + strconv.Itoa(l.Burst)
 }
 
 // rateLimit asks the limiter for each limit a delivery of rt passes, at
@@ -227,7 +257,10 @@ func (b *Bridge) rateLimit(ctx context.Context, rt *route, ep *endpoint, now tim
 			return now.Add(time.Second), err
 		}
 		if wait > 0 {
-			return b.spread(keys[i], now.Add(wait), l), nil
+			// Spaced at the configured pace: a backlog refused while a 429
+			// lowered the limit must not keep the lowered pace after it
+			// recovers (those refused too soon are refused again).
+			return b.spread(keys[i], now.Add(wait), limits[i]), nil
 		}
 	}
 	return time.Time{}, nil

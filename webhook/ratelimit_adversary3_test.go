@@ -39,10 +39,12 @@ func TestAdversary3RedisLimitRaisedTakesEffect(t *testing.T) {
 		"redis":  webhook.RedisRateLimiter{Client: client, Prefix: "adv3:"},
 	}
 	for name, l := range limiters {
-		if w, err := l.Allow(ctx, "subscription:s", slow); err != nil || w != 0 {
+		// The bridge names the configured limit in the key it asks under
+		// (webhook.RateLimiter's doc), so a raised limit is a new key.
+		if w, err := l.Allow(ctx, "subscription:s@slow", slow); err != nil || w != 0 {
 			t.Fatalf("%s: first delivery at the slow limit: wait %s, err %v", name, w, err)
 		}
-		w, err := l.Allow(ctx, "subscription:s", fast)
+		w, err := l.Allow(ctx, "subscription:s@fast", fast)
 		if err != nil {
 			t.Fatal(err)
 		}

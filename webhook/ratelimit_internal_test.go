@@ -84,7 +84,7 @@ func TestBridge429LowersTheLimit(t *testing.T) {
 	if err := b.deliver(ctx, rt, ev, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.last("endpoint:" + EndpointKey(srv.URL)); got != (RateLimit{PerSecond: 20, Burst: 4}) {
+	if got := rec.last("endpoint:" + EndpointKey(srv.URL) + RateLimit{PerSecond: 20, Burst: 4}.keySuffix()); got != (RateLimit{PerSecond: 20, Burst: 4}) {
 		t.Fatalf("first delivery asked at %+v, want the configured limit", got)
 	}
 	if len(pub.at) != 1 || pub.at[0].Sub(time.Now()) < 25*time.Second {
@@ -93,7 +93,7 @@ func TestBridge429LowersTheLimit(t *testing.T) {
 	if err := b.deliver(ctx, rt, ev, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.last("endpoint:" + EndpointKey(srv.URL)); got != (RateLimit{PerSecond: 10, Burst: 2}) {
+	if got := rec.last("endpoint:" + EndpointKey(srv.URL) + RateLimit{PerSecond: 20, Burst: 4}.keySuffix()); got != (RateLimit{PerSecond: 10, Burst: 2}) {
 		t.Errorf("after a 429 the limit asked is %+v, want it halved", got)
 	}
 	// Another endpoint is not slowed.

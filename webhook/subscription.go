@@ -125,6 +125,23 @@ func (s Subscription) Validate() error {
 	return nil
 }
 
+// clone returns s with its own copies of the secrets, headers and rate
+// limit, so that a caller editing what it got in place changes nothing
+// the bridge holds.
+func (s Subscription) clone() Subscription {
+	if s.Secrets != nil {
+		s.Secrets = append(Secrets{}, s.Secrets...)
+	}
+	if s.Headers != nil {
+		s.Headers = maps.Clone(s.Headers)
+	}
+	if s.RateLimit != nil {
+		l := *s.RateLimit
+		s.RateLimit = &l
+	}
+	return s
+}
+
 // MaxSubscriptionIDLen is the longest subscription id, in bytes.
 const MaxSubscriptionIDLen = 128
 
