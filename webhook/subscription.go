@@ -177,6 +177,9 @@ func (s *Secrets) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
 		*s = splitSecrets(one)
+		if *s == nil {
+			*s = Secrets{} // given, as none: not the same as not given
+		}
 		return nil
 	}
 	many := []string{} // present but empty stays non-nil: "no secrets", not "not given"

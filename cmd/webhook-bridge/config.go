@@ -171,6 +171,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if f, err := strconv.ParseFloat(n.Value, 64); n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && err == nil && f != math.Trunc(f) {
 			return fmt.Errorf("config: %s %s (line %d): want a whole number", path, n.Value, n.Line)
 		}
+		// and refuse one too large for the key with only a line number.
+		if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
+			if _, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, t.Bits()); err != nil {
+				if f, ferr := strconv.ParseFloat(n.Value, 64); ferr != nil || f != math.Trunc(f) || math.Abs(f) >= math.Ldexp(1, t.Bits()-1) {
+					return fmt.Errorf("config: %s %s (line %d): want a whole number that fits %d bits", path, n.Value, n.Line, t.Bits())
+				}
+			}
+		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return nil // a type error, which Decode reports

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -123,32 +124,39 @@ func (r RedisStore) List(ctx context.Context) ([]webhook.Subscription, error) {
 	return out, nil
 }
 
+// changeScript sets (ARGV[1] = "set", ARGV[2] the id, ARGV[3] the JSON) or
+// deletes (ARGV[1] = "del") one subscription and bumps the version. A
+// version key that is gone (Redis lost its data) starts again at a random
+// number (ARGV[4]), not at 1: a replica that had seen version 1 of the lost
+// store must see this one as a change.
+var changeScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[4]) end
+local n = 0
+if ARGV[1] == 'set' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) else n = redis.call('HDEL', KEYS[1], ARGV[2]) end
+redis.call('INCR', KEYS[2])
+return n
+`)
+
+// change runs changeScript.
+func (r RedisStore) change(ctx context.Context, op, id, value string) (int64, error) {
+	start := time.Now().UnixNano()&(1<<52-1) | 1<<52 // far from the small numbers a lost store counted
+	return changeScript.Run(ctx, r.Client, []string{r.Key, r.versionKey()}, op, id, value, start).Int64()
+}
+
 // Put implements [SubscriptionStore].
 func (r RedisStore) Put(ctx context.Context, s webhook.Subscription) error {
 	b, err := encodeSub(s)
 	if err != nil {
 		return err
 	}
-	_, err = r.Client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.HSet(ctx, r.Key, s.ID, b)
-		p.Incr(ctx, r.versionKey())
-		return nil
-	})
+	_, err = r.change(ctx, "set", s.ID, string(b))
 	return err
 }
 
 // Delete implements [SubscriptionStore].
 func (r RedisStore) Delete(ctx context.Context, id string) (bool, error) {
-	var del *goredis.IntCmd
-	_, err := r.Client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		del = p.HDel(ctx, r.Key, id)
-		p.Incr(ctx, r.versionKey())
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	return del.Val() == 1, nil
+	n, err := r.change(ctx, "del", id, "")
+	return n == 1, err
 }
 
 // Version implements [SubscriptionStore].

@@ -157,7 +157,16 @@ func (s *subscriptions) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	all := append(append([]webhook.Subscription(nil), s.readOnly...), stored...)
+	all := append([]webhook.Subscription(nil), s.readOnly...)
+	for _, st := range stored {
+		if s.isReadOnly(st.ID) {
+			// The config file now has this id too (a rolling deploy, say):
+			// it wins, and the stored one waits, unused, until removed.
+			s.log.Warn("webhook-bridge: a subscription made through the admin API has the id of one in the config file; the config's is in force", "subscription", st.ID)
+			continue
+		}
+		all = append(all, st)
+	}
 	if err := s.bridge.SetSubscriptions(all); err != nil {
 		return err
 	}
