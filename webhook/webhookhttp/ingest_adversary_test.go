@@ -41,16 +41,8 @@ func streamIDs(t *testing.T, client *goredis.Client, stream string) map[string]i
 // written"), the handler releases the claim, and the client's retry
 // emits the event a second time. Lost must be 0 and duplicates must be 0.
 func TestAdversaryClientGoneMidEmitThenRepostEmitsTwice(t *testing.T) {
-	direct := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
-	t.Cleanup(func() { _ = direct.Close() })
-	proxy, err := faultproxy.New(redisServer.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
 	// The publisher's client is the binary's: goredis defaults.
-	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.Addr()})
-	t.Cleanup(func() { _ = viaProxy.Close() })
+	direct, proxy, viaProxy := proxiedRedis(t, goredis.Options{})
 	stream := fmt.Sprintf("adv-lost-%d", seq.Add(1))
 	pub, err := redis.NewPublisher(viaProxy, redis.PublisherConfig{Stream: stream})
 	if err != nil {
@@ -257,15 +249,7 @@ func (d *signalDedupe) Commit(ctx context.Context, token string, ids []string, w
 // nothing. (Beyond the retries, the bridge logs that it may emit twice;
 // the doc says so.)
 func TestAdversaryCommitLostThenRepostEmitsTwice(t *testing.T) {
-	direct := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
-	t.Cleanup(func() { _ = direct.Close() })
-	proxy, err := faultproxy.New(redisServer.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.Addr(), MaxRetries: -1})
-	t.Cleanup(func() { _ = viaProxy.Close() })
+	direct, proxy, viaProxy := proxiedRedis(t, goredis.Options{MaxRetries: -1})
 	stream := fmt.Sprintf("adv-commit-%d", seq.Add(1))
 	real, err := redis.NewPublisher(direct, redis.PublisherConfig{Stream: stream})
 	if err != nil {
@@ -298,4 +282,21 @@ func TestAdversaryCommitLostThenRepostEmitsTwice(t *testing.T) {
 	if n := streamIDs(t, direct, stream)["order-commit-1"]; n != 1 {
 		t.Errorf("id order-commit-1 is in the stream %d times, want 1", n)
 	}
+}
+
+// proxiedRedis returns a client of the shared redis-server, a fault proxy
+// in front of it, and a client (opts, its address set) through the proxy.
+func proxiedRedis(t *testing.T, opts goredis.Options) (direct *goredis.Client, proxy *faultproxy.Proxy, viaProxy *goredis.Client) {
+	t.Helper()
+	direct = goredis.NewClient(&goredis.Options{Addr: redisServer.Addr})
+	t.Cleanup(func() { _ = direct.Close() })
+	proxy, err := faultproxy.New(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	opts.Addr = proxy.Addr()
+	viaProxy = goredis.NewClient(&opts)
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	return direct, proxy, viaProxy
 }
