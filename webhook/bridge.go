@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,18 +181,12 @@ type route struct {
 	keys     [][]byte
 	macs     []*sync.Pool // per key, reusable HMAC-SHA256 states
 	endpoint string       // scheme://host:port, for slots and circuits
+	cond     *condition   // what its filter requires, for the index; nil for none
 }
 
 // sign is signKeys with pooled HMAC states.
 func (r *route) sign(id string, timestamp int64, body []byte) string {
 	return signWith(r.macs, id, timestamp, body)
-}
-
-// table is the set of subscriptions in force, indexed for matching.
-type table struct {
-	byID    map[string]*route
-	byTopic map[string][]*route // "*" holds the wildcard ones
-	list    []Subscription
 }
 
 // New returns a bridge; it compiles cfg.Subscriptions and refuses the
@@ -245,6 +238,9 @@ func compileRoute(s Subscription) (*route, error) {
 		return nil, fmt.Errorf("webhook: subscription %q: filter: %w", s.ID, err)
 	}
 	r := &route{sub: s, filter: p, endpoint: endpointKey(s.URL)}
+	if c, ok := filterCondition(s.Filter); ok {
+		r.cond = &c
+	}
 	for _, sec := range s.Secrets {
 		k, _ := decodeSecret(sec) // checked by Validate
 		r.keys = append(r.keys, k)
@@ -278,40 +274,6 @@ func (b *Bridge) SetSubscriptions(subs []Subscription) error {
 // deferral or dead letter) is recorded. Dry runs are not counted. It is
 // meant for progress reports, such as a shutdown's log line.
 func (b *Bridge) InFlight() int { return int(b.inFlight.Load()) }
-
-// compileTable compiles subs into a table, refusing the first that does
-// not compile and two that share an ID. A subscription unchanged since
-// prev (nil for none) keeps its compiled route, so changing one among
-// thousands compiles one.
-func compileTable(subs []Subscription, prev *table) (*table, error) {
-	t := &table{byID: make(map[string]*route, len(subs)), byTopic: map[string][]*route{}, list: make([]Subscription, 0, len(subs))}
-	for _, s := range subs {
-		r, err := reuseOrCompile(s, prev)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := t.byID[s.ID]; dup {
-			return nil, fmt.Errorf("webhook: two subscriptions have the id %q", s.ID)
-		}
-		t.byID[s.ID] = r
-		t.list = append(t.list, r.sub)
-		if !s.Disabled {
-			t.byTopic[s.Topic] = append(t.byTopic[s.Topic], r)
-		}
-	}
-	return t, nil
-}
-
-// reuseOrCompile returns prev's route for s when s has not changed, else
-// compiles it.
-func reuseOrCompile(s Subscription, prev *table) (*route, error) {
-	if prev != nil {
-		if r, ok := prev.byID[s.ID]; ok && reflect.DeepEqual(r.sub, s) {
-			return r, nil
-		}
-	}
-	return compileRoute(s)
-}
 
 // Subscriptions returns the subscriptions in force.
 // Each is a copy: editing it in place changes nothing until it is given

@@ -204,12 +204,6 @@ func CanGo(subs []Subscription) (func(DeadLetter) bool, error) {
 	return t.canGo, nil
 }
 
-// canGo reports whether the table would deliver dl now.
-func (t *table) canGo(dl DeadLetter) bool {
-	rt, ok := t.byID[dl.SubscriptionID]
-	return ok && !rt.sub.Disabled && rt.accepts(dl.Event)
-}
-
 // replayPage is how many dead letters a replay reads, emits and removes
 // at a time.
 const replayPage = 500

@@ -79,51 +79,6 @@ func undeliverable(err error) string {
 // filterWarnEvery is how often a subscription's failing filter may log.
 const filterWarnEvery = time.Minute
 
-// match returns the enabled subscriptions whose topic and filter accept
-// ev, and how many more had its topic but a filter that refused it or
-// failed.
-func (b *Bridge) match(t *table, ev pubsub.Event) (out []*route, filteredOut int) {
-	named, all := t.byTopic[string(ev.Name)], t.byTopic["*"]
-	if len(named)+len(all) == 0 {
-		return nil, 0
-	}
-	var env *FilterEnv
-	for _, candidates := range [2][]*route{named, all} {
-		for _, rt := range candidates {
-			if rt.filter != nil {
-				if env == nil {
-					e := filterEnv(ev)
-					env = &e
-				}
-				ok, err := runFilter(rt.filter, *env)
-				if err != nil {
-					b.cfg.Observer.FilterFailed(rt.sub.ID)
-					if log, suppressed := b.filterWarns.allow(rt.sub.ID); log {
-						b.cfg.Logger.Warn("webhook: filter failed, counted as no match", "subscription", rt.sub.ID, "event_id", ev.ID,
-							"err", err, "suppressed", suppressed)
-					}
-				}
-				if !ok || err != nil {
-					filteredOut++
-					continue
-				}
-			}
-			out = append(out, rt)
-		}
-	}
-	return out, filteredOut
-}
-
-// accepts reports whether ev matches the route's topic and filter; a
-// filter that fails is no match.
-func (r *route) accepts(ev pubsub.Event) bool {
-	if r.sub.Topic != "*" && r.sub.Topic != string(ev.Name) {
-		return false
-	}
-	ok, err := runFilter(r.filter, filterEnv(ev))
-	return ok && err == nil
-}
-
 // warnLimiter lets one warning per key through per interval and counts
 // the others.
 type warnLimiter struct {

@@ -21,7 +21,11 @@ type Subscription struct {
 	// ID names the subscription; unique, and used in headers, logs,
 	// metrics and dead letters. Required.
 	ID string `json:"id" yaml:"id"`
-	// Topic is the event name to match, or "*" for every event. Required.
+	// Topic is the event name to match; "*" for every event; or a prefix
+	// pattern ending in ".*", such as "order.*", for every event whose
+	// name starts with "order." and goes on (order.created,
+	// order.refund.issued; not "order"). A "*" anywhere else is refused.
+	// Required.
 	Topic string `json:"topic" yaml:"topic"`
 	// Filter is an expr-lang expression that must be true for an event to
 	// be delivered; see the package doc for its environment.
@@ -75,6 +79,9 @@ func (s Subscription) Validate() error {
 	}
 	if s.Topic == "" {
 		return fail(`topic is empty (use "*" for every event)`)
+	}
+	if err := checkTopic(s.Topic); err != nil {
+		return fail("topic %q: %v", s.Topic, err)
 	}
 	u, err := url.Parse(s.URL)
 	switch {
@@ -235,4 +242,37 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// checkTopic refuses a "*" other than the whole topic or a final ".*".
+func checkTopic(topic string) error {
+	if topic == "*" {
+		return nil
+	}
+	rest := strings.TrimSuffix(topic, ".*")
+	if strings.Contains(rest, "*") {
+		return errors.New(`"*" may only be the whole topic ("*", every event) or end it after a dot ("order.*", every name starting with "order.")`)
+	}
+	if rest == "" {
+		return errors.New(`a prefix pattern needs a prefix before ".*"`)
+	}
+	return nil
+}
+
+// topicPrefix returns the prefix of a pattern topic ("order." for
+// "order.*"), or "" for a topic that is not one.
+func topicPrefix(topic string) string {
+	if len(topic) > 2 && strings.HasSuffix(topic, ".*") {
+		return topic[:len(topic)-1]
+	}
+	return ""
+}
+
+// topicMatches reports whether an event named name is of topic.
+func topicMatches(topic, name string) bool {
+	if topic == "*" || topic == name {
+		return true
+	}
+	p := topicPrefix(topic)
+	return p != "" && len(name) > len(p) && strings.HasPrefix(name, p)
 }
