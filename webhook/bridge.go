@@ -22,8 +22,9 @@ import (
 // every other zero value is the default its doc states.
 type Config struct {
 	// Subscriber delivers the events to match, and the bridge's own retry
-	// events. Its concurrency bounds how many events are delivered at
-	// once; give it more than PerEndpoint.
+	// events. Its concurrency bounds how many events are being delivered
+	// at once (each waits for its deliveries); MaxInFlight bounds the
+	// deliveries.
 	Subscriber pubsub.Subscriber
 	// Publisher writes retry events where Subscriber reads them. It must
 	// be a [pubsub.DelayedPublisher]: retries wait in the backend, so
@@ -45,12 +46,25 @@ type Config struct {
 	// endpoint (scheme, host and port) at once.
 	// default: 16
 	PerEndpoint int
-	// SlotWait is how long a delivery waits for one of its endpoint's
-	// slots before it is deferred (re-emitted a little later, without
-	// spending an attempt), so that a slow endpoint never holds up
-	// deliveries to others.
+	// MaxInFlight is how many deliveries may be in flight at once, to
+	// every endpoint together. Deliveries wait in a queue per endpoint
+	// and are sent as slots free up, the endpoints with work served in
+	// turn; at most 16 × MaxInFlight wait at once (beyond that, events
+	// wait before queueing theirs).
+	// default: 64
+	MaxInFlight int
+	// SlotWait is how long a delivery may wait in its endpoint's queue
+	// before it is deferred (re-emitted a second later, without spending
+	// an attempt), so that a slow endpoint never holds up deliveries to
+	// others.
 	// default: 250ms
 	SlotWait time.Duration
+	// FanoutLog records which deliveries of an event matching several
+	// subscriptions are settled, so that an event handed over again
+	// (after a crash, or an error scheduling a retry) goes only where it
+	// has not gone: [RedisFanoutLog] across replicas and restarts.
+	// default: a MemoryFanoutLog
+	FanoutLog FanoutLog
 	// RateLimiter enforces the subscriptions' RateLimit and
 	// EndpointLimits: [RedisRateLimiter] across replicas,
 	// [MemoryRateLimiter] in one process. A delivery over a limit is
@@ -99,6 +113,12 @@ func (c *Config) setDefaults() {
 	if c.PerEndpoint == 0 {
 		c.PerEndpoint = 16
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 64
+	}
+	if c.FanoutLog == nil {
+		c.FanoutLog = &MemoryFanoutLog{}
+	}
 	if c.SlotWait == 0 {
 		c.SlotWait = 250 * time.Millisecond
 	}
@@ -130,6 +150,8 @@ func (c Config) Validate() error {
 		return errors.New("webhook: Config.Timeout and SlotWait must not be negative")
 	case c.PerEndpoint < 0:
 		return fmt.Errorf("webhook: Config.PerEndpoint is %d, want 0 (default) or more", c.PerEndpoint)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("webhook: Config.MaxInFlight is %d, want 0 (default) or more", c.MaxInFlight)
 	case c.Targets.DenyPrivate && c.Transport != nil:
 		return errors.New("webhook: Config.Targets applies to the default transport; with a Transport of your own, guard its dialer instead")
 	case c.Retry.MaxAttempts < 0:
@@ -163,6 +185,7 @@ type Bridge struct {
 	transport    http.RoundTripper
 	ownTransport bool // made by New: Close closes its idle connections
 	endpoints    *endpoints
+	disp         *dispatcher
 	table        atomic.Pointer[table]
 	gate         *lifecycle.Gate
 	source       string // cfg.Source, percent-encoded for ce-source
@@ -202,7 +225,8 @@ func New(cfg Config) (*Bridge, error) {
 		cfg:            cfg,
 		pub:            cfg.Publisher.(pubsub.DelayedPublisher),
 		transport:      cfg.Transport,
-		endpoints:      &endpoints{perEndpoint: cfg.PerEndpoint, circuit: cfg.Circuit, m: map[string]*endpoint{}},
+		endpoints:      &endpoints{m: map[string]*endpoint{}},
+		disp:           newDispatcher(cfg.PerEndpoint, cfg.MaxInFlight),
 		gate:           lifecycle.NewGate(),
 		source:         percentEncode(cfg.Source),
 		filterWarns:    newWarnLimiter(filterWarnEvery),

@@ -12,7 +12,8 @@ import (
 
 // deliver makes delivery attempt tried+1 of ev to rt, and settles its
 // outcome: done, retry scheduled, deferred, or dead-lettered. It returns
-// an error only when that outcome could not be recorded.
+// an error only when that outcome could not be recorded. The dispatcher
+// calls it with one of the endpoint's slots taken.
 func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried int) error {
 	attempt := tried + 1
 	log := b.cfg.Logger
@@ -46,18 +47,10 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 		}
 		return b.schedule(ctx, rt, ev, tried, at, reason)
 	}
-	if !b.takeSlot(ep) {
-		if probe {
-			ep.release() // the probe did not happen
-		}
-		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
-		return b.schedule(ctx, rt, ev, tried, now.Add(time.Second), result{err: errEndpointBusy})
-	}
 	if probe {
 		log.Info("webhook: circuit half-open, sending a probe", "endpoint", rt.endpoint, "subscription", rt.sub.ID, "event_id", ev.ID)
 	}
 	res := b.send(ctx, rt, ev, attempt)
-	<-ep.slots
 	if res.unsent {
 		// Nothing reached the endpoint: its circuit learns nothing, and
 		// no retry would send what could not be sent.
@@ -131,23 +124,6 @@ var (
 	errCircuitOpen  = fmt.Errorf("circuit open after repeated failures")
 	errEndpointBusy = fmt.Errorf("endpoint busy: every slot in use")
 )
-
-// takeSlot waits up to SlotWait for one of ep's slots.
-func (b *Bridge) takeSlot(ep *endpoint) bool {
-	select {
-	case ep.slots <- struct{}{}:
-		return true
-	default:
-	}
-	t := time.NewTimer(b.cfg.SlotWait)
-	defer t.Stop()
-	select {
-	case ep.slots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	}
-}
 
 // schedule re-emits the delivery of ev to rt for at, with tried attempts
 // counted so far.

@@ -33,7 +33,11 @@ func (c *CircuitConfig) setDefaults() {
 // endpoint is one receiving origin (scheme, host and port): its share of
 // the bridge's concurrency and its circuit.
 type endpoint struct {
-	slots chan struct{} // a delivery in flight holds one
+	// Its queue, guarded by the dispatcher's mu.
+	queue   []*job // in order, withdrawn ones included until popped
+	queuedN int    // jobs in queue not withdrawn
+	active  int    // deliveries in flight
+	ready   bool   // in the dispatcher's turn
 
 	mu        sync.Mutex
 	failures  int
@@ -44,9 +48,6 @@ type endpoint struct {
 
 // endpoints hands out the endpoint of each URL.
 type endpoints struct {
-	perEndpoint int
-	circuit     CircuitConfig
-
 	mu sync.Mutex
 	m  map[string]*endpoint
 }
@@ -87,7 +88,7 @@ func (es *endpoints) get(k string) *endpoint {
 	defer es.mu.Unlock()
 	e, ok := es.m[k]
 	if !ok {
-		e = &endpoint{slots: make(chan struct{}, es.perEndpoint)}
+		e = &endpoint{}
 		es.m[k] = e
 	}
 	return e

@@ -43,7 +43,7 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 			return b.deadLetter(ctx, rt.sub.ID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
 				fmt.Sprintf("subscription %q no longer matches the event (its topic or filter changed while a retry waited; last: %s)", rt.sub.ID, r.LastError))
 		}
-		return b.deliver(ctx, rt, r.Event, r.Attempts)
+		return b.fanOut(ctx, ev, []*route{rt}, r.Event, r.Attempts)
 	}
 
 	routes, filteredOut := b.match(t, ev)
@@ -51,23 +51,21 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 	if len(routes) == 0 {
 		return nil
 	}
-	one := b.deliver
-	if err := CheckDeliverable(ev); err != nil && !ev.Meta.IsDryRun {
-		reason := undeliverable(err)
-		one = func(ctx context.Context, rt *route, ev pubsub.Event, _ int) error {
-			return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, 0, result{}, reason)
+	if ev.Meta.IsDryRun {
+		for _, rt := range routes {
+			_ = b.deliver(ctx, rt, ev, 0) // logs, sends nothing
 		}
+		return nil
 	}
-	if len(routes) == 1 {
-		return one(ctx, routes[0], ev, 0)
+	if err := CheckDeliverable(ev); err != nil {
+		reason := undeliverable(err)
+		var errs []error
+		for _, rt := range routes {
+			errs = append(errs, b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, 0, result{}, reason))
+		}
+		return errors.Join(errs...)
 	}
-	errs := make([]error, len(routes))
-	var wg sync.WaitGroup
-	for i, rt := range routes {
-		wg.Go(func() { errs[i] = one(ctx, rt, ev, 0) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return b.fanOut(ctx, ev, routes, ev, 0)
 }
 
 // undeliverable is the dead-letter reason for an event CheckDeliverable

@@ -1,0 +1,189 @@
+package webhook
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// The dispatcher sends deliveries: each endpoint has a queue, served in
+// order as its PerEndpoint slots free up, and a pool of at most
+// MaxInFlight workers takes one delivery from each endpoint with work in
+// turn, so one event matching a thousand subscriptions queues a thousand
+// deliveries without a goroutine each, and a busy endpoint does not keep
+// the others waiting. How many deliveries may wait in the queues is
+// bounded (queueCap): an event whose deliveries do not fit waits for room
+// before queueing them, which slows consumption rather than piling up
+// work. A delivery that did not start within SlotWait of being queued is
+// taken back by its event and deferred (see fanout.go).
+
+// job is one delivery waiting in, or taken from, an endpoint's queue.
+type job struct {
+	rt    *route
+	ev    pubsub.Event
+	tried int
+	ep    *endpoint
+	run   func(j *job) // sends it and settles its outcome
+	index int          // its place among its event's deliveries
+	state jobState     // guarded by dispatcher.mu
+}
+
+type jobState uint8
+
+const (
+	jobQueued jobState = iota
+	jobStarted
+	jobWithdrawn
+)
+
+// dispatcher owns the endpoints' queues; every field of an endpoint that
+// concerns queueing (queue, active, ready) is guarded by its mu.
+type dispatcher struct {
+	perEndpoint int
+	maxWorkers  int
+	queueCap    int
+
+	mu      sync.Mutex
+	workers int
+	queued  int         // jobs queued, not started nor withdrawn
+	ready   []*endpoint // endpoints with a queued job and a free slot, served in turn
+	room    *sync.Cond  // signalled as queued falls
+}
+
+func newDispatcher(perEndpoint, maxWorkers int) *dispatcher {
+	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers}
+	d.room = sync.NewCond(&d.mu)
+	return d
+}
+
+// submit queues jobs, first waiting until the queues have room (none of
+// them is refused: an event with more deliveries than queueCap goes in
+// alone), and starts the workers they need.
+func (d *dispatcher) submit(jobs []*job) {
+	d.mu.Lock()
+	for d.queued > 0 && d.queued+len(jobs) > d.queueCap {
+		d.room.Wait()
+	}
+	for _, j := range jobs {
+		j.state = jobQueued
+		ep := j.ep
+		ep.queue = append(ep.queue, j)
+		ep.queuedN++
+		if !ep.ready && ep.active < d.perEndpoint {
+			ep.ready = true
+			d.ready = append(d.ready, ep)
+		}
+	}
+	d.queued += len(jobs)
+	// As many as could start now; those that find nothing to start
+	// (their endpoint's slots are taken) stop at once.
+	start := min(d.maxWorkers-d.workers, len(jobs))
+	d.workers += start
+	d.mu.Unlock()
+	for range start {
+		go d.work()
+	}
+}
+
+// withdraw takes back the jobs that have not started and returns them.
+func (d *dispatcher) withdraw(jobs []*job) []*job {
+	var out []*job
+	d.mu.Lock()
+	for _, j := range jobs {
+		if j.state == jobQueued {
+			j.state = jobWithdrawn
+			j.ep.queuedN--
+			d.queued--
+			out = append(out, j)
+		}
+	}
+	if len(out) > 0 {
+		d.room.Broadcast()
+	}
+	d.mu.Unlock()
+	return out
+}
+
+// next takes the next job of the endpoint first in turn, and puts the
+// endpoint back at the end of the turn when it has more to send and a free
+// slot. It returns nil when no endpoint has work it may start.
+func (d *dispatcher) next() *job {
+	for len(d.ready) > 0 {
+		ep := d.ready[0]
+		d.ready[0] = nil
+		d.ready = d.ready[1:]
+		ep.ready = false
+		j := ep.pop()
+		if j == nil {
+			continue
+		}
+		ep.active++
+		d.queued--
+		d.room.Broadcast()
+		if ep.queuedN > 0 && ep.active < d.perEndpoint {
+			ep.ready = true
+			d.ready = append(d.ready, ep)
+		}
+		j.state = jobStarted
+		return j
+	}
+	return nil
+}
+
+// work runs jobs until none may start.
+func (d *dispatcher) work() {
+	d.mu.Lock()
+	for {
+		j := d.next()
+		if j == nil {
+			d.workers--
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		j.run(j)
+		d.mu.Lock()
+		ep := j.ep
+		ep.active--
+		if ep.queuedN > 0 && !ep.ready {
+			ep.ready = true
+			d.ready = append(d.ready, ep)
+		}
+	}
+}
+
+// pop removes and returns the endpoint's first queued job, skipping those
+// withdrawn; nil when none is queued.
+func (e *endpoint) pop() *job {
+	for len(e.queue) > 0 {
+		j := e.queue[0]
+		e.queue[0] = nil
+		e.queue = e.queue[1:]
+		if len(e.queue) == 0 {
+			e.queue = nil // let the array go
+		}
+		if j.state == jobQueued {
+			e.queuedN--
+			return j
+		}
+	}
+	return nil
+}
+
+// deferBusy re-emits deliveries that found no free slot within SlotWait,
+// in one write, for a second later, without spending an attempt.
+func (b *Bridge) deferBusy(ctx context.Context, jobs []*job) error {
+	at := time.Now().Add(time.Second)
+	evs := make([]pubsub.Event, 0, len(jobs))
+	for _, j := range jobs {
+		b.cfg.Observer.Delivery(j.rt.sub.ID, Deferred, 0, 0)
+		rev, err := retry{SubscriptionID: j.rt.sub.ID, Attempts: j.tried, LastError: errEndpointBusy.Error(), Event: j.ev}.event()
+		if err != nil {
+			return err
+		}
+		evs = append(evs, rev)
+	}
+	return b.pub.EmitAt(ctx, at, evs...)
+}
