@@ -36,6 +36,9 @@ type workload struct {
 
 var both = []int{256, 4096}
 
+// small is for workloads whose cost lies elsewhere than in the payload.
+var small = []int{256}
+
 var workloads = []workload{
 	{"Redis publish", "raw go-redis: pipelined XADD (ceiling)", []string{"events/s"}, both, rawXAdd},
 	{"Redis publish", "switchyard: Emit of 100 events", []string{"events/s"}, both, syBatchEmit},
@@ -51,6 +54,15 @@ var workloads = []workload{
 	{"Webhook deliveries to a local sink, 64 at once", "switchyard bridge (signed)", []string{"deliveries/s"}, both, bridgeDeliveries},
 	{"Webhook deliveries to a local sink, 64 at once", "bare net/http client", []string{"deliveries/s"}, both, bareClient},
 	{"Webhook bridge, Emit to delivery at 1k events/s", "switchyard bridge", []string{"p50 ms", "p99 ms"}, both, bridgeLatency},
+	{subsSection, "1 subscription, one matches each event", []string{"events/s"}, small, manySubs(1, false)},
+	{subsSection, "100 subscriptions, one matches each event", []string{"events/s"}, small, manySubs(100, false)},
+	{subsSection, "1000 subscriptions, one matches each event", []string{"events/s"}, small, manySubs(1000, false)},
+	{subsSection, "10000 subscriptions, one matches each event", []string{"events/s"}, small, manySubs(10000, false)},
+	{subsSection, "1 subscription, matching every event", []string{"deliveries/s"}, small, manySubs(1, true)},
+	{subsSection, "100 subscriptions, a tenth match each event", []string{"deliveries/s"}, small, manySubs(100, true)},
+	{subsSection, "1000 subscriptions, a tenth match each event", []string{"deliveries/s"}, small, manySubs(1000, true)},
+	{subsSection, "10000 subscriptions, a tenth match each event", []string{"deliveries/s"}, small, manySubs(10000, true)},
+	{subsSection, "bare net/http client, 100 endpoints, 64 at once", []string{"deliveries/s"}, small, bareClientSpread},
 	{"Scaling on one Redis: consume + ack", "1 consumer", []string{"events/s"}, both, scaleConsumers(1)},
 	{"Scaling on one Redis: consume + ack", "2 consumers, one group", []string{"events/s"}, both, scaleConsumers(2)},
 	{"Scaling on one Redis: consume + ack", "4 consumers, one group", []string{"events/s"}, both, scaleConsumers(4)},

@@ -127,6 +127,8 @@ func markdown(m machine, med map[key]float64) string {
 	b.WriteString("  HTTP sink, which parses the bridge's thirteen headers against the bare client's five.\n")
 	b.WriteString("- Scaling rows run on one redis-server: more consumers or partitions add parallelism in the client, not in\n")
 	b.WriteString("  Redis, which is single-threaded; partitions pay off when they spread over Redis Cluster masters.\n")
+	b.WriteString("- The rows with many subscriptions run on 256-byte JSON payloads only, the subscriptions on one topic told\n")
+	b.WriteString("  apart by their filters, their URLs spread over 100 local endpoints; see bench/cmd/compare/subscriptions.go.\n")
 	b.WriteString("- Micro-benchmarks of each package: `go test -run '^$' -bench . -benchmem ./memory ./redis ./webhook ./cmd/webhook-bridge`.\n")
 	return b.String()
 }
@@ -178,6 +180,7 @@ func shortName(w workload) string {
 	prefix := map[string]string{
 		"Redis publish": "pub", "Redis consume": "consume", "In process, end to end": "in-proc",
 		"Webhook deliveries to a local sink, 64 at once": "webhook", "Scaling on one Redis: consume + ack": "scale",
+		subsSection: "subs",
 	}[w.section]
 	return prefix + ": " + name
 }
