@@ -3,6 +3,9 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -258,39 +261,13 @@ func BenchmarkSubscriptions(b *testing.B) {
 			}
 		})
 	}
-	b.Run("bare-client", func(b *testing.B) {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost, t.MaxIdleConns = subsPerEndpoint, 0 // as the bridge's transport
-		client := &http.Client{Transport: t}
-		defer t.CloseIdleConnections()
-		body := subsPayload(0)
-		done := sinks.arm(b.N)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range benchConcurrency {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(b.N) {
-						return
-					}
-					resp, err := client.Post(sinks.urls[i%subsEndpoints], "application/json", bytes.NewReader(body))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-			})
+	for _, withHeaders := range []bool{false, true} {
+		name := "bare-client"
+		if withHeaders {
+			name = "bare-client-webhook-headers"
 		}
-		wg.Wait()
-		sinks.await(b, done)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
-	})
+		b.Run(name, func(b *testing.B) { benchBareClient(b, sinks, withHeaders) })
+	}
 }
 
 // benchSubsRun emits b.N events through rig and waits for their
@@ -329,4 +306,59 @@ func benchSubsRun(b *testing.B, sinks *sinkSet, rig *subsRig, matching int, perD
 	}
 	b.ReportMetric(float64(rig.obs.deferred.Load())/float64(b.N), "deferred/op")
 	b.ReportMetric(float64(peakGoroutines), "peak-goroutines")
+}
+
+// benchBareClient posts the body to the sinks round-robin from
+// benchConcurrency goroutines; withHeaders adds the headers a delivery
+// carries (Standard Webhooks, signed with HMAC-SHA256, and CloudEvents),
+// to show what the protocol itself costs.
+func benchBareClient(b *testing.B, sinks *sinkSet, withHeaders bool) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost, t.MaxIdleConns = subsPerEndpoint, 0 // as the bridge's transport
+	client := &http.Client{Transport: t}
+	defer t.CloseIdleConnections()
+	body := subsPayload(0)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	done := sinks.arm(b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range benchConcurrency {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, sinks.urls[i%subsEndpoints], bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if withHeaders {
+					id, ts := "evt-"+strconv.FormatInt(i, 10), strconv.FormatInt(time.Now().Unix(), 10)
+					mac := hmac.New(sha256.New, key)
+					mac.Write([]byte(id + "." + ts + "."))
+					mac.Write(body)
+					for k, v := range map[string]string{
+						"User-Agent": "bench", "Webhook-Id": id, "Webhook-Timestamp": ts,
+						"Webhook-Signature": "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)),
+						"Ce-Specversion":    "1.0", "Ce-Id": id, "Ce-Type": "order.created", "Ce-Source": "urn:bench",
+						"Ce-Time": time.Now().UTC().Format(time.RFC3339Nano), "Webhook-Attempt": "1", "Webhook-Subscription": "s1",
+					} {
+						req.Header.Set(k, v)
+					}
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	sinks.await(b, done)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }

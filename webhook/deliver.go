@@ -14,7 +14,7 @@ import (
 // outcome: done, retry scheduled, deferred, or dead-lettered. It returns
 // an error only when that outcome could not be recorded. The dispatcher
 // calls it with one of the endpoint's slots taken.
-func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried int) error {
+func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *eventHeaders, tried int) error {
 	attempt := tried + 1
 	log := b.cfg.Logger
 	if ev.Meta.IsDryRun {
@@ -50,7 +50,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, tried 
 	if probe {
 		log.Info("webhook: circuit half-open, sending a probe", "endpoint", rt.endpoint, "subscription", rt.sub.ID, "event_id", ev.ID)
 	}
-	res := b.send(ctx, rt, ev, attempt)
+	res := b.send(ctx, rt, ev, eh, attempt)
 	if res.unsent {
 		// Nothing reached the endpoint: its circuit learns nothing, and
 		// no retry would send what could not be sent.

@@ -23,6 +23,7 @@ import (
 type job struct {
 	rt    *route
 	ev    pubsub.Event
+	eh    *eventHeaders
 	tried int
 	ep    *endpoint
 	run   func(j *job) // sends it and settles its outcome

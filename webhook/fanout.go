@@ -64,9 +64,10 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 	}
 	f := &fanout{remaining: len(routes), errs: make([]error, len(routes)), done: make(chan struct{})}
 	jobs := make([]*job, len(routes))
-	run := func(j *job) { f.settle(j, b.deliver(ctx, j.rt, j.ev, j.tried)) }
+	run := func(j *job) { f.settle(j, b.deliver(ctx, j.rt, j.ev, j.eh, j.tried)) }
+	eh := b.headersOf(ev)
 	for i, rt := range routes {
-		jobs[i] = &job{rt: rt, ev: ev, tried: tried, ep: b.endpoints.get(rt.endpoint), run: run, index: i}
+		jobs[i] = &job{rt: rt, ev: ev, eh: eh, tried: tried, ep: b.endpoints.get(rt.endpoint), run: run, index: i}
 	}
 	b.disp.submit(jobs)
 

@@ -53,7 +53,7 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 	}
 	if ev.Meta.IsDryRun {
 		for _, rt := range routes {
-			_ = b.deliver(ctx, rt, ev, 0) // logs, sends nothing
+			_ = b.deliver(ctx, rt, ev, nil, 0) // logs, sends nothing
 		}
 		return nil
 	}

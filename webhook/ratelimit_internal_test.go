@@ -81,7 +81,7 @@ func TestBridge429LowersTheLimit(t *testing.T) {
 	ctx := context.Background()
 	ev := pubsub.Event{ID: "e1", Name: "t", Payload: []byte(`{}`)}
 	rt := b.table.Load().byID["a"]
-	if err := b.deliver(ctx, rt, ev, 0); err != nil {
+	if err := b.deliver(ctx, rt, ev, b.headersOf(ev), 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := rec.last("endpoint:" + EndpointKey(srv.URL) + RateLimit{PerSecond: 20, Burst: 4}.keySuffix()); got != (RateLimit{PerSecond: 20, Burst: 4}) {
@@ -90,7 +90,7 @@ func TestBridge429LowersTheLimit(t *testing.T) {
 	if len(pub.at) != 1 || pub.at[0].Sub(time.Now()) < 25*time.Second {
 		t.Fatalf("the 429 was not retried after its Retry-After: %v", pub.at)
 	}
-	if err := b.deliver(ctx, rt, ev, 1); err != nil {
+	if err := b.deliver(ctx, rt, ev, b.headersOf(ev), 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := rec.last("endpoint:" + EndpointKey(srv.URL) + RateLimit{PerSecond: 20, Burst: 4}.keySuffix()); got != (RateLimit{PerSecond: 10, Burst: 2}) {

@@ -51,10 +51,43 @@ func (r result) describe() string {
 	return ""
 }
 
+// eventHeaders are the header values every delivery of one event
+// carries, whatever its subscription: worked out once per event.
+type eventHeaders struct {
+	contentType, msgID, ceID, ceType, ceTime, correlation string
+	err                                                   error // a value HTTP would refuse
+}
+
+// headersOf works out ev's eventHeaders.
+func (b *Bridge) headersOf(ev pubsub.Event) *eventHeaders {
+	h := &eventHeaders{
+		contentType: contentType(ev.Payload), msgID: MessageID(ev.ID),
+		ceID: percentEncode(string(ev.ID)), ceType: percentEncode(string(ev.Name)),
+	}
+	if !ev.Meta.CreatedAtUTC.IsZero() {
+		h.ceTime = percentEncode(ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano))
+	}
+	if ev.Meta.CorrelationID != "" {
+		h.correlation = percentEncode(ev.Meta.CorrelationID)
+	}
+	for _, v := range []struct{ name, value string }{
+		{"Webhook-Id", h.msgID}, {"Ce-Id", h.ceID}, {"Ce-Type", h.ceType}, {"Ce-Time", h.ceTime}, {HeaderCorrelationID, h.correlation},
+	} {
+		if err := checkHeaderValue(v.value, false); err != nil {
+			h.err = fmt.Errorf("header %s: %v", v.name, err)
+			break
+		}
+	}
+	return h
+}
+
 // send POSTs ev's payload to the subscription's URL, signed, and reads
-// the status.
-func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt int) result {
+// the status; eh holds ev's eventHeaders.
+func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventHeaders, attempt int) result {
 	start := time.Now()
+	if eh.err != nil {
+		return result{err: eh.err, unsent: true}
+	}
 	timeout := b.cfg.Timeout
 	if s.sub.Timeout > 0 {
 		timeout = time.Duration(s.sub.Timeout)
@@ -67,7 +100,8 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt in
 		return result{err: fmt.Errorf("building the request: %w", withoutURL(err)), unsent: true}
 	}
 	// Header values share one allocation; the names are canonical already.
-	vals := make([]string, 0, 12)
+	req.Header = make(http.Header, 13+len(s.sub.Headers))
+	vals := make([]string, 0, 13)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		req.Header[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -75,30 +109,34 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, attempt in
 	for k, v := range s.sub.Headers {
 		req.Header.Set(k, v)
 	}
+	if len(s.sub.Headers) > 0 {
+		// Checked by Subscription.Validate, and here again, as the event's
+		// values are by headersOf: a delivery net/http would refuse is
+		// known before any byte of it leaves.
+		if err := checkRequestHeaders(req.Header); err != nil {
+			return result{err: err, unsent: true}
+		}
+	}
 	ts := start.Unix()
-	msgID := MessageID(ev.ID)
-	set("Content-Type", contentType(ev.Payload))
+	set("Content-Type", eh.contentType)
 	set("User-Agent", "switchyard-webhook-bridge")
-	set("Webhook-Id", msgID)
+	set("Webhook-Id", eh.msgID)
 	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
 	if len(s.keys) > 0 {
-		set("Webhook-Signature", s.sign(msgID, ts, ev.Payload))
+		set("Webhook-Signature", s.sign(eh.msgID, ts, ev.Payload))
 	}
 	set("Ce-Specversion", "1.0")
-	set("Ce-Id", percentEncode(string(ev.ID)))
-	set("Ce-Type", percentEncode(string(ev.Name)))
+	set("Ce-Id", eh.ceID)
+	set("Ce-Type", eh.ceType)
 	set("Ce-Source", b.source)
-	if !ev.Meta.CreatedAtUTC.IsZero() {
-		set("Ce-Time", percentEncode(ev.Meta.CreatedAtUTC.UTC().Format(time.RFC3339Nano)))
+	if eh.ceTime != "" {
+		set("Ce-Time", eh.ceTime)
 	}
-	if ev.Meta.CorrelationID != "" {
-		set(HeaderCorrelationID, percentEncode(ev.Meta.CorrelationID))
+	if eh.correlation != "" {
+		set(HeaderCorrelationID, eh.correlation)
 	}
 	set(HeaderAttempt, strconv.Itoa(attempt))
 	set(HeaderSubscription, s.sub.ID)
-	if err := checkRequestHeaders(req.Header); err != nil {
-		return result{err: err, unsent: true}
-	}
 
 	resp, err := b.transport.RoundTrip(req)
 	if err != nil {

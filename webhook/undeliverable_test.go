@@ -224,7 +224,8 @@ func TestUnsentProbeLeavesTheCircuitAlone(t *testing.T) {
 	// One subscription at a time, so that the unsendable delivery is the
 	// one that finds the circuit half-open.
 	rt := b.table.Load().byID["broken"]
-	if err := b.deliver(ctx, rt, pubsub.NewEvent(ctx, "broken", nil), 0); err != nil {
+	broken := pubsub.NewEvent(ctx, "broken", nil)
+	if err := b.deliver(ctx, rt, broken, b.headersOf(broken), 0); err != nil {
 		t.Fatal(err)
 	}
 	ep.mu.Lock()
@@ -233,7 +234,8 @@ func TestUnsentProbeLeavesTheCircuitAlone(t *testing.T) {
 	if probing || failures != 3 || !until.Equal(past) {
 		t.Errorf("after an unsent probe: probing %v, failures %d, open until %v; want the probe released and nothing counted", probing, failures, until)
 	}
-	if err := b.deliver(ctx, b.table.Load().byID["good"], pubsub.NewEvent(ctx, "ok", nil), 0); err != nil {
+	ok := pubsub.NewEvent(ctx, "ok", nil)
+	if err := b.deliver(ctx, b.table.Load().byID["good"], ok, b.headersOf(ok), 0); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(s.Hits()); n != 1 {
