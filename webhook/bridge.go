@@ -53,10 +53,13 @@ type Config struct {
 	// wait before queueing theirs).
 	// default: 64
 	MaxInFlight int
-	// SlotWait is how long a delivery may wait in its endpoint's queue
-	// before it is deferred (re-emitted a second later, without spending
-	// an attempt), so that a slow endpoint never holds up deliveries to
-	// others.
+	// SlotWait is how often an event checks on its deliveries still
+	// waiting in their endpoints' queues: those at an endpoint that would
+	// take more than 4 × SlotWait to get through its queue, at the pace
+	// it answered over the last SlotWait or two (or that answered nothing
+	// in that time), are deferred (re-emitted a second later, without
+	// spending an attempt), so that a slow endpoint never keeps events
+	// waiting, while one that is merely busy gets through its queue.
 	// default: 250ms
 	SlotWait time.Duration
 	// FanoutLog records which deliveries of an event matching several
@@ -226,7 +229,7 @@ func New(cfg Config) (*Bridge, error) {
 		pub:            cfg.Publisher.(pubsub.DelayedPublisher),
 		transport:      cfg.Transport,
 		endpoints:      &endpoints{m: map[string]*endpoint{}},
-		disp:           newDispatcher(cfg.PerEndpoint, cfg.MaxInFlight),
+		disp:           newDispatcher(cfg.PerEndpoint, cfg.MaxInFlight, cfg.SlotWait),
 		gate:           lifecycle.NewGate(),
 		source:         percentEncode(cfg.Source),
 		filterWarns:    newWarnLimiter(filterWarnEvery),

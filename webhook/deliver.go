@@ -122,7 +122,7 @@ func (b *Bridge) tooMany(rt *route, ep *endpoint, retryAfter time.Duration) {
 
 var (
 	errCircuitOpen  = fmt.Errorf("circuit open after repeated failures")
-	errEndpointBusy = fmt.Errorf("endpoint busy: every slot in use")
+	errEndpointBusy = fmt.Errorf("endpoint busy: its queue would not reach the delivery soon")
 )
 
 // schedule re-emits the delivery of ev to rt for at, with tried attempts

@@ -45,6 +45,7 @@ type dispatcher struct {
 	perEndpoint int
 	maxWorkers  int
 	queueCap    int
+	window      time.Duration // SlotWait: the window endpoints' pace is measured over
 
 	mu      sync.Mutex
 	workers int
@@ -53,8 +54,8 @@ type dispatcher struct {
 	room    *sync.Cond  // signalled as queued falls
 }
 
-func newDispatcher(perEndpoint, maxWorkers int) *dispatcher {
-	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers}
+func newDispatcher(perEndpoint, maxWorkers int, window time.Duration) *dispatcher {
+	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers, window: window}
 	d.room = sync.NewCond(&d.mu)
 	return d
 }
@@ -89,11 +90,19 @@ func (d *dispatcher) submit(jobs []*job) {
 }
 
 // withdraw takes back the jobs that have not started and returns them.
-func (d *dispatcher) withdraw(jobs []*job) []*job {
+// drainFactor times SlotWait is the longest an endpoint's queue may take
+// to get through, at its recent pace, before the deliveries waiting there
+// are deferred.
+const drainFactor = 4
+
+// withdrawSlow takes back the jobs that have not started and whose
+// endpoint is too slow to reach them soon (see drainFactor), and returns
+// them.
+func (d *dispatcher) withdrawSlow(jobs []*job, now time.Time, window time.Duration) []*job {
 	var out []*job
 	d.mu.Lock()
 	for _, j := range jobs {
-		if j.state == jobQueued {
+		if j.state == jobQueued && j.ep.tooSlow(now, window) {
 			j.state = jobWithdrawn
 			j.ep.queuedN--
 			d.queued--
@@ -148,6 +157,7 @@ func (d *dispatcher) work() {
 		d.mu.Lock()
 		ep := j.ep
 		ep.active--
+		ep.answered(time.Now(), d.window)
 		if ep.queuedN > 0 && !ep.ready {
 			ep.ready = true
 			d.ready = append(d.ready, ep)
@@ -171,6 +181,45 @@ func (e *endpoint) pop() *job {
 		}
 	}
 	return nil
+}
+
+// pace counts the deliveries an endpoint finished, in windows of
+// SlotWait: the current one and the one before.
+type pace struct {
+	start      time.Time // of the current window
+	this, last int
+}
+
+// answered counts a finished delivery; d.mu is held.
+func (e *endpoint) answered(now time.Time, window time.Duration) {
+	e.pace.roll(now, window)
+	e.pace.this++
+}
+
+func (p *pace) roll(now time.Time, window time.Duration) {
+	switch gone := now.Sub(p.start); {
+	case gone < window:
+		return
+	case gone < 2*window:
+		p.last = p.this
+	default:
+		p.last = 0
+	}
+	p.this, p.start = 0, now
+}
+
+// tooSlow reports whether the endpoint would take longer than
+// drainFactor windows to send what waits in its queue, at the pace it
+// finished deliveries over the last window or two; d.mu is held.
+func (e *endpoint) tooSlow(now time.Time, window time.Duration) bool {
+	e.pace.roll(now, window)
+	done := e.pace.last + e.pace.this
+	if done == 0 {
+		return true
+	}
+	elapsed := window + now.Sub(e.pace.start)
+	perSecond := float64(done) / elapsed.Seconds()
+	return float64(e.queuedN)/perSecond > drainFactor*window.Seconds()
 }
 
 // deferBusy re-emits deliveries that found no free slot within SlotWait,

@@ -89,9 +89,12 @@
 // circuit. After [CircuitConfig.Failures] failed deliveries in a row the
 // circuit opens for [CircuitConfig.Cooldown]; then one delivery probes
 // the endpoint (half-open) and its outcome closes the circuit or opens it
-// again. A delivery that finds no free slot within SlotWait, or the
-// circuit open, is deferred without spending an attempt, so a slow or
-// failing endpoint never holds up the others. A failed delivery whose
+// again. Deliveries wait in a queue per endpoint and are sent as its slots
+// free up, at most [Config.MaxInFlight] at once in all, the endpoints with
+// work served in turn; a delivery that finds the circuit open, or that
+// waits at an endpoint too slow to reach it soon (see
+// [Config.SlotWait]), is deferred without spending an attempt, so a slow
+// or failing endpoint never holds up the others. A failed delivery whose
 // endpoint's circuit is open (this very failure may have opened it) has
 // its retry scheduled for the later of its backoff and the circuit's
 // reopening. The circuit logs at Info when it opens (endpoint, failures in

@@ -38,6 +38,7 @@ type endpoint struct {
 	queuedN int    // jobs in queue not withdrawn
 	active  int    // deliveries in flight
 	ready   bool   // in the dispatcher's turn
+	pace    pace   // its deliveries finished lately
 
 	mu        sync.Mutex
 	failures  int

@@ -52,8 +52,9 @@ func (f *fanout) takeSettled() []string {
 // every fanoutLogEvery while others are still on their way, and all of
 // them before an error is returned; an event handed over again (its
 // Meta.Attempts above 0: a crash, a lost acknowledgement, an error) skips
-// the subscriptions the log has. A delivery not started within SlotWait
-// is deferred.
+// the subscriptions the log has. Every SlotWait, deliveries still queued
+// at an endpoint too slow to reach them soon are deferred (see
+// dispatch.go).
 func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, ev pubsub.Event, tried int) error {
 	multi, logged := len(routes) > 1, false
 	if multi && src.Meta.Attempts > 0 {
@@ -71,8 +72,8 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 	}
 	b.disp.submit(jobs)
 
-	wait := time.NewTimer(b.cfg.SlotWait)
-	defer wait.Stop()
+	check := time.NewTicker(b.cfg.SlotWait)
+	defer check.Stop()
 	var tick <-chan time.Time
 	if multi {
 		t := time.NewTicker(fanoutLogEvery)
@@ -92,8 +93,8 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 				return err
 			}
 			return b.forgetFanout(ctx, src, logged)
-		case <-wait.C:
-			if busy := b.disp.withdraw(jobs); len(busy) > 0 {
+		case now := <-check.C:
+			if busy := b.disp.withdrawSlow(jobs, now, b.cfg.SlotWait); len(busy) > 0 {
 				err := b.deferBusy(ctx, busy)
 				for _, j := range busy {
 					f.settle(j, err)

@@ -25,6 +25,7 @@ type backend struct {
 	dead   webhook.DeadLetterStore
 	subs   webhookhttp.SubscriptionStore
 	dedupe webhookhttp.Deduper
+	fanout webhook.FanoutLog // nil: the bridge's default, in memory
 	client goredis.UniversalClient // nil in memory
 	lag    func(context.Context) (int64, error)
 	// unhandled lists the dead-letter streams of the event and retry
@@ -196,6 +197,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		dead:   deadLetterStore(cfg, client),
 		subs:   webhookhttp.RedisStore{Client: client, Key: subscriptionsKey(cfg)},
 		dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:ingest") + ":"},
+		fanout: webhook.RedisFanoutLog{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:fanout") + ":"},
 		lag: func(ctx context.Context) (int64, error) {
 			groups, err := client.XInfoGroups(ctx, cfg.Stream).Result()
 			if err != nil {

@@ -49,6 +49,9 @@ type Config struct {
 	Concurrency int `yaml:"concurrency"`
 	// PerEndpoint bounds deliveries in flight per endpoint. default: 16
 	PerEndpoint int `yaml:"per_endpoint"`
+	// MaxInFlight bounds deliveries in flight to every endpoint together;
+	// the others wait in a queue per endpoint. default: 64
+	MaxInFlight int `yaml:"max_in_flight"`
 	// Timeout is the delivery timeout of subscriptions without their own. default: 10s
 	Timeout webhook.Duration `yaml:"timeout"`
 	// ShutdownTimeout bounds the wait for deliveries in flight on SIGTERM. default: 30s
@@ -315,7 +318,7 @@ func (c *Config) validate() error {
 	for _, kv := range []struct {
 		name string
 		v    int64
-	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_body_bytes", c.MaxBodyBytes},
+	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_in_flight", int64(c.MaxInFlight)}, {"max_body_bytes", c.MaxBodyBytes},
 		{"max_batch", int64(c.MaxBatch)}, {"stream_max_len", c.StreamMaxLen}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)},
 		{"shutdown_timeout", int64(c.ShutdownTimeout)}, {"demo.interval", int64(c.Demo.Interval)}} {
 		if kv.v < 0 {

@@ -110,8 +110,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		Targets:    targets,
 		Subscriber: be.sub, Publisher: be.pub,
 		Retry:   webhook.RetryPolicy{Schedule: schedule, MaxAttempts: cfg.Retry.MaxAttempts},
-		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint,
-		DeadLetters: be.dead, Observer: m, Logger: log,
+		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint, MaxInFlight: cfg.MaxInFlight,
+		DeadLetters: be.dead, FanoutLog: be.fanout, Observer: m, Logger: log,
 		RateLimiter: rateLimiter(cfg, be.client), EndpointLimits: cfg.endpointLimits(),
 	})
 	if err != nil {
