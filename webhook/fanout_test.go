@@ -174,7 +174,6 @@ func TestHandedOverAgainGoesOnlyWhereItHasNot(t *testing.T) {
 	}
 }
 
-
 // A topic ending in ".*" takes every event whose name starts with what is
 // before the "*" and goes on; "*" anywhere else is refused, naming the
 // subscription.

@@ -25,7 +25,7 @@ type backend struct {
 	dead   webhook.DeadLetterStore
 	subs   webhookhttp.SubscriptionStore
 	dedupe webhookhttp.Deduper
-	fanout webhook.FanoutLog // nil: the bridge's default, in memory
+	fanout webhook.FanoutLog       // nil: the bridge's default, in memory
 	client goredis.UniversalClient // nil in memory
 	lag    func(context.Context) (int64, error)
 	// unhandled lists the dead-letter streams of the event and retry
