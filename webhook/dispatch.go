@@ -188,6 +188,7 @@ func (e *endpoint) pop() *job {
 type pace struct {
 	start      time.Time // of the current window
 	this, last int
+	hasLast    bool // the window before the current one was counted
 }
 
 // answered counts a finished delivery; d.mu is held.
@@ -200,10 +201,10 @@ func (p *pace) roll(now time.Time, window time.Duration) {
 	switch gone := now.Sub(p.start); {
 	case gone < window:
 		return
-	case gone < 2*window:
-		p.last = p.this
+	case gone < 2*window && !p.start.IsZero():
+		p.last, p.hasLast = p.this, true
 	default:
-		p.last = 0
+		p.last, p.hasLast = 0, false
 	}
 	p.this, p.start = 0, now
 }
@@ -217,7 +218,11 @@ func (e *endpoint) tooSlow(now time.Time, window time.Duration) bool {
 	if done == 0 {
 		return true
 	}
-	elapsed := window + now.Sub(e.pace.start)
+	elapsed := now.Sub(e.pace.start)
+	if e.pace.hasLast {
+		elapsed += window
+	}
+	elapsed = max(elapsed, window/4) // a pace over a moment says little
 	perSecond := float64(done) / elapsed.Seconds()
 	return float64(e.queuedN)/perSecond > drainFactor*window.Seconds()
 }
