@@ -87,8 +87,11 @@ func TestFanOutIsBoundedAndQueued(t *testing.T) {
 		for _, hit := range s.snapshot() {
 			seen[hit.Path]++
 		}
-		if s.maxInFlight > perEndpoint {
-			t.Errorf("an endpoint had %d requests in flight, PerEndpoint is %d", s.maxInFlight, perEndpoint)
+		s.mu.Lock()
+		most := s.maxInFlight
+		s.mu.Unlock()
+		if most > perEndpoint {
+			t.Errorf("an endpoint had %d requests in flight, PerEndpoint is %d", most, perEndpoint)
 		}
 	}
 	for i := range subs {
