@@ -54,12 +54,15 @@ type Config struct {
 	// default: 64
 	MaxInFlight int
 	// SlotWait is how often an event checks on its deliveries still
-	// waiting in their endpoints' queues: those at an endpoint that would
-	// take more than 4 × SlotWait to get through its queue, at the pace
-	// it answered over the last SlotWait or two (or that answered nothing
-	// in that time), are deferred (re-emitted a second later, without
-	// spending an attempt), so that a slow endpoint never keeps events
-	// waiting, while one that is merely busy gets through its queue.
+	// waiting in their endpoints' queues. Those at an endpoint that holds
+	// things up are deferred (re-emitted a second later, without
+	// spending an attempt): one that answered nothing over the last
+	// SlotWait or two; one that would take more than 40 × SlotWait to get
+	// through its queue at the pace it answered lately; or more than
+	// 4 × SlotWait and twice as long as all the queues together take at
+	// theirs. So a slow endpoint never keeps events waiting long, while
+	// one that is merely busy, or a bridge busy all round, gets through
+	// its queues without deferrals.
 	// default: 250ms
 	SlotWait time.Duration
 	// FanoutLog records which deliveries of an event matching several

@@ -46,6 +46,7 @@ type dispatcher struct {
 	maxWorkers  int
 	queueCap    int
 	window      time.Duration // SlotWait: the window endpoints' pace is measured over
+	pace        pace          // of every endpoint together
 
 	mu      sync.Mutex
 	workers int
@@ -90,19 +91,25 @@ func (d *dispatcher) submit(jobs []*job) {
 }
 
 // withdraw takes back the jobs that have not started and returns them.
-// drainFactor times SlotWait is the longest an endpoint's queue may take
-// to get through, at its recent pace, before the deliveries waiting there
-// are deferred.
-const drainFactor = 4
+// How slow an endpoint may be before the deliveries waiting at it are
+// deferred, in SlotWaits (windows) of draining its queue at its recent
+// pace.
+const (
+	// drainSlow: slower than this, and twice as slow as the queues of
+	// every endpoint together, it holds others up.
+	drainSlow = 4
+	// drainMost: slower than this, it keeps its events waiting too long,
+	// whatever the others do.
+	drainMost = 40
+)
 
 // withdrawSlow takes back the jobs that have not started and whose
-// endpoint is too slow to reach them soon (see drainFactor), and returns
-// them.
-func (d *dispatcher) withdrawSlow(jobs []*job, now time.Time, window time.Duration) []*job {
+// endpoint is too slow to reach them soon (see tooSlow), and returns them.
+func (d *dispatcher) withdrawSlow(jobs []*job, now time.Time) []*job {
 	var out []*job
 	d.mu.Lock()
 	for _, j := range jobs {
-		if j.state == jobQueued && j.ep.tooSlow(now, window) {
+		if j.state == jobQueued && d.tooSlow(j.ep, now) {
 			j.state = jobWithdrawn
 			j.ep.queuedN--
 			d.queued--
@@ -157,7 +164,9 @@ func (d *dispatcher) work() {
 		d.mu.Lock()
 		ep := j.ep
 		ep.active--
-		ep.answered(time.Now(), d.window)
+		now := time.Now()
+		ep.pace.answered(now, d.window)
+		d.pace.answered(now, d.window)
 		if ep.queuedN > 0 && !ep.ready {
 			ep.ready = true
 			d.ready = append(d.ready, ep)
@@ -191,10 +200,10 @@ type pace struct {
 	hasLast    bool // the window before the current one was counted
 }
 
-// answered counts a finished delivery; d.mu is held.
-func (e *endpoint) answered(now time.Time, window time.Duration) {
-	e.pace.roll(now, window)
-	e.pace.this++
+// answered counts a finished delivery.
+func (p *pace) answered(now time.Time, window time.Duration) {
+	p.roll(now, window)
+	p.this++
 }
 
 func (p *pace) roll(now time.Time, window time.Duration) {
@@ -209,22 +218,39 @@ func (p *pace) roll(now time.Time, window time.Duration) {
 	p.this, p.start = 0, now
 }
 
-// tooSlow reports whether the endpoint would take longer than
-// drainFactor windows to send what waits in its queue, at the pace it
-// finished deliveries over the last window or two; d.mu is held.
-func (e *endpoint) tooSlow(now time.Time, window time.Duration) bool {
-	e.pace.roll(now, window)
-	done := e.pace.last + e.pace.this
+// drain returns how long queued deliveries take to go at the pace
+// measured over the last window or two; ok is false when none finished.
+func (p *pace) drain(queued int, now time.Time, window time.Duration) (time.Duration, bool) {
+	p.roll(now, window)
+	done := p.last + p.this
 	if done == 0 {
-		return true
+		return 0, false
 	}
-	elapsed := now.Sub(e.pace.start)
-	if e.pace.hasLast {
+	elapsed := now.Sub(p.start)
+	if p.hasLast {
 		elapsed += window
 	}
 	elapsed = max(elapsed, window/4) // a pace over a moment says little
-	perSecond := float64(done) / elapsed.Seconds()
-	return float64(e.queuedN)/perSecond > drainFactor*window.Seconds()
+	return time.Duration(float64(queued) / float64(done) * float64(elapsed)), true
+}
+
+// tooSlow reports whether ep holds things up: it finished nothing over the
+// last window or two while deliveries wait for it; or getting through its
+// queue at its recent pace would take longer than drainMost windows; or
+// longer than drainSlow windows and twice as long as the queues of every
+// endpoint together take at theirs (when every endpoint is slow alike,
+// the bridge is merely busy, and deferring would only add work). d.mu is
+// held.
+func (d *dispatcher) tooSlow(ep *endpoint, now time.Time) bool {
+	mine, ok := ep.pace.drain(ep.queuedN, now, d.window)
+	if !ok {
+		return true
+	}
+	if mine > drainMost*d.window {
+		return true
+	}
+	all, _ := d.pace.drain(d.queued, now, d.window)
+	return mine > drainSlow*d.window && mine > 2*all
 }
 
 // deferBusy re-emits deliveries that found no free slot within SlotWait,

@@ -94,7 +94,7 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 			}
 			return b.forgetFanout(ctx, src, logged)
 		case now := <-check.C:
-			if busy := b.disp.withdrawSlow(jobs, now, b.cfg.SlotWait); len(busy) > 0 {
+			if busy := b.disp.withdrawSlow(jobs, now); len(busy) > 0 {
 				err := b.deferBusy(ctx, busy)
 				for _, j := range busy {
 					f.settle(j, err)
