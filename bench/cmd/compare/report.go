@@ -74,6 +74,11 @@ func comparisons(med map[key]float64) []comparison {
 	syP99 := get(med, lat, "switchyard", 256, "p99 ms")
 	wmP99 := get(med, lat, "watermill-redisstream", 256, "p99 ms")
 
+	oneSub := get(med, subsSection, "1 subscription, one matches each event", 256, "events/s")
+	tenK := get(med, subsSection, "10000 subscriptions, one matches each event", 256, "events/s")
+	tenKTenth := get(med, subsSection, "10000 subscriptions, a tenth match each event", 256, "deliveries/s")
+	bareSpread := get(med, subsSection, "bare net/http client, 100 endpoints, 64 at once", 256, "deliveries/s")
+
 	pct := func(r float64) string { return fmt.Sprintf("%.0f%%", 100*r) }
 	x := func(r float64) string { return fmt.Sprintf("%.1f×", r) }
 	return []comparison{
@@ -86,6 +91,8 @@ func comparisons(med map[key]float64) []comparison {
 		{"memory: end to end / watermill gochannel", "≥ 10×", ratio(memory, gochan), x(ratio(memory, gochan)), ratio(memory, gochan) >= 10},
 		{"bridge: deliveries / bare net/http client", "≥ 70%", ratio(bridge, bare), pct(ratio(bridge, bare)), ratio(bridge, bare) >= 0.7},
 		{"bridge: added latency p99 at 1k events/s", "≤ 10 ms", p99, fmt.Sprintf("%.2f ms", p99), p99 > 0 && p99 <= 10},
+		{"bridge: events/s, 10,000 subscriptions (one matching) / 1 subscription", "≥ 80%", ratio(tenK, oneSub), pct(ratio(tenK, oneSub)), ratio(tenK, oneSub) >= 0.8},
+		{"bridge: deliveries/s, 10,000 subscriptions (a tenth matching) / bare client", "≥ 80%", ratio(tenKTenth, bareSpread), pct(ratio(tenKTenth, bareSpread)), ratio(tenKTenth, bareSpread) >= 0.8},
 	}
 }
 
