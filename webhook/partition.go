@@ -45,8 +45,8 @@ func partitionEvent(ev pubsub.Event) pubsub.Event {
 	return ev
 }
 
-// eventID is the default partition key.
-func eventID(ev pubsub.Event) string { return string(ev.ID) }
+// partitionByID is the default partition key.
+func partitionByID(ev pubsub.Event) string { return string(ev.ID) }
 
 // partitionKeyWarnEvery is how often a partition key's fallbacks are
 // logged at most.
@@ -107,16 +107,16 @@ func CompilePartitionKey(src string, logger *slog.Logger) (*PartitionKey, error)
 	if err != nil {
 		return nil, oneLine(err)
 	}
-	if t := p.Node().Type(); t != nil && !keyKind(t.Kind()) {
+	if t := p.Node().Type(); t != nil && !partitionKeyKind(t.Kind()) {
 		return nil, fmt.Errorf("the expression gives %s; want a string, a number or a bool", t)
 	}
 	k.prog = p
 	return k, nil
 }
 
-// keyKind reports whether a value of kind k may give a key: a string, a
+// partitionKeyKind reports whether a value of kind k may give a key: a string, a
 // number or a bool, or an interface (known only at run time).
-func keyKind(k reflect.Kind) bool {
+func partitionKeyKind(k reflect.Kind) bool {
 	switch k {
 	case reflect.String, reflect.Bool, reflect.Interface,
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -146,7 +146,7 @@ func (k *PartitionKey) Key(ev pubsub.Event) string {
 	machine := vm.VM{MemoryBudget: filterMemoryBudget}
 	out, err := machine.Run(k.prog, filterEnv(ev))
 	if err == nil {
-		if key, ok := keyText(out); ok {
+		if key, ok := partitionKeyText(out); ok {
 			return key
 		}
 		switch {
@@ -176,24 +176,24 @@ func (k *PartitionKey) fellBack(ev pubsub.Event, reason error) {
 	k.lastWarn, k.suppressed = now, 0
 	k.mu.Unlock()
 	k.logger.Warn("webhook: the partition key expression gave no key for an event; its id places it instead",
-		"event_id", quoteCut(string(ev.ID)), "event_name", quoteCut(string(ev.Name)), "reason", reason, "suppressed", suppressed)
+		"event_id", partitionLogCut(string(ev.ID)), "event_name", partitionLogCut(string(ev.Name)), "reason", reason, "suppressed", suppressed)
 }
 
-// quoteCut quotes s for a log line, cut to 128 bytes.
-func quoteCut(s string) string {
+// partitionLogCut shortens s to 128 bytes for a log line (the handler quotes it).
+func partitionLogCut(s string) string {
 	if len(s) > 128 {
-		s = s[:128] + "…"
+		return s[:128] + "…"
 	}
-	return strconv.Quote(s)
+	return s
 }
 
-// maxExactFloat is the largest magnitude below which every whole float64
+// partitionExactFloat is the largest magnitude below which every whole float64
 // is exact: 2^53.
-const maxExactFloat = 1 << 53
+const partitionExactFloat = 1 << 53
 
-// keyText formats a key canonically; ok is false for nil, "" and any type
+// partitionKeyText formats a key canonically; ok is false for nil, "" and any type
 // but strings, numbers and bools, and for NaN and infinities.
-func keyText(v any) (string, bool) {
+func partitionKeyText(v any) (string, bool) {
 	switch v := v.(type) {
 	case string:
 		return v, v != ""
@@ -220,18 +220,18 @@ func keyText(v any) (string, bool) {
 	case uint64:
 		return strconv.FormatUint(v, 10), true
 	case float32:
-		return floatText(float64(v))
+		return partitionFloatText(float64(v))
 	case float64:
-		return floatText(v)
+		return partitionFloatText(v)
 	}
 	return "", false
 }
 
-func floatText(f float64) (string, bool) {
+func partitionFloatText(f float64) (string, bool) {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return "", false
-	case f == math.Trunc(f) && math.Abs(f) < maxExactFloat:
+	case f == math.Trunc(f) && math.Abs(f) < partitionExactFloat:
 		return strconv.FormatInt(int64(f), 10), true
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64), true
@@ -272,7 +272,7 @@ func NewPartitionedPublisher(partitions []pubsub.DelayedPublisher, key func(pubs
 		}
 	}
 	if key == nil {
-		key = eventID
+		key = partitionByID
 	}
 	return &PartitionedPublisher{partitions: append([]pubsub.DelayedPublisher(nil), partitions...), key: key}, nil
 }
@@ -449,7 +449,7 @@ func (d PartitionedDeadLetters) Add(ctx context.Context, dl DeadLetter) error {
 	}
 	key := d.Key
 	if key == nil {
-		key = eventID
+		key = partitionByID
 	}
 	return d.Partitions[PartitionOf(key(partitionEvent(dl.Event)), len(d.Partitions))].Add(ctx, dl)
 }
@@ -468,7 +468,7 @@ func (d PartitionedDeadLetters) split(s string) (k int, rest string, ok bool) {
 	return k, rest, true
 }
 
-func storeRef(k int, s string) string { return partitionPrefix + strconv.Itoa(k) + ":" + s }
+func partitionRef(k int, s string) string { return partitionPrefix + strconv.Itoa(k) + ":" + s }
 
 // List returns a page of the walk; see [PartitionedDeadLetters].
 func (d PartitionedDeadLetters) List(ctx context.Context, after string, limit int) ([]DeadLetter, string, error) {
@@ -495,15 +495,15 @@ func (d PartitionedDeadLetters) List(ctx context.Context, after string, limit in
 			return nil, "", fmt.Errorf("webhook: dead letters of store %d: %w", k, err)
 		}
 		for _, dl := range page {
-			dl.ID = storeRef(k, dl.ID)
+			dl.ID = partitionRef(k, dl.ID)
 			out = append(out, dl)
 		}
 		if next != "" {
-			return out, storeRef(k, next), nil
+			return out, partitionRef(k, next), nil
 		}
 		k, inner = k+1, ""
 		if len(out) == limit && k < d.stores() {
-			return out, storeRef(k, ""), nil
+			return out, partitionRef(k, ""), nil
 		}
 	}
 	return out, "", nil
