@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -494,28 +495,10 @@ func logSpread(ctx context.Context, client goredis.UniversalClient, cfg *Config,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	slots, err := cc.ClusterSlots(ctx).Result()
+	perMaster, err := partitionsPerMaster(ctx, cc, cfg.writtenStreams())
 	if err != nil {
-		log.Warn("webhook-bridge: could not read the Cluster's slots to say how the partitions spread", "err", err)
+		log.Warn("webhook-bridge: could not read where the partitions are on the Cluster", "err", err)
 		return
-	}
-	perMaster := map[string]int{}
-	for _, s := range slots {
-		if len(s.Nodes) > 0 {
-			perMaster[s.Nodes[0].Addr] += 0
-		}
-	}
-	for _, stream := range cfg.writtenStreams() {
-		slot, err := cc.ClusterKeySlot(ctx, stream).Result()
-		if err != nil {
-			log.Warn("webhook-bridge: could not read a partition's slot", "partition", stream, "err", err)
-			return
-		}
-		for _, s := range slots {
-			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-				perMaster[s.Nodes[0].Addr]++
-			}
-		}
 	}
 	var addrs []string
 	for a := range perMaster {
@@ -535,6 +518,30 @@ func logSpread(ctx context.Context, client goredis.UniversalClient, cfg *Config,
 		return
 	}
 	log.Info("webhook-bridge: partitions over the Cluster's masters", attrs...)
+}
+
+// partitionsPerMaster counts the streams each master of the Cluster
+// holds, masters holding none included.
+func partitionsPerMaster(ctx context.Context, cc *goredis.ClusterClient, streams []string) (map[string]int, error) {
+	var mu sync.Mutex
+	per := map[string]int{}
+	err := cc.ForEachMaster(ctx, func(_ context.Context, m *goredis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		per[m.Options().Addr] += 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range streams {
+		m, err := cc.MasterForKey(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("the master of %s: %w", s, err)
+		}
+		per[m.Options().Addr]++
+	}
+	return per, nil
 }
 
 // unhandledOf lists what the backend dead-lettered from each stream the
