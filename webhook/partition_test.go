@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -623,4 +625,46 @@ type delayedEmitter struct{ *emitter }
 
 func (d delayedEmitter) EmitAt(ctx context.Context, _ time.Time, evs ...pubsub.Event) error {
 	return d.Emit(ctx, evs...)
+}
+
+// Emits racing Close either write or return ErrClosed, never panic, and
+// Close waits for those in flight.
+func TestPartitionedPublisherCloseWhileEmitting(t *testing.T) {
+	rs, ps := recorders(3)
+	pub, err := webhook.NewPartitionedPublisher(ps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var written, refused atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				evs := []pubsub.Event{event(fmt.Sprintf("g%d-%d-a", g, i), `{}`), event(fmt.Sprintf("g%d-%d-b", g, i), `{}`)}
+				switch err := pub.Emit(context.Background(), evs...); {
+				case err == nil:
+					written.Add(2)
+				case errors.Is(err, pubsub.ErrClosed):
+					refused.Add(2)
+				default:
+					t.Errorf("Emit = %v", err)
+				}
+			}
+		})
+	}
+	// Close once some emits went through.
+	for deadline := time.Now().Add(wait); written.Load() == 0 && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	total := 0
+	for _, r := range rs {
+		total += len(r.ids())
+	}
+	if int64(total) != written.Load() || written.Load()+refused.Load() != 8*200*2 {
+		t.Errorf("%d recorded, %d reported written, %d refused; want recorded == written and all accounted for", total, written.Load(), refused.Load())
+	}
 }
