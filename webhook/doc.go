@@ -139,4 +139,21 @@
 // ([DeadLetterStore.List]); [Bridge.Replay] and [ReplayDeadLetters] walk
 // the pages, so no backlog is ever read whole. Replays skip dead letters
 // whose event is undeliverable: they stay in the store.
+//
+// # Partitions
+//
+// A topic spread over several streams (partitions, so that a Redis Cluster
+// spreads one busy topic over its masters) keeps each event's history
+// beside it. [PartitionedPublisher] writes each event through the
+// publisher of the partition its key picks ([PartitionOf]: FNV-1a modulo
+// the number of partitions, as the redis package's partitioned Publisher),
+// and each retry, deferral or replay to the partition of the event it is
+// for; [PartitionedDeadLetters] adds each dead letter to the store of its
+// event's partition and walks them all with one cursor. The key is the
+// event's ID by default, or what a [PartitionKey] expression
+// ([CompilePartitionKey], over the filters' environment) gives; an event
+// it gives no key is placed by its ID, counted and logged, never dropped.
+// Writes to several partitions are not atomic: an error names the events
+// not written. cmd/webhook-bridge wires these to one redis Publisher and
+// dead-letter stream per partition.
 package webhook

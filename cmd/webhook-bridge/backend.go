@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -32,6 +33,12 @@ type backend struct {
 	// streams (Redis only).
 	unhandled []webhookhttp.DeadLetterLister
 	closers   []func() error
+	// keyFallbacks counts the events partition_key gave no key (Redis,
+	// partitioned only).
+	keyFallbacks func() int64
+	// drain reports on the partitions being drained until ctx is done
+	// (Redis, with drain_partitions only).
+	drain func(ctx context.Context)
 }
 
 // ready reports whether the backend answers.
@@ -64,12 +71,9 @@ func (b *backend) unhandledCount() func(context.Context) (int64, error) {
 }
 
 // unhandledListers lists the dead-letter streams of the event and retry
-// streams.
+// streams (of every partition, drained ones included).
 func unhandledListers(cfg *Config, client goredis.UniversalClient) []webhookhttp.DeadLetterLister {
-	return []webhookhttp.DeadLetterLister{
-		webhookhttp.RedisUnhandled{Client: client, Stream: cfg.Stream},
-		webhookhttp.RedisUnhandled{Client: client, Stream: retryStream(cfg)},
-	}
+	return unhandledOf(cfg, client)
 }
 
 func (b *backend) Close() error {
@@ -89,6 +93,12 @@ func redisClient(cfg *Config) (goredis.UniversalClient, error) {
 	if setup == nil {
 		return nil, errors.New("config: no redis.url, redis.cluster_url or redis.sentinel_url")
 	}
+	if setup.cluster != nil && setup.cluster.PoolSize == 0 {
+		// On a Cluster every stream read holds a pooled connection of its
+		// node while it blocks: room for them all beside go-redis's
+		// default, whichever nodes they fall on.
+		setup.cluster.PoolSize = 10*runtime.GOMAXPROCS(0) + len(cfg.readStreams())
+	}
 	return setup.client(), nil
 }
 
@@ -106,10 +116,10 @@ const handlerTimeout = 2 * webhook.MaxTimeout
 // stream in Redis.
 func deadLetterKey(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:dead") }
 
-// deadLetterStore is the bridge's dead-letter stream in Redis, bounded by
-// dead_letters.max_len.
-func deadLetterStore(cfg *Config, client goredis.UniversalClient) webhook.RedisDeadLetters {
-	return webhook.RedisDeadLetters{Client: client, Key: deadLetterKey(cfg), MaxLen: cfg.DeadLetters.MaxLen}
+// deadLetterStore is the bridge's dead-letter stream in Redis (one per
+// partition when partitioned), bounded by dead_letters.max_len.
+func deadLetterStore(cfg *Config, client goredis.UniversalClient) webhook.DeadLetterStore {
+	return deadLetters(cfg, client, cfg.partitionKey(nil))
 }
 
 // retryStream holds the bridge's own retry events, beside its stream, so
@@ -117,7 +127,8 @@ func deadLetterStore(cfg *Config, client goredis.UniversalClient) webhook.RedisD
 func retryStream(cfg *Config) string { return redis.HelperKey(cfg.Stream, "webhook:retries") }
 
 // publisherConfig routes events to the stream and retry events to the
-// retry stream; the bridge and `dlq replay` share it.
+// retry stream; the bridge and `dlq replay` share it (see newPublisher,
+// which routes each partition's publisher to its partition).
 func publisherConfig(cfg *Config) redis.PublisherConfig {
 	return redis.PublisherConfig{
 		MaxLen:       cfg.StreamMaxLen,
@@ -145,6 +156,9 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if !cfg.onRedis() {
+		if cfg.Partitions > 1 || cfg.DrainPartitions > 0 {
+			log.Warn("webhook-bridge: partitions and drain_partitions are Redis streams: ignored in memory", "partitions", cfg.Partitions, "drain_partitions", cfg.DrainPartitions)
+		}
 		log.Warn("webhook-bridge: NO redis.url, redis.cluster_url or redis.sentinel_url: running on the IN-MEMORY backend; events, retries, subscriptions made through the API and dead letters are lost when the process stops, and replicas do not share work")
 		broker := memory.NewBroker(memory.Options{Logger: log})
 		sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: cfg.Group, Concurrency: cfg.Concurrency,
@@ -170,47 +184,63 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		}
 		return nil, fmt.Errorf("redis %s: %w", cfg.redisShown(), err)
 	}
-	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
+	if err := checkStranded(ctx, client, cfg, log); err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	key := cfg.partitionKey(log)
+	pub, err := newPublisher(cfg, client, key)
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
 	groupAt, groupErr := readGroupState(ctx, client, cfg)
 	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{
-		Streams: []string{cfg.Stream, retryStream(cfg)}, Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
+		Streams: cfg.readStreams(), Group: cfg.Group, Consumer: consumer, Concurrency: cfg.Concurrency,
 		Start:     cfg.groupStart(),
 		BatchSize: max(cfg.Concurrency, 10), Logger: log, HandlerTimeout: handlerTimeout,
 		// A short block keeps shutdown quick; idle, it costs four reads a second.
 		Block: 250 * time.Millisecond,
 	})
 	if err != nil {
+		_ = pub.Close()
 		_ = client.Close()
 		return nil, err
 	}
 	if setup, _ := cfg.parseRedis(); setup != nil && setup.tlsConfig() != nil && setup.tlsConfig().InsecureSkipVerify {
 		log.Warn("webhook-bridge: redis.tls.insecure_skip_verify is on: the connections to Redis are encrypted but any server is believed, so whoever can intercept them reads and changes every event, subscription secret and dead letter")
 	}
-	log.Info("webhook-bridge: on Redis", "redis", cfg.redisShown(), "topology", cfg.redisTopology(), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer)
+	attrs := []any{"redis", cfg.redisShown(), "topology", cfg.redisTopology(), "stream", cfg.Stream, "group", cfg.Group, "consumer", consumer}
+	if cfg.partitioned() {
+		by := "event id"
+		if cfg.PartitionKey != "" {
+			by = cfg.PartitionKey
+		}
+		attrs = append(attrs, "partitions", cfg.Partitions, "partition_key", by)
+	}
+	if cfg.DrainPartitions > 0 {
+		attrs = append(attrs, "drain_partitions", cfg.DrainPartitions)
+	}
+	log.Info("webhook-bridge: on Redis", attrs...)
 	logGroupStart(log, cfg, groupAt, groupErr)
-	return &backend{
+	logSpread(ctx, client, cfg, log)
+	if cc, ok := client.(*goredis.ClusterClient); ok && cc.Options().PoolSize < len(cfg.readStreams())+10 {
+		log.Warn("webhook-bridge: pool_size in redis.cluster_url leaves little room beside the stream reads, each of which holds a connection of its node while it waits: writes may wait for a connection",
+			"pool_size", cc.Options().PoolSize, "stream_reads", len(cfg.readStreams()))
+	}
+	b := &backend{
 		pub: pub, sub: sub, client: client,
-		dead:   deadLetterStore(cfg, client),
-		subs:   webhookhttp.RedisStore{Client: client, Key: subscriptionsKey(cfg)},
-		dedupe: webhookhttp.RedisDedupe{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:ingest") + ":"},
-		fanout: webhook.RedisFanoutLog{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:fanout") + ":"},
-		lag: func(ctx context.Context) (int64, error) {
-			groups, err := client.XInfoGroups(ctx, cfg.Stream).Result()
-			if err != nil {
-				return 0, err
-			}
-			for _, g := range groups {
-				if g.Name == cfg.Group {
-					return g.Lag + g.Pending, nil
-				}
-			}
-			return 0, nil
-		},
-		unhandled: unhandledListers(cfg, client),
-		closers:   []func() error{client.Close, pub.Close, sub.Close},
-	}, nil
+		dead:         deadLetters(cfg, client, key),
+		subs:         webhookhttp.RedisStore{Client: client, Key: subscriptionsKey(cfg)},
+		dedupe:       webhookhttp.RedisDedupe{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:ingest") + ":"},
+		fanout:       webhook.RedisFanoutLog{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:fanout") + ":"},
+		lag:          groupLag(client, cfg),
+		unhandled:    unhandledListers(cfg, client),
+		closers:      []func() error{client.Close, pub.Close, sub.Close},
+		keyFallbacks: key.Fallbacks,
+	}
+	if len(cfg.drainedStreams()) > 0 {
+		b.drain = func(ctx context.Context) { reportDrain(ctx, client, cfg, log) }
+	}
+	return b, nil
 }

@@ -33,9 +33,25 @@ type Config struct {
 	// Stream is the stream (or in-memory topic space) events are read
 	// from and published to. default: events
 	Stream string `yaml:"stream"`
-	// StreamMaxLen trims the stream to about this many entries (XADD
-	// MAXLEN ~). default: 0, no trimming
+	// StreamMaxLen trims the stream (each partition) to about this many
+	// entries (XADD MAXLEN ~). default: 0, no trimming
 	StreamMaxLen int64 `yaml:"stream_max_len"`
+	// Partitions spreads the stream over this many streams, "<stream>:0"
+	// to "<stream>:<n-1>", each with its retries and dead letters in its
+	// own Redis Cluster slot; 0 or 1 is none. At most 256. Redis only.
+	// default: 0
+	Partitions int `yaml:"partitions"`
+	// PartitionKey is an expr-lang expression over the filters'
+	// environment whose value (a string, number or bool) places an event
+	// in a partition; events with equal keys share one and keep their
+	// order. An event it gives no key is placed by its id. default: the
+	// event id
+	PartitionKey string `yaml:"partition_key"`
+	// DrainPartitions is the number of partitions before partitions was
+	// lowered: the partitions from partitions to drain_partitions-1 are
+	// still read (their streams, retries and delayed sets) but no longer
+	// written, until the bridge logs that they are empty. default: 0
+	DrainPartitions int `yaml:"drain_partitions"`
 	// Group is the consumer group replicas share. default: webhook-bridge
 	Group string `yaml:"group"`
 	// Consumer names this replica in the group. default: <host>-<pid>
@@ -228,13 +244,14 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 
 // expandEnv replaces ${NAME} in string values with the environment
 // variable, and ${NAME:-default} with default when NAME is unset or
-// empty, except in filters (expressions are not templates).
+// empty, except in filters and partition_key (expressions are not
+// templates).
 func expandEnv(n *yaml.Node, path string) error {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
-			if key == "filter" {
+			if key == "filter" || key == "partition_key" {
 				continue
 			}
 			if err := expandEnv(n.Content[i+1], join(path, key)); err != nil {
@@ -344,6 +361,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	if _, err := c.targetPolicy(); err != nil {
+		return err
+	}
+	if err := c.validatePartitions(); err != nil {
 		return err
 	}
 	if _, err := c.parseRedis(); err != nil {

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
 	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
@@ -83,7 +82,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) error {
 			return views, next, err
 		}, func(page []webhookhttp.DeadLetterView) error { return printDeadLetters(stdout, page) })
 	}
-	pub, err := redis.NewPublisher(client, publisherConfig(cfg))
+	pub, err := newPublisher(cfg, client, cfg.partitionKey(nil))
 	if err != nil {
 		return err
 	}

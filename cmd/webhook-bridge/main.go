@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := webhookhttp.NewMetrics(reg, webhookhttp.MetricsConfig{Lag: be.lag, DeadLetters: be.dead, Unhandled: be.unhandledCount()})
+	m := webhookhttp.NewMetrics(reg, webhookhttp.MetricsConfig{Lag: be.lag, DeadLetters: be.dead, Unhandled: be.unhandledCount(), PartitionKeyFallbacks: be.keyFallbacks})
 	schedule := make([]time.Duration, len(cfg.Retry.Schedule))
 	for i, d := range cfg.Retry.Schedule {
 		schedule[i] = time.Duration(d)
@@ -159,6 +159,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	bridgeDone := make(chan struct{})
 	go func() { defer close(bridgeDone); bridge.Run(runCtx) }()
 	go api.Watch(runCtx, 250*time.Millisecond)
+	if be.drain != nil {
+		go be.drain(runCtx)
+	}
 	if cfg.Demo.Enabled {
 		log.Info("webhook-bridge: demo on: emitting demo.ping every " + time.Duration(cfg.Demo.Interval).String())
 		go demoEmitter(runCtx, be.pub, time.Duration(cfg.Demo.Interval), log)

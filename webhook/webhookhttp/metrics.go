@@ -24,7 +24,8 @@ type Metrics struct {
 }
 
 // MetricsConfig adds gauges read at scrape time, each bounded by a second
-// and -1 when its source did not answer. Nil fields add nothing.
+// and -1 when its source did not answer, and counters kept elsewhere.
+// Nil fields add nothing.
 type MetricsConfig struct {
 	// Lag counts the entries not yet delivered to the group or not yet
 	// acknowledged.
@@ -34,6 +35,10 @@ type MetricsConfig struct {
 	// Unhandled counts what the backend dead-lettered before the bridge
 	// could handle it.
 	Unhandled func(context.Context) (int64, error)
+	// PartitionKeyFallbacks counts the events the partition key
+	// expression gave no key, placed by their ID instead
+	// ([webhook.PartitionKey.Fallbacks]).
+	PartitionKeyFallbacks func() int64
 }
 
 // scrapeTimeout bounds what a scrape asks Redis.
@@ -74,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 	reg.MustRegister(m.received, m.duplicates, m.consumed, m.deliveries, m.latency, m.retries, m.dead, m.filters)
 	if cfg.Lag != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "webhook_bridge_consumer_lag", Help: "Entries of the stream not yet delivered to the group or not yet acknowledged (Redis); -1 when Redis did not answer.",
+			Name: "webhook_bridge_consumer_lag", Help: "Entries of the stream (of its partitions together) not yet delivered to the group or not yet acknowledged (Redis); -1 when Redis did not answer.",
 		}, scrapeCount(cfg.Lag)))
 	}
 	if cfg.Unhandled != nil {
@@ -82,9 +87,14 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Name: "webhook_bridge_unhandled_events_stored", Help: "Entries of the event and retry streams the bridge could not handle at all (not decodable, or whose handling crashed, hung or failed every attempt), kept in their dead-letter streams {stream}:dead and listed by GET /v1/dlq with kind unhandled (Redis); -1 when Redis did not answer.",
 		}, scrapeCount(cfg.Unhandled)))
 	}
+	if f := cfg.PartitionKeyFallbacks; f != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhook_bridge_partition_key_fallbacks_total", Help: "Events the partition_key expression gave no key (nil, an error, or a value not a string, number or bool), placed in a partition by their id instead.",
+		}, func() float64 { return float64(f()) }))
+	}
 	if dead := cfg.DeadLetters; dead != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "webhook_bridge_dead_letters_stored", Help: "Dead letters stored now (XLEN of the dead-letter stream on Redis); -1 when Redis did not answer.",
+			Name: "webhook_bridge_dead_letters_stored", Help: "Dead letters stored now (XLEN of the dead-letter stream on Redis, of every partition's together); -1 when Redis did not answer.",
 		}, scrapeCount(dead.Len)))
 		if mem, ok := dead.(*webhook.MemoryDeadLetters); ok {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
