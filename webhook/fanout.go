@@ -111,7 +111,7 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 // skipSettled returns the routes the FanoutLog does not have as settled
 // for src (all of them when it cannot be read), and whether it had any.
 func (b *Bridge) skipSettled(ctx context.Context, src pubsub.Event, routes []*route) ([]*route, bool) {
-	done, err := b.cfg.FanoutLog.Settled(ctx, string(src.ID))
+	done, err := b.cfg.FanoutLog.Settled(ctx, src)
 	if err != nil {
 		b.cfg.Logger.Warn("webhook: fan-out log unreadable, the event goes to every subscription it matches again", "event_id", src.ID, "err", err)
 		return routes, false
@@ -139,7 +139,7 @@ func (b *Bridge) logSettled(ctx context.Context, src pubsub.Event, settled []str
 	if len(settled) == 0 {
 		return false
 	}
-	if err := b.cfg.FanoutLog.Add(ctx, string(src.ID), settled...); err != nil {
+	if err := b.cfg.FanoutLog.Add(ctx, src, settled...); err != nil {
 		b.cfg.Logger.Warn("webhook: fan-out log not written; should the event be handed over again, these deliveries are made again",
 			"event_id", src.ID, "deliveries", len(settled), "err", err)
 		return false
@@ -151,7 +151,7 @@ func (b *Bridge) logSettled(ctx context.Context, src pubsub.Event, settled []str
 // written. It never fails the event: an entry left behind expires.
 func (b *Bridge) forgetFanout(ctx context.Context, src pubsub.Event, logged bool) error {
 	if logged {
-		if err := b.cfg.FanoutLog.Forget(ctx, string(src.ID)); err != nil {
+		if err := b.cfg.FanoutLog.Forget(ctx, src); err != nil {
 			b.cfg.Logger.Debug("webhook: fan-out log entry not removed; it expires", "event_id", src.ID, "err", err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/pubsub"
 )
 
 // FanoutLog remembers, for an event delivered to several subscriptions,
@@ -18,13 +20,17 @@ import (
 // quarter of a second, and before it returns an error; deliveries settled
 // in the last quarter second before a crash may be made again (deliveries
 // are at-least-once; receivers deduplicate on webhook-id).
+//
+// Records are kept by event ID: two different events sharing an ID, both
+// handed over again while the record of the first lasts, share it (event
+// IDs are meant to be unique; receivers deduplicate on them too).
 type FanoutLog interface {
-	// Settled returns the subscriptions recorded for eventID.
-	Settled(ctx context.Context, eventID string) ([]string, error)
-	// Add records subscriptions as settled for eventID.
-	Add(ctx context.Context, eventID string, subscriptionIDs ...string) error
-	// Forget removes eventID's record.
-	Forget(ctx context.Context, eventID string) error
+	// Settled returns the subscriptions recorded for ev.
+	Settled(ctx context.Context, ev pubsub.Event) ([]string, error)
+	// Add records subscriptions as settled for ev.
+	Add(ctx context.Context, ev pubsub.Event, subscriptionIDs ...string) error
+	// Forget removes ev's record.
+	Forget(ctx context.Context, ev pubsub.Event) error
 }
 
 // DefaultFanoutTTL is how long a FanoutLog keeps an event's record when the
@@ -46,7 +52,8 @@ type memoryFanout struct {
 }
 
 // Settled implements [FanoutLog].
-func (m *MemoryFanoutLog) Settled(_ context.Context, eventID string) ([]string, error) {
+func (m *MemoryFanoutLog) Settled(_ context.Context, ev pubsub.Event) ([]string, error) {
+	eventID := string(ev.ID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f, ok := m.m[eventID]
@@ -62,7 +69,8 @@ func (m *MemoryFanoutLog) Settled(_ context.Context, eventID string) ([]string, 
 
 // Add implements [FanoutLog]; records older than DefaultFanoutTTL are
 // dropped as new ones come.
-func (m *MemoryFanoutLog) Add(_ context.Context, eventID string, subscriptionIDs ...string) error {
+func (m *MemoryFanoutLog) Add(_ context.Context, ev pubsub.Event, subscriptionIDs ...string) error {
+	eventID := string(ev.ID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -87,9 +95,9 @@ func (m *MemoryFanoutLog) Add(_ context.Context, eventID string, subscriptionIDs
 }
 
 // Forget implements [FanoutLog].
-func (m *MemoryFanoutLog) Forget(_ context.Context, eventID string) error {
+func (m *MemoryFanoutLog) Forget(_ context.Context, ev pubsub.Event) error {
 	m.mu.Lock()
-	delete(m.m, eventID)
+	delete(m.m, string(ev.ID))
 	m.mu.Unlock()
 	return nil
 }
@@ -108,18 +116,18 @@ type RedisFanoutLog struct {
 	TTL time.Duration
 }
 
-func (r RedisFanoutLog) key(eventID string) string {
-	sum := sha256.Sum256([]byte(eventID))
+func (r RedisFanoutLog) key(ev pubsub.Event) string {
+	sum := sha256.Sum256([]byte(ev.ID))
 	return r.Prefix + hex.EncodeToString(sum[:16])
 }
 
 // Settled implements [FanoutLog].
-func (r RedisFanoutLog) Settled(ctx context.Context, eventID string) ([]string, error) {
-	return r.Client.SMembers(ctx, r.key(eventID)).Result()
+func (r RedisFanoutLog) Settled(ctx context.Context, ev pubsub.Event) ([]string, error) {
+	return r.Client.SMembers(ctx, r.key(ev)).Result()
 }
 
 // Add implements [FanoutLog].
-func (r RedisFanoutLog) Add(ctx context.Context, eventID string, subscriptionIDs ...string) error {
+func (r RedisFanoutLog) Add(ctx context.Context, ev pubsub.Event, subscriptionIDs ...string) error {
 	if len(subscriptionIDs) == 0 {
 		return nil
 	}
@@ -131,7 +139,7 @@ func (r RedisFanoutLog) Add(ctx context.Context, eventID string, subscriptionIDs
 	for i, s := range subscriptionIDs {
 		members[i] = s
 	}
-	k := r.key(eventID)
+	k := r.key(ev)
 	_, err := r.Client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.SAdd(ctx, k, members...)
 		p.PExpire(ctx, k, ttl)
@@ -141,6 +149,43 @@ func (r RedisFanoutLog) Add(ctx context.Context, eventID string, subscriptionIDs
 }
 
 // Forget implements [FanoutLog].
-func (r RedisFanoutLog) Forget(ctx context.Context, eventID string) error {
-	return r.Client.Del(ctx, r.key(eventID)).Err()
+func (r RedisFanoutLog) Forget(ctx context.Context, ev pubsub.Event) error {
+	return r.Client.Del(ctx, r.key(ev)).Err()
+}
+
+// PartitionedFanoutLog is a [FanoutLog] over one log per partition, so
+// that with a partitioned stream ([PartitionedPublisher]) each event's
+// record stays beside its partition (in its Redis Cluster slot). An event
+// handed over again after the number of partitions changed looks in
+// another partition's log, finds nothing, and goes to every subscription
+// it matches again.
+type PartitionedFanoutLog struct {
+	// Partitions are the logs of partitions 0 to n-1. At least one.
+	Partitions []FanoutLog
+	// Key gives an event's partition key; give it the publisher's.
+	// default: the event's ID
+	Key func(pubsub.Event) string
+}
+
+func (l PartitionedFanoutLog) of(ev pubsub.Event) FanoutLog {
+	key := l.Key
+	if key == nil {
+		key = partitionByID
+	}
+	return l.Partitions[PartitionOf(key(partitionEvent(ev)), len(l.Partitions))]
+}
+
+// Settled implements [FanoutLog].
+func (l PartitionedFanoutLog) Settled(ctx context.Context, ev pubsub.Event) ([]string, error) {
+	return l.of(ev).Settled(ctx, ev)
+}
+
+// Add implements [FanoutLog].
+func (l PartitionedFanoutLog) Add(ctx context.Context, ev pubsub.Event, subscriptionIDs ...string) error {
+	return l.of(ev).Add(ctx, ev, subscriptionIDs...)
+}
+
+// Forget implements [FanoutLog].
+func (l PartitionedFanoutLog) Forget(ctx context.Context, ev pubsub.Event) error {
+	return l.of(ev).Forget(ctx, ev)
 }

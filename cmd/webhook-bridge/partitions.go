@@ -167,6 +167,23 @@ func deadLetters(cfg *Config, client goredis.UniversalClient, key *webhook.Parti
 	return d
 }
 
+// fanoutLog is where the bridge records the settled deliveries of events
+// on their way to several subscriptions: beside the stream, or,
+// partitioned, beside each event's partition.
+func fanoutLog(cfg *Config, client goredis.UniversalClient, key *webhook.PartitionKey) webhook.FanoutLog {
+	log := func(stream string) webhook.FanoutLog {
+		return webhook.RedisFanoutLog{Client: client, Prefix: redis.HelperKey(stream, "webhook:fanout") + ":"}
+	}
+	if !cfg.partitioned() {
+		return log(cfg.Stream)
+	}
+	l := webhook.PartitionedFanoutLog{Key: key.Key}
+	for _, s := range cfg.writtenStreams() {
+		l.Partitions = append(l.Partitions, log(s))
+	}
+	return l
+}
+
 // checkStranded refuses to start when partitions above those the config
 // reads hold events not yet delivered (or pending, or waiting to retry):
 // partitions was lowered without drain_partitions. It looks at the
