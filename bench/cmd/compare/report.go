@@ -136,6 +136,10 @@ func markdown(m machine, med map[key]float64) string {
 	b.WriteString("  Redis, which is single-threaded; partitions pay off when they spread over Redis Cluster masters.\n")
 	b.WriteString("- The rows with many subscriptions run on 256-byte JSON payloads only, the subscriptions on one topic told\n")
 	b.WriteString("  apart by their filters, their URLs spread over 100 local endpoints; see bench/cmd/compare/subscriptions.go.\n")
+	b.WriteString("- The partition rows run webhook-bridge's own benchmark (`go test -run '^$' -bench BridgePartitions ./cmd/webhook-bridge`):\n")
+	b.WriteString("  the sidecar in process, events posted to `POST /v1/events` in batches of 100, one subscription, the three\n")
+	b.WriteString("  masters on this machine's cores beside everything else, so partitions add work and no CPU here; they pay when\n")
+	b.WriteString("  each master has cores of its own.\n")
 	b.WriteString("- Micro-benchmarks of each package: `go test -run '^$' -bench . -benchmem ./memory ./redis ./webhook ./cmd/webhook-bridge`.\n")
 	return b.String()
 }
