@@ -1,0 +1,216 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/redistest"
+	"github.com/switchyard-go/switchyard/memory"
+	"github.com/switchyard-go/switchyard/pubsub"
+	"github.com/switchyard-go/switchyard/webhook"
+)
+
+// failingFanoutLog is a MemoryFanoutLog whose first failAdds writes fail.
+type failingFanoutLog struct {
+	webhook.MemoryFanoutLog
+	failAdds atomic.Int64
+	mu       sync.Mutex
+	adds     [][]string
+}
+
+func (l *failingFanoutLog) Add(ctx context.Context, id string, subs ...string) error {
+	l.mu.Lock()
+	l.adds = append(l.adds, slices.Clone(subs))
+	l.mu.Unlock()
+	if l.failAdds.Add(-1) >= 0 {
+		return errors.New("redis: i/o timeout")
+	}
+	return l.MemoryFanoutLog.Add(ctx, id, subs...)
+}
+
+// failRetriesOf fails every delayed emit of a retry for one subscription.
+type failRetriesOf struct {
+	pubsub.DelayedPublisher
+	sub string
+}
+
+func (f failRetriesOf) EmitAt(ctx context.Context, at time.Time, evs ...pubsub.Event) error {
+	for _, ev := range evs {
+		if sub, _, _, ok := webhook.UnwrapRetry(ev); ok && sub == f.sub {
+			return errors.New("redis went away")
+		}
+	}
+	return f.DelayedPublisher.EmitAt(ctx, at, evs...)
+}
+
+// fanoutBridge is a bridge over a memory broker nobody reads, the test
+// handing events to Handle itself.
+func fanoutBridge(t *testing.T, cfg webhook.Config, pub func(pubsub.DelayedPublisher) pubsub.DelayedPublisher) *webhook.Bridge {
+	t.Helper()
+	broker := memory.NewBroker(memory.Options{})
+	t.Cleanup(func() { _ = broker.Close() })
+	idle, err := broker.NewSubscriber(memory.SubscriberConfig{Group: "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idle.Close() })
+	cfg.Subscriber, cfg.Publisher = idle, pub(broker)
+	cfg.Retry = webhook.RetryPolicy{Schedule: []time.Duration{time.Hour}}
+	b, err := webhook.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Four deliveries settle at once; the fifth takes most of a second and
+// then fails, its retry not scheduled, so Handle returns an error. The
+// fan-out log's first write (at 250ms, holding the four) fails once, a
+// blip; the log works again long before the error. Handed over again, the
+// event should go to the fifth only, as the log was writable when the
+// handling failed. But the four, taken from the pending list for the
+// failed write, are never written again: they are delivered twice.
+func TestFanoutLogWriteThatFailsOnceIsTriedAgain(t *testing.T) {
+	ok := newSink(t, nil)
+	slow := newSink(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
+		time.Sleep(700 * time.Millisecond)
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	var subs []webhook.Subscription
+	for _, id := range []string{"a", "b", "c", "d"} {
+		subs = append(subs, webhook.Subscription{ID: id, Topic: "t", URL: ok.URL + "/" + id})
+	}
+	subs = append(subs, webhook.Subscription{ID: "slow", Topic: "t", URL: slow.URL})
+	log := &failingFanoutLog{}
+	log.failAdds.Store(1)
+	b := fanoutBridge(t, webhook.Config{Subscriptions: subs, FanoutLog: log}, func(p pubsub.DelayedPublisher) pubsub.DelayedPublisher {
+		return failRetriesOf{DelayedPublisher: p, sub: "slow"}
+	})
+	ctx := context.Background()
+	ev := pubsub.NewEvent(ctx, "t", []byte(`{}`))
+	if err := b.Handle(ctx, ev); err == nil {
+		t.Fatal("Handle succeeded though slow's retry could not be scheduled")
+	}
+	if n := len(ok.snapshot()); n != 4 {
+		t.Fatalf("%d deliveries to the four, want 4", n)
+	}
+	settled, _ := log.Settled(ctx, string(ev.ID))
+	log.mu.Lock()
+	t.Logf("writes tried: %q; the log holds %q", log.adds, settled)
+	log.mu.Unlock()
+	ev.Meta.Attempts = 1
+	if err := b.Handle(ctx, ev); err == nil {
+		t.Fatal("the second handling succeeded though slow's retry still cannot be scheduled")
+	}
+	if n := len(ok.snapshot()); n != 4 {
+		t.Errorf("the four settled subscriptions got %d deliveries in all, want 4: a fan-out log write that failed once "+
+			"is never tried again, though the log was writable when the handling failed", n)
+	}
+}
+
+// The fan-out log in Redis, broken: its key holds a string (WRONGTYPE), or
+// Redis is gone. Nothing is lost: the event, handed over again, goes to
+// every subscription it matches (some twice), and the handling succeeds.
+func TestRedisFanoutLogBrokenLosesNothing(t *testing.T) {
+	srv, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = client.Close() })
+	for _, broken := range []string{"wrong type", "redis down"} {
+		t.Run(broken, func(t *testing.T) {
+			ok := newSink(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+				if r.URL.Path == "/fails" {
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			})
+			var subs []webhook.Subscription
+			for _, id := range []string{"a", "b", "c", "fails"} {
+				subs = append(subs, webhook.Subscription{ID: id, Topic: "t", URL: ok.URL + "/" + id})
+			}
+			var fail atomic.Bool
+			fail.Store(true)
+			log := webhook.RedisFanoutLog{Client: client, Prefix: "fanout:" + broken + ":"}
+			b := fanoutBridge(t, webhook.Config{Subscriptions: subs, FanoutLog: log}, func(p pubsub.DelayedPublisher) pubsub.DelayedPublisher {
+				return &onceFailing{DelayedPublisher: p, fail: &fail}
+			})
+			ctx := context.Background()
+			ev := pubsub.NewEvent(ctx, "t", []byte(`{}`))
+			switch broken {
+			case "wrong type":
+				// Every key the log could use for this event holds a string.
+				for _, k := range fanoutKeys(ctx, t, client, log, string(ev.ID)) {
+					if err := client.Set(ctx, k, "garbage", 0).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case "redis down":
+				srv.Kill()
+				t.Cleanup(func() {
+					if err := srv.Restart(); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			if err := b.Handle(ctx, ev); err == nil {
+				t.Fatal("Handle succeeded though a retry could not be scheduled")
+			}
+			fail.Store(false)
+			ev.Meta.Attempts = 1
+			start := time.Now()
+			if err := b.Handle(ctx, ev); err != nil {
+				t.Fatalf("handed over again: %v", err)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("the second handling took %s with the log broken", took)
+			}
+			got := map[string]int{}
+			for _, h := range ok.snapshot() {
+				got[h.Path]++
+			}
+			for _, id := range []string{"a", "b", "c", "fails"} {
+				if got["/"+id] == 0 {
+					t.Errorf("%s never reached (%v)", id, got)
+				}
+			}
+		})
+	}
+}
+
+// fanoutKeys returns the key RedisFanoutLog uses for eventID: the one an
+// Add makes on a healthy Redis.
+func fanoutKeys(ctx context.Context, t *testing.T, client *goredis.Client, log webhook.RedisFanoutLog, eventID string) []string {
+	t.Helper()
+	if err := log.Add(ctx, eventID, "probe"); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.Keys(ctx, log.Prefix+"*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	return keys
+}
+
+// onceFailing fails every delayed emit while fail is set.
+type onceFailing struct {
+	pubsub.DelayedPublisher
+	fail *atomic.Bool
+}
+
+func (o *onceFailing) EmitAt(ctx context.Context, at time.Time, evs ...pubsub.Event) error {
+	if o.fail.Load() {
+		return fmt.Errorf("redis went away")
+	}
+	return o.DelayedPublisher.EmitAt(ctx, at, evs...)
+}
