@@ -54,7 +54,7 @@ func TestIndexedMatchEqualsEveryFilterRunOnNastyInput(t *testing.T) {
 	matched := 0
 	for n := range 1000 {
 		ev := pubsub.Event{ID: pubsub.ID([]string{"e1", "1", "é", ""}[rng.IntN(4)]), Name: pubsub.Name(names[rng.IntN(len(names))]),
-			Meta: pubsub.Meta{Attempts: rng.IntN(3), CorrelationID: []string{"", "c1", "1"}[rng.IntN(3)], IsDryRun: rng.IntN(2) == 0},
+			Meta:    pubsub.Meta{Attempts: rng.IntN(3), CorrelationID: []string{"", "c1", "1"}[rng.IntN(3)], IsDryRun: rng.IntN(2) == 0},
 			Payload: []byte(nastyPayloads[rng.IntN(len(nastyPayloads))])}
 		got, filteredOut := b.match(tab, ev)
 		var want []string
