@@ -427,3 +427,97 @@ func TestQuickEndpointIsNotDeferredForACrawlingOne(t *testing.T) {
 		t.Errorf("%d deliveries to the endpoint answering at once deferred, with two workers always free for it", quickDeferred)
 	}
 }
+
+// InFlight counts the deliveries being made, not those waiting in a
+// queue; Close, mid-fan-out, returns once the ones being made are
+// recorded, the queued ones deferred rather than waited for.
+func TestInFlightAndCloseMidFanOut(t *testing.T) {
+	release := make(chan struct{})
+	s := newSink(t, func(int, *http.Request, http.ResponseWriter) { <-release })
+	var subs []webhook.Subscription
+	for i := range 10 {
+		subs = append(subs, webhook.Subscription{ID: fmt.Sprintf("s%d", i), Topic: "t", URL: fmt.Sprintf("%s/s%d", s.URL, i)})
+	}
+	broker := memory.NewBroker(memory.Options{})
+	t.Cleanup(func() { _ = broker.Close() })
+	sub, err := broker.NewSubscriber(memory.SubscriberConfig{Group: "bridge", Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	obs := &countingObserver{}
+	b, err := webhook.New(webhook.Config{Subscriber: sub, Publisher: broker, Observer: obs, PerEndpoint: 2, Subscriptions: subs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	go func() { defer close(ran); b.Run(context.Background()) }()
+	if err := broker.Emit(context.Background(), pubsub.NewEvent(context.Background(), "t", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(t, 2)
+	time.Sleep(50 * time.Millisecond)
+	if n := b.InFlight(); n != 2 {
+		t.Errorf("InFlight = %d with 2 requests out and 8 queued, want 2", n)
+	}
+	closed := make(chan struct{})
+	go func() { _ = b.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned with 2 deliveries in flight")
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close did not return 3s after the deliveries in flight finished")
+	}
+	<-ran
+	delivered, deferred := 0, 0
+	for i := range 10 {
+		delivered += obs.count(fmt.Sprintf("s%d", i), webhook.Delivered)
+		deferred += obs.count(fmt.Sprintf("s%d", i), webhook.Deferred)
+	}
+	if n := b.InFlight(); n != 0 {
+		t.Errorf("InFlight = %d after Close, want 0", n)
+	}
+	if delivered+deferred != 10 {
+		t.Errorf("%d delivered and %d deferred of 10", delivered, deferred)
+	}
+	t.Logf("%d delivered, %d deferred, %d requests", delivered, deferred, len(s.snapshot()))
+}
+
+// One event for 10,000 subscriptions of one receiver answering at once:
+// each gets it once, none is deferred.
+func TestTenThousandSubscriptionsOneReceiver(t *testing.T) {
+	s := newSink(t, nil)
+	var subs []webhook.Subscription
+	const n = 10_000
+	for i := range n {
+		subs = append(subs, webhook.Subscription{ID: fmt.Sprintf("s%d", i), Topic: "t", URL: fmt.Sprintf("%s/s%d", s.URL, i),
+			Filter: fmt.Sprintf("data.n == %d or true", i%3)})
+	}
+	b, obs := idleBridge(t, webhook.Config{Subscriptions: subs})
+	ctx := context.Background()
+	if err := b.Handle(ctx, pubsub.NewEvent(ctx, "t", []byte(`{"n": 1}`))); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, h := range s.snapshot() {
+		seen[h.Path]++
+	}
+	deferred := 0
+	for i := range n {
+		if c := seen[fmt.Sprintf("/s%d", i)]; c != 1 {
+			t.Fatalf("s%d got %d deliveries", i, c)
+		}
+		deferred += obs.count(fmt.Sprintf("s%d", i), webhook.Deferred)
+	}
+	if deferred > 0 {
+		t.Errorf("%d deferred", deferred)
+	}
+	if c := obs.consumedEvents(); len(c) != 1 || c[0].matched != n || c[0].filteredOut != 0 {
+		t.Errorf("EventConsumed %v", c)
+	}
+}

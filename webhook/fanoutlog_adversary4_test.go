@@ -214,3 +214,150 @@ func (o *onceFailing) EmitAt(ctx context.Context, at time.Time, evs ...pubsub.Ev
 	}
 	return o.DelayedPublisher.EmitAt(ctx, at, evs...)
 }
+
+// recordingPublisher records the retries and deferrals emitted, by
+// subscription.
+type recordingPublisher struct {
+	pubsub.DelayedPublisher
+	mu  sync.Mutex
+	per map[string]int
+}
+
+func (r *recordingPublisher) EmitAt(ctx context.Context, at time.Time, evs ...pubsub.Event) error {
+	r.mu.Lock()
+	for _, ev := range evs {
+		if sub, _, _, ok := webhook.UnwrapRetry(ev); ok {
+			if r.per == nil {
+				r.per = map[string]int{}
+			}
+			r.per[sub]++
+		}
+	}
+	r.mu.Unlock()
+	return r.DelayedPublisher.EmitAt(ctx, at, evs...)
+}
+
+// A circuit that opens mid-fan-out, and rate limits that hold most of an
+// event's deliveries back: every delivery is settled once (sent, or one
+// retry or deferral emitted for it), nothing dead-lettered, Handle
+// succeeds.
+func TestCircuitAndRateLimitMidFanOut(t *testing.T) {
+	for _, tc := range []string{"circuit opens", "endpoint rate limit", "subscription rate limits"} {
+		t.Run(tc, func(t *testing.T) {
+			status := http.StatusOK
+			if tc == "circuit opens" {
+				status = http.StatusInternalServerError
+			}
+			s := newSink(t, func(_ int, _ *http.Request, w http.ResponseWriter) { w.WriteHeader(status) })
+			var subs []webhook.Subscription
+			const n = 60
+			for i := range n {
+				sub := webhook.Subscription{ID: fmt.Sprintf("s%d", i), Topic: "t", URL: fmt.Sprintf("%s/s%d", s.URL, i)}
+				if tc == "subscription rate limits" {
+					sub.RateLimit = &webhook.RateLimit{PerSecond: 0.5, Burst: 1}
+				}
+				subs = append(subs, sub)
+			}
+			cfg := webhook.Config{Subscriptions: subs, PerEndpoint: 4, RateLimiter: &webhook.MemoryRateLimiter{}}
+			if tc == "endpoint rate limit" {
+				cfg.EndpointLimits = map[string]webhook.RateLimit{s.URL: {PerSecond: 5, Burst: 3}}
+			}
+			rec := &recordingPublisher{}
+			dead := &webhook.MemoryDeadLetters{}
+			cfg.DeadLetters = dead
+			b := fanoutBridge(t, cfg, func(p pubsub.DelayedPublisher) pubsub.DelayedPublisher { rec.DelayedPublisher = p; return rec })
+			ctx := context.Background()
+			ev := pubsub.NewEvent(ctx, "t", []byte(`{}`))
+			if err := b.Handle(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			sent := map[string]int{}
+			for _, h := range s.snapshot() {
+				sent[h.Path]++
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for i := range n {
+				id := fmt.Sprintf("s%d", i)
+				ok := sent["/"+id]
+				if status != http.StatusOK {
+					ok = 0
+				}
+				if got := ok + rec.per[id]; got != 1 {
+					t.Errorf("%s: %d sent fine, %d retries or deferrals emitted, want one of them", id, ok, rec.per[id])
+				}
+			}
+			if dls := allDeadLetters(t, dead); len(dls) > 0 {
+				t.Errorf("%d dead letters", len(dls))
+			}
+			t.Logf("%d requests, %d retries or deferrals", len(s.snapshot()), len(rec.per))
+		})
+	}
+}
+
+// gatedPublisher blocks every delayed emit until open is closed, then
+// fails them while fail is set.
+type gatedPublisher struct {
+	pubsub.DelayedPublisher
+	open chan struct{}
+	fail atomic.Bool
+}
+
+func (g *gatedPublisher) EmitAt(ctx context.Context, at time.Time, evs ...pubsub.Event) error {
+	<-g.open
+	if g.fail.Load() {
+		return errors.New("publisher down")
+	}
+	return g.DelayedPublisher.EmitAt(ctx, at, evs...)
+}
+
+// The publisher blocks, then fails, while events for a hanging endpoint
+// (deferrals), a failing one (retries) and a quick one are handled from
+// many goroutines with two workers: once it answers, every Handle returns
+// (an error: each event had a retry or deferral refused, so its backend
+// hands it over again), InFlight is 0.
+func TestPublisherBlocksThenFails(t *testing.T) {
+	release := make(chan struct{})
+	hang := newSink(t, func(int, *http.Request, http.ResponseWriter) { <-release })
+	failing := newSink(t, status(http.StatusInternalServerError))
+	quick := newSink(t, nil)
+	subs := []webhook.Subscription{
+		{ID: "hang", Topic: "t", URL: hang.URL, Timeout: webhook.Duration(2 * time.Second)},
+		{ID: "fail", Topic: "t", URL: failing.URL},
+		{ID: "quick", Topic: "t", URL: quick.URL},
+	}
+	g := &gatedPublisher{open: make(chan struct{})}
+	g.fail.Store(true)
+	b := fanoutBridge(t, webhook.Config{Subscriptions: subs, MaxInFlight: 2, PerEndpoint: 1, SlotWait: 20 * time.Millisecond},
+		func(p pubsub.DelayedPublisher) pubsub.DelayedPublisher { g.DelayedPublisher = p; return g })
+	t.Cleanup(func() { close(release) })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	const events = 30
+	for range events {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Handle(ctx, pubsub.NewEvent(ctx, "t", []byte(`{}`))); err != nil {
+				errs.Add(1)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(g.open)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(8 * time.Second):
+		t.Fatalf("Handle calls still running 8s after the publisher answered; in flight: %d", b.InFlight())
+	}
+	if n := b.InFlight(); n != 0 {
+		t.Errorf("InFlight = %d", n)
+	}
+	t.Logf("%d of %d Handle calls failed; quick got %d", errs.Load(), events, len(quick.snapshot()))
+	if errs.Load() != events {
+		t.Errorf("%d Handle calls failed, want all %d: every event had a retry or deferral the publisher refused", errs.Load(), events)
+	}
+}
