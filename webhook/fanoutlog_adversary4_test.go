@@ -27,14 +27,14 @@ type failingFanoutLog struct {
 	adds     [][]string
 }
 
-func (l *failingFanoutLog) Add(ctx context.Context, id string, subs ...string) error {
+func (l *failingFanoutLog) Add(ctx context.Context, ev pubsub.Event, subs ...string) error {
 	l.mu.Lock()
 	l.adds = append(l.adds, slices.Clone(subs))
 	l.mu.Unlock()
 	if l.failAdds.Add(-1) >= 0 {
 		return errors.New("redis: i/o timeout")
 	}
-	return l.MemoryFanoutLog.Add(ctx, id, subs...)
+	return l.MemoryFanoutLog.Add(ctx, ev, subs...)
 }
 
 // failRetriesOf fails every delayed emit of a retry for one subscription.
