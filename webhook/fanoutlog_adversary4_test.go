@@ -103,7 +103,7 @@ func TestFanoutLogWriteThatFailsOnceIsTriedAgain(t *testing.T) {
 	if n := len(ok.snapshot()); n != 4 {
 		t.Fatalf("%d deliveries to the four, want 4", n)
 	}
-	settled, _ := log.Settled(ctx, string(ev.ID))
+	settled, _ := log.Settled(ctx, ev)
 	log.mu.Lock()
 	t.Logf("writes tried: %q; the log holds %q", log.adds, settled)
 	log.mu.Unlock()
@@ -150,7 +150,7 @@ func TestRedisFanoutLogBrokenLosesNothing(t *testing.T) {
 			switch broken {
 			case "wrong type":
 				// Every key the log could use for this event holds a string.
-				for _, k := range fanoutKeys(ctx, t, client, log, string(ev.ID)) {
+				for _, k := range fanoutKeys(ctx, t, client, log, ev) {
 					if err := client.Set(ctx, k, "garbage", 0).Err(); err != nil {
 						t.Fatal(err)
 					}
@@ -188,11 +188,11 @@ func TestRedisFanoutLogBrokenLosesNothing(t *testing.T) {
 	}
 }
 
-// fanoutKeys returns the key RedisFanoutLog uses for eventID: the one an
+// fanoutKeys returns the key RedisFanoutLog uses for ev: the one an
 // Add makes on a healthy Redis.
-func fanoutKeys(ctx context.Context, t *testing.T, client *goredis.Client, log webhook.RedisFanoutLog, eventID string) []string {
+func fanoutKeys(ctx context.Context, t *testing.T, client *goredis.Client, log webhook.RedisFanoutLog, ev pubsub.Event) []string {
 	t.Helper()
-	if err := log.Add(ctx, eventID, "probe"); err != nil {
+	if err := log.Add(ctx, ev, "probe"); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := client.Keys(ctx, log.Prefix+"*").Result()
