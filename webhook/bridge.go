@@ -49,8 +49,12 @@ type Config struct {
 	// MaxInFlight is how many deliveries may be in flight at once, to
 	// every endpoint together. Deliveries wait in a queue per endpoint
 	// and are sent as slots free up, the endpoints with work served in
-	// turn; at most 16 × MaxInFlight wait at once (beyond that, events
-	// wait before queueing theirs).
+	// turn. Deliveries stuck at an endpoint that answered nothing for
+	// SlotWait (a hanging one's) do not count, so that they do not
+	// starve the others, up to twice MaxInFlight in all. Events queue
+	// their deliveries in the order they came, while fewer than 16 ×
+	// MaxInFlight wait (an event with more goes in once the queues are
+	// empty); beyond that, events wait before queueing theirs.
 	// default: 64
 	MaxInFlight int
 	// SlotWait is how often an event checks on its deliveries still

@@ -52,23 +52,34 @@ type dispatcher struct {
 	workers int
 	queued  int         // jobs queued, not started nor withdrawn
 	ready   []*endpoint // endpoints with a queued job and a free slot, served in turn
-	room    *sync.Cond  // signalled as queued falls
+	room    *sync.Cond  // signalled as queued falls and as turns to queue pass
+	// Events queue their jobs in the order they came: ticket is the next
+	// one handed out, serving the one whose turn it is.
+	ticket, serving uint64
+	busy            map[*endpoint]struct{} // endpoints with deliveries in flight
 }
 
 func newDispatcher(perEndpoint, maxWorkers int, window time.Duration) *dispatcher {
-	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers, window: window}
+	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers, window: window,
+		busy: map[*endpoint]struct{}{}}
 	d.room = sync.NewCond(&d.mu)
 	return d
 }
 
-// submit queues jobs, first waiting until the queues have room (none of
-// them is refused: an event with more deliveries than queueCap goes in
-// alone), and starts the workers they need.
+// submit queues jobs, first waiting for its turn (events queue theirs in
+// the order they came) and for room in the queues (none is refused: an
+// event with more deliveries than queueCap goes in once the queues are
+// empty), and starts the workers they need.
 func (d *dispatcher) submit(jobs []*job) {
 	d.mu.Lock()
-	for d.queued > 0 && d.queued+len(jobs) > d.queueCap {
+	turn := d.ticket
+	d.ticket++
+	need := min(len(jobs), d.queueCap)
+	for turn != d.serving || d.queued+need > d.queueCap {
 		d.room.Wait()
 	}
+	d.serving++
+	d.room.Broadcast() // the next in turn may fit too
 	for _, j := range jobs {
 		j.state = jobQueued
 		ep := j.ep
@@ -80,14 +91,53 @@ func (d *dispatcher) submit(jobs []*job) {
 		}
 	}
 	d.queued += len(jobs)
-	// As many as could start now; those that find nothing to start
-	// (their endpoint's slots are taken) stop at once.
-	start := min(d.maxWorkers-d.workers, len(jobs))
-	d.workers += start
+	start := d.spawnable(time.Now(), len(jobs))
 	d.mu.Unlock()
 	for range start {
 		go d.work()
 	}
+}
+
+// kick starts the workers that may run now: called as events check on
+// their deliveries, so that work waiting behind endpoints that stopped
+// answering gets workers.
+func (d *dispatcher) kick(now time.Time) {
+	d.mu.Lock()
+	start := d.spawnable(now, len(d.ready))
+	d.mu.Unlock()
+	for range start {
+		go d.work()
+	}
+}
+
+// spawnable counts up to want more workers as running and returns how
+// many: as many as may run (workerLimit), at most want; those that find
+// nothing to start stop at once. d.mu is held.
+func (d *dispatcher) spawnable(now time.Time, want int) int {
+	if len(d.ready) == 0 {
+		return 0
+	}
+	limit := d.maxWorkers
+	if d.workers >= limit {
+		limit = d.workerLimit(now)
+	}
+	n := max(min(limit-d.workers, want), 0)
+	d.workers += n
+	return n
+}
+
+// workerLimit is how many workers may run: maxWorkers, plus one for each
+// delivery stuck at an endpoint that answered nothing for a window while
+// it had deliveries in flight (a hanging endpoint's), so that these do not
+// starve the others, up to twice maxWorkers. d.mu is held.
+func (d *dispatcher) workerLimit(now time.Time) int {
+	stuck := 0
+	for ep := range d.busy {
+		if now.Sub(ep.progress) > d.window {
+			stuck += ep.active
+		}
+	}
+	return min(d.maxWorkers+stuck, 2*d.maxWorkers)
 }
 
 // withdraw takes back the jobs that have not started and returns them.
@@ -116,11 +166,31 @@ func (d *dispatcher) withdrawSlow(jobs []*job, now time.Time) []*job {
 			out = append(out, j)
 		}
 	}
+	for _, j := range out {
+		j.ep.compact()
+	}
 	if len(out) > 0 {
 		d.room.Broadcast()
 	}
 	d.mu.Unlock()
 	return out
+}
+
+// compact drops the withdrawn jobs from the queue once they are most of
+// it, so that an endpoint that takes nothing does not keep them (and
+// their events' payloads). d.mu is held.
+func (e *endpoint) compact() {
+	if len(e.queue) <= 2*e.queuedN+16 {
+		return
+	}
+	kept := e.queue[:0]
+	for _, j := range e.queue {
+		if j.state == jobQueued {
+			kept = append(kept, j)
+		}
+	}
+	clear(e.queue[len(kept):])
+	e.queue = kept
 }
 
 // next takes the next job of the endpoint first in turn, and puts the
@@ -136,6 +206,10 @@ func (d *dispatcher) next() *job {
 		if j == nil {
 			continue
 		}
+		if ep.active == 0 {
+			ep.progress = time.Now()
+			d.busy[ep] = struct{}{}
+		}
 		ep.active++
 		d.queued--
 		d.room.Broadcast()
@@ -149,11 +223,15 @@ func (d *dispatcher) next() *job {
 	return nil
 }
 
-// work runs jobs until none may start.
+// work runs jobs until none may start, or until more workers run than
+// may (those stuck at a hanging endpoint came free).
 func (d *dispatcher) work() {
 	d.mu.Lock()
 	for {
-		j := d.next()
+		var j *job
+		if d.workers <= d.maxWorkers || d.workers <= d.workerLimit(time.Now()) {
+			j = d.next()
+		}
 		if j == nil {
 			d.workers--
 			d.mu.Unlock()
@@ -165,6 +243,10 @@ func (d *dispatcher) work() {
 		ep := j.ep
 		ep.active--
 		now := time.Now()
+		ep.progress = now
+		if ep.active == 0 {
+			delete(d.busy, ep)
+		}
 		ep.pace.answered(now, d.window)
 		d.pace.answered(now, d.window)
 		if ep.queuedN > 0 && !ep.ready {
@@ -234,14 +316,19 @@ func (p *pace) drain(queued int, now time.Time, window time.Duration) (time.Dura
 	return time.Duration(float64(queued) / float64(done) * float64(elapsed)), true
 }
 
-// tooSlow reports whether ep holds things up: it finished nothing over the
-// last window or two while deliveries wait for it; or getting through its
+// tooSlow reports whether ep holds things up. Never while it has a free
+// slot: its deliveries then wait for workers, not for it. Otherwise, when
+// it finished nothing over the last window or two while deliveries wait
+// for it; or getting through its
 // queue at its recent pace would take longer than drainMost windows; or
 // longer than drainSlow windows and twice as long as the queues of every
 // endpoint together take at theirs (when every endpoint is slow alike,
 // the bridge is merely busy, and deferring would only add work). d.mu is
 // held.
 func (d *dispatcher) tooSlow(ep *endpoint, now time.Time) bool {
+	if ep.active < d.perEndpoint {
+		return false // its deliveries wait for workers, not for it
+	}
 	mine, ok := ep.pace.drain(ep.queuedN, now, d.window)
 	if !ok {
 		return true

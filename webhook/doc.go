@@ -7,8 +7,9 @@
 //
 // # Matching
 //
-// A subscription matches an event when its topic is the event's name (or
-// "*") and its filter, if any, is true. Filters are expr-lang expressions
+// A subscription matches an event when its topic is the event's name, "*",
+// or a prefix pattern the name fits ("order.*": every name starting with
+// "order." and going on), and its filter, if any, is true. Filters are expr-lang expressions
 // compiled once, when subscriptions are set, to bool. They see
 //
 //	data   the payload decoded as JSON (nil when it is not JSON)
@@ -23,8 +24,11 @@
 // data.s not in [...] are true). A filter that does not compile is refused
 // with the subscription's ID; one that still fails at run time (comparing
 // a string with a number, say) is a non-match, counted by
-// [Observer.FilterFailed] every time and logged at most once a minute per
-// subscription, with how many failures went unlogged since the last line.
+// [Observer.FilterFailed] every time it runs and logged at most once a
+// minute per subscription, with how many failures went unlogged since the
+// last line. Subscriptions are indexed by topic and by the equality their
+// filter's top-level conjunction requires (path == literal, path in
+// [literals]): a filter the index rules out for an event does not run.
 // Evaluation is bounded by expr's node limit and a memory budget.
 //
 // # Delivery

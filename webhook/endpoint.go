@@ -34,11 +34,12 @@ func (c *CircuitConfig) setDefaults() {
 // the bridge's concurrency and its circuit.
 type endpoint struct {
 	// Its queue, guarded by the dispatcher's mu.
-	queue   []*job // in order, withdrawn ones included until popped
-	queuedN int    // jobs in queue not withdrawn
-	active  int    // deliveries in flight
-	ready   bool   // in the dispatcher's turn
-	pace    pace   // its deliveries finished lately
+	queue    []*job    // in order, withdrawn ones included until popped
+	queuedN  int       // jobs in queue not withdrawn
+	active   int       // deliveries in flight
+	ready    bool      // in the dispatcher's turn
+	pace     pace      // its deliveries finished lately
+	progress time.Time // when a delivery to it last finished, or the first of those in flight started
 
 	mu        sync.Mutex
 	failures  int

@@ -34,6 +34,13 @@ func (f *fanout) settle(j *job, err error) {
 	}
 }
 
+// giveBack returns settled subscriptions that could not be logged.
+func (f *fanout) giveBack(settled []string) {
+	f.mu.Lock()
+	f.settled = append(f.settled, settled...)
+	f.mu.Unlock()
+}
+
 // takeSettled returns the subscriptions settled since the last call.
 func (f *fanout) takeSettled() []string {
 	f.mu.Lock()
@@ -89,11 +96,12 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 			}
 			if err != nil {
 				// Handed over again, the event goes only where it has not.
-				b.logSettled(ctx, src, f.takeSettled())
+				b.logSettled(ctx, src, f, f.takeSettled())
 				return err
 			}
 			return b.forgetFanout(ctx, src, logged)
 		case now := <-check.C:
+			b.disp.kick(now)
 			if busy := b.disp.withdrawSlow(jobs, now); len(busy) > 0 {
 				err := b.deferBusy(ctx, busy)
 				for _, j := range busy {
@@ -102,7 +110,7 @@ func (b *Bridge) fanOut(ctx context.Context, src pubsub.Event, routes []*route, 
 			}
 		case <-tick:
 			if s := f.takeSettled(); len(s) > 0 {
-				logged = b.logSettled(ctx, src, s) || logged
+				logged = b.logSettled(ctx, src, f, s) || logged
 			}
 		}
 	}
@@ -134,12 +142,14 @@ func (b *Bridge) skipSettled(ctx context.Context, src pubsub.Event, routes []*ro
 	return out, true
 }
 
-// logSettled writes settled to the FanoutLog and reports whether it did.
-func (b *Bridge) logSettled(ctx context.Context, src pubsub.Event, settled []string) bool {
+// logSettled writes settled (taken from f) to the FanoutLog and reports
+// whether it did; on failure they go back to f.
+func (b *Bridge) logSettled(ctx context.Context, src pubsub.Event, f *fanout, settled []string) bool {
 	if len(settled) == 0 {
 		return false
 	}
 	if err := b.cfg.FanoutLog.Add(ctx, src, settled...); err != nil {
+		f.giveBack(settled) // the next write, or the last, tries them again
 		b.cfg.Logger.Warn("webhook: fan-out log not written; should the event be handed over again, these deliveries are made again",
 			"event_id", src.ID, "deliveries", len(settled), "err", err)
 		return false
