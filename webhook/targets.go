@@ -53,6 +53,9 @@ func newTransport(perEndpoint int, policy TargetPolicy) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = perEndpoint
 	t.MaxIdleConns = 0
+	// Answers are read only for their status and drained: asking for
+	// them compressed would only add a header and a decoder.
+	t.DisableCompression = true
 	if policy.DenyPrivate {
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: policy.guard().Safe}
 		t.DialContext = dialer.DialContext
