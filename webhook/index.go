@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"slices"
+
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 )
@@ -60,7 +62,6 @@ func literalOf(n ast.Node) (indexValue, bool) {
 
 // condition is "the value at path is one of values", implied by a filter.
 type condition struct {
-	path   string // its segments joined by "\x00", as an index key
 	segs   []string
 	values []indexValue
 }
@@ -124,14 +125,7 @@ func firstCondition(n ast.Node) (condition, bool) {
 }
 
 func newCondition(segs []string, values ...indexValue) condition {
-	path := ""
-	for i, s := range segs {
-		if i > 0 {
-			path += "\x00"
-		}
-		path += s
-	}
-	return condition{path: path, segs: segs, values: values}
+	return condition{segs: segs, values: values}
 }
 
 // pathOf returns the segments of data.a.b… or event.<field>, written with
@@ -221,7 +215,7 @@ func (bk *bucket) add(rt *route) {
 	}
 	var pi *pathIndex
 	for _, p := range bk.paths {
-		if equalSegs(p.segs, c.segs) {
+		if slices.Equal(p.segs, c.segs) {
 			pi = p
 			break
 		}
@@ -237,18 +231,6 @@ func (bk *bucket) add(rt *route) {
 			pi.values[v] = append(pi.values[v], rt)
 		}
 	}
-}
-
-func equalSegs(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // candidates appends to out the routes of bk that may match the event of
