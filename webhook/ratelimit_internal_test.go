@@ -87,7 +87,7 @@ func TestBridge429LowersTheLimit(t *testing.T) {
 	if got := rec.last("endpoint:" + EndpointKey(srv.URL) + RateLimit{PerSecond: 20, Burst: 4}.keySuffix()); got != (RateLimit{PerSecond: 20, Burst: 4}) {
 		t.Fatalf("first delivery asked at %+v, want the configured limit", got)
 	}
-	if len(pub.at) != 1 || pub.at[0].Sub(time.Now()) < 25*time.Second {
+	if len(pub.at) != 1 || time.Until(pub.at[0]) < 25*time.Second {
 		t.Fatalf("the 429 was not retried after its Retry-After: %v", pub.at)
 	}
 	if err := b.deliver(ctx, rt, ev, b.headersOf(ev), 1); err != nil {

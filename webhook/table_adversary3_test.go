@@ -51,9 +51,9 @@ func TestAdversary3FilterEditedBackAndForth(t *testing.T) {
 	set(`data.n == 1`)
 	set(`data.n == 2`)
 	h.emit(t, pubsub.Event{ID: "e1", Name: "t", Payload: []byte(`{"n":1}`)}, pubsub.Event{ID: "e2", Name: "t", Payload: []byte(`{"n":2}`)})
-	hits := s.waitFor(t, 1)
+	s.waitFor(t, 1)
 	h.until(t, "both events consumed", func() bool { return len(h.obs.consumedEvents()) >= 2 })
-	hits = s.snapshot()
+	hits := s.snapshot()
 	if len(hits) != 1 || hits[0].Header.Get("Webhook-Id") != "e2" {
 		t.Errorf("after editing the filter back and forth to data.n == 2, deliveries = %d (first id %q), want only e2", len(hits), hits[0].Header.Get("Webhook-Id"))
 	}
