@@ -58,3 +58,30 @@ func TestPartitionKeyNotOfTheEventIsRefusedAdversary5(t *testing.T) {
 		t.Errorf("partition_key %s is accepted, and places one event in %d of 12 partitions over 50 evaluations", src, len(seen))
 	}
 }
+
+// TestPartitionKeyOnAttemptsMovesRetriesAdversary5 records what
+// event.attempts (documented as a bad idea, accepted at load) does: the
+// event is placed with attempts 0 as posted, its retry by the event as
+// delivered (attempts 1 and up), so retries, dead letters and the fan-out
+// log of one event are spread over several partitions. The test fails
+// to show it; the suggested fix is to refuse event.attempts at load.
+func TestPartitionKeyOnAttemptsMovesRetriesAdversary5(t *testing.T) {
+	k, err := webhook.CompilePartitionKey("event.attempts", nil)
+	if err != nil {
+		return // refused: good
+	}
+	const n = 12
+	posted := pubsub.Event{ID: "ev-1", Name: "order.created", Payload: []byte(`{}`)}
+	home := webhook.PartitionOf(k.Key(posted), n)
+	var moved []int
+	for attempts := 1; attempts <= 5; attempts++ {
+		retry := pubsub.Event{ID: "ev-1/sub/1", Name: webhook.RetryEventName, Payload: []byte(
+			`{"subscription_id":"sub","attempts":` + string(rune('0'+attempts)) + `,"event":{"id":"ev-1","name":"order.created","meta":{"attempts":` + string(rune('0'+attempts)) + `},"payload":"e30="}}`)}
+		if p := webhook.PartitionOf(k.Key(retry), n); p != home {
+			moved = append(moved, p)
+		}
+	}
+	if len(moved) > 0 {
+		t.Errorf("partition_key event.attempts is accepted; the event is in partition %d, its retries go to partitions %v", home, moved)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/httpsink"
 	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
 )
@@ -158,4 +159,16 @@ func TestStrandedPartitionsAboveSixtyFourAdversary5(t *testing.T) {
 		t.Errorf("partitions: 30 with an event left in %s: %v (still running after 10s: %v), stderr %q; want a refusal naming drain_partitions: 81",
 			stranded, err, runCtx.Err() != nil, stderr.String())
 	}
+}
+
+// TestMemoryWithPartitionKeyAdversary5: partitions and partition_key on
+// the memory backend are warned about and ignored; events are delivered.
+func TestMemoryWithPartitionKeyAdversary5(t *testing.T) {
+	sink := httpsink.New(t, nil)
+	p := startBridge(t, backendConfig("memory")+"listen: LISTEN\npartitions: 4\npartition_key: data.customer\nsubscriptions:\n  - {id: all, topic: \"*\", url: \""+sink.URL+"\"}\n")
+	if !strings.Contains(p.logs(), "partitions and drain_partitions are Redis streams: ignored in memory") {
+		t.Errorf("no warning that partitions are ignored in memory:\n%s", p.logs())
+	}
+	p.emit(t, "", `[{"name": "a", "id": "m-1", "payload": {"customer": "x"}}, {"name": "a", "id": "m-2", "payload": {}}]`)
+	sink.WaitFor(t, 2, wait)
 }
