@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -99,6 +101,9 @@ func CompilePartitionKey(src string, logger *slog.Logger) (*PartitionKey, error)
 	if strings.TrimSpace(src) == "" {
 		return k, nil
 	}
+	if err := checkStableKey(src); err != nil {
+		return nil, err
+	}
 	p, err := expr.Compile(src,
 		expr.Env(FilterEnv{}),
 		expr.Patch(&nilSafe{}),
@@ -112,6 +117,46 @@ func CompilePartitionKey(src string, logger *slog.Logger) (*PartitionKey, error)
 	}
 	k.prog = p
 	return k, nil
+}
+
+// checkStableKey refuses a key that is not a function of the event alone,
+// which would send its retries, dead letters and fan-out log elsewhere
+// than the event: the clock (now, date) or event.attempts.
+func checkStableKey(src string) error {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil // expr.Compile says what is wrong
+	}
+	v := &unstableKey{}
+	ast.Walk(&tree.Node, v)
+	return v.err
+}
+
+// unstableKey finds the first part of a key that changes while the event
+// does not.
+type unstableKey struct{ err error }
+
+// Visit implements ast.Visitor.
+func (v *unstableKey) Visit(n *ast.Node) {
+	if v.err != nil {
+		return
+	}
+	switch node := (*n).(type) {
+	case *ast.BuiltinNode:
+		if node.Name == "now" || node.Name == "date" {
+			v.err = fmt.Errorf("%s() reads the clock: the key must depend on the event alone, or its retries and dead letters go to other partitions", node.Name)
+		}
+	case *ast.CallNode:
+		if id, ok := node.Callee.(*ast.IdentifierNode); ok && (id.Value == "now" || id.Value == "date") {
+			v.err = fmt.Errorf("%s() reads the clock: the key must depend on the event alone, or its retries and dead letters go to other partitions", id.Value)
+		}
+	case *ast.MemberNode:
+		id, isID := node.Node.(*ast.IdentifierNode)
+		prop, isStr := node.Property.(*ast.StringNode)
+		if isID && isStr && id.Value == "event" && prop.Value == "attempts" {
+			v.err = errors.New("event.attempts grows as deliveries are retried: the key must stay the same for an event, or its retries and dead letters go to other partitions")
+		}
+	}
 }
 
 // partitionKeyKind reports whether a value of kind k may give a key: a string, a
@@ -231,7 +276,7 @@ func partitionFloatText(f float64) (string, bool) {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return "", false
-	case f == math.Trunc(f) && math.Abs(f) < partitionExactFloat:
+	case f == math.Trunc(f) && math.Abs(f) <= partitionExactFloat:
 		return strconv.FormatInt(int64(f), 10), true
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64), true
@@ -342,17 +387,48 @@ func (p *PartitionedPublisher) write(ctx context.Context, at time.Time, events [
 	}
 	wg.Wait()
 	failed := 0
+	var written []pubsub.ID
 	for k, err := range errs {
 		if err != nil {
 			failed++
 			errs[k] = p.partitionError(context.Background(), order[k], groups[order[k]], err)
+			continue
+		}
+		for _, ev := range groups[order[k]] {
+			written = append(written, ev.ID)
 		}
 	}
-	if failed == len(order) && ctx.Err() != nil {
+	switch {
+	case failed == 0:
+		return nil
+	case failed == len(order) && ctx.Err() != nil:
 		return ctx.Err() // every partition gave up because ctx is done
+	case failed == len(order):
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
+	return &PartialEmitError{Written: written, Err: errors.Join(errs...)}
 }
+
+// PartialEmitError is the error of a [PartitionedPublisher] emit that
+// wrote the events of some partitions and not of others: Written are the
+// IDs of the events Redis confirmed (each partition is written in one
+// pipeline, so a partition that failed may have written some of its
+// events too: those are not in Written). POST /v1/events uses it to
+// remember the written IDs for deduplication, so that posting the batch
+// again emits only the others.
+type PartialEmitError struct {
+	// Written are the IDs of the events written, in emit order per
+	// partition.
+	Written []pubsub.ID
+	// Err says which partitions failed and why.
+	Err error
+}
+
+// Error implements error.
+func (e *PartialEmitError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *PartialEmitError) Unwrap() error { return e.Err }
 
 // partitionError names the partition and the events of a failed emit
 // (nil for nil). The error of ctx, done, is returned as it is: it

@@ -186,16 +186,16 @@ func fanoutLog(cfg *Config, client goredis.UniversalClient, key *webhook.Partiti
 
 // checkStranded refuses to start when partitions above those the config
 // reads hold events not yet delivered (or pending, or waiting to retry):
-// partitions was lowered without drain_partitions. It looks at the
-// partitions from the first not read up to twice that, or 64, whichever
-// is more, one key at a time (so it works on a Cluster). Dead letters left
+// partitions was lowered without drain_partitions. It looks at every
+// partition from the first not read up to the most a config may name
+// (maxPartitions), one key at a time (so it works on a Cluster). Dead letters left
 // there are only warned about: they are no longer listed.
 func checkStranded(ctx context.Context, client goredis.UniversalClient, cfg *Config, log *slog.Logger) error {
 	from := max(cfg.DrainPartitions, 0)
 	if cfg.partitioned() {
 		from = max(from, cfg.Partitions)
 	}
-	to := max(2*from, 64)
+	to := maxPartitions
 	var (
 		streams []string
 		byKey   = map[string]int{} // partition of each key

@@ -50,6 +50,24 @@ type claim struct {
 	ids   []string
 }
 
+// split returns the claim of the ids among written and that of the others,
+// under the same token.
+func (c claim) split(written []pubsub.ID) (in, out claim) {
+	w := make(map[string]bool, len(written))
+	for _, id := range written {
+		w[string(id)] = true
+	}
+	in.token, out.token = c.token, c.token
+	for _, id := range c.ids {
+		if w[id] {
+			in.ids = append(in.ids, id)
+		} else {
+			out.ids = append(out.ids, id)
+		}
+	}
+	return in, out
+}
+
 // dedupe claims the ids the client gave; it returns the events to emit,
 // the ids not emitted as duplicates, and the claim to commit or release.
 func (h *Handler) dedupe(r *http.Request, evs []pubsub.Event, given []bool) (emit []pubsub.Event, dups []pubsub.ID, c claim, status int, err error) {

@@ -66,6 +66,15 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 		err := h.cfg.Publisher.Emit(ctx, emit...)
 		cancel()
 		if err != nil {
+			// What was written (some partitions of a partitioned stream) is
+			// remembered, so posting the batch again emits only the rest.
+			if pe := (*webhook.PartialEmitError)(nil); errors.As(err, &pe) {
+				written, unwritten := claimed.split(pe.Written)
+				if err := h.commit(r, written); err != nil {
+					h.cfg.Logger.Error("webhookhttp: events published but not remembered for deduplication; posting them again may emit them twice", "err", err, "count", len(written.ids))
+				}
+				claimed = unwritten
+			}
 			h.release(r, claimed)
 			h.cfg.Logger.Error("webhookhttp: publishing posted events", "err", err, "count", len(emit))
 			writeError(w, http.StatusServiceUnavailable, "events not published: "+err.Error())
