@@ -13,7 +13,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -35,13 +34,7 @@ type storeKind struct {
 // of the test's own.
 func storeKinds(t *testing.T) []storeKind {
 	t.Helper()
-	srv, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = client.Close() })
+	client := startRedis(t)
 	var keys int
 	return []storeKind{
 		{name: "memory", exact: true, make: func(_ *testing.T, maxLen int) webhook.DeadLetterStore {
