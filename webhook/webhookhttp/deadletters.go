@@ -210,7 +210,13 @@ func (d DeadLetters) List(ctx context.Context, after string, limit int, kind web
 	if kind != "" && kind != webhook.KindUnhandled {
 		return nil, "", nil
 	}
-	// Sources empty when the walk began are passed over.
+	// Sources empty when the walk began are passed over, once the cursor
+	// given for one is known to be one of its own.
+	if inner != "" && src <= len(d.Unhandled) && ends[src-1] == emptySource {
+		if _, _, err := d.Unhandled[src-1].List(ctx, inner, 1); err != nil {
+			return nil, "", err
+		}
+	}
 	for src <= len(d.Unhandled) && ends[src-1] == emptySource {
 		src, inner = src+1, ""
 	}

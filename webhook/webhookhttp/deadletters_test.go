@@ -3,6 +3,7 @@ package webhookhttp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -354,5 +355,28 @@ func TestUnhandledEntriesAreListed(t *testing.T) {
 	status, body := getRaw(t, ts, "?kind=unhandled")
 	if status != 200 || strings.Count(body, `"kind":"unhandled"`) != 3 {
 		t.Errorf("kind=unhandled: %d %s", status, body)
+	}
+}
+
+// A cursor into a backend dead-letter stream that is empty is checked as
+// any other: one that is not an entry ID of it is refused, not taken for
+// the end of the walk.
+func TestCursorIntoAnEmptyUnhandledSourceIsChecked(t *testing.T) {
+	ctx := context.Background()
+	client := testRedisClient(t)
+	stream := fmt.Sprintf("empty-unhandled-%d", seq.Add(1))
+	d := webhookhttp.DeadLetters{Store: &webhook.MemoryDeadLetters{}, Unhandled: []webhookhttp.DeadLetterLister{
+		webhookhttp.RedisUnhandled{Client: client, Stream: stream},
+	}}
+	for _, bad := range []string{"unhandled:1:zz", "unhandled:1:zz|-", "unhandled:1:1-x|-"} {
+		if _, _, err := d.List(ctx, bad, 10, ""); !errors.Is(err, webhook.ErrInvalidCursor) {
+			t.Errorf("List(%q) = %v, want ErrInvalidCursor", bad, err)
+		}
+	}
+	for _, good := range []string{"unhandled:1:", "unhandled:1:|-", "unhandled:1:1700000000000-0|-"} {
+		page, next, err := d.List(ctx, good, 10, "")
+		if err != nil || len(page) != 0 || next != "" {
+			t.Errorf("List(%q) = %v, %q, %v; want an empty last page", good, page, next, err)
+		}
 	}
 }
