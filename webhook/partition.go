@@ -63,10 +63,7 @@ type PartitionKey struct {
 	prog      *vm.Program // nil: the event's ID
 	logger    *slog.Logger
 	fallbacks atomic.Int64
-
-	mu         sync.Mutex
-	lastWarn   time.Time
-	suppressed int
+	warns     *warnLimiter
 }
 
 // CompilePartitionKey compiles an expr-lang expression that gives each
@@ -97,7 +94,7 @@ func CompilePartitionKey(src string, logger *slog.Logger) (*PartitionKey, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	k := &PartitionKey{src: src, logger: logger}
+	k := &PartitionKey{src: src, logger: logger, warns: newWarnLimiter(partitionKeyWarnEvery)}
 	if strings.TrimSpace(src) == "" {
 		return k, nil
 	}
@@ -210,16 +207,10 @@ func (k *PartitionKey) Key(ev pubsub.Event) string {
 // fellBack counts a fallback and logs it, once a minute at most.
 func (k *PartitionKey) fellBack(ev pubsub.Event, reason error) {
 	k.fallbacks.Add(1)
-	now := time.Now()
-	k.mu.Lock()
-	if !k.lastWarn.IsZero() && now.Sub(k.lastWarn) < partitionKeyWarnEvery {
-		k.suppressed++
-		k.mu.Unlock()
+	log, suppressed := k.warns.allow("")
+	if !log {
 		return
 	}
-	suppressed := k.suppressed
-	k.lastWarn, k.suppressed = now, 0
-	k.mu.Unlock()
 	k.logger.Warn("webhook: the partition key expression gave no key for an event; its id places it instead",
 		"event_id", partitionLogCut(string(ev.ID)), "event_name", partitionLogCut(string(ev.Name)), "reason", reason, "suppressed", suppressed)
 }
