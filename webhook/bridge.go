@@ -2,8 +2,6 @@ package webhook
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -278,7 +276,7 @@ func compileRoute(s Subscription) (*route, error) {
 	for _, sec := range s.Secrets {
 		k, _ := decodeSecret(sec) // checked by Validate
 		r.keys = append(r.keys, k)
-		r.macs = append(r.macs, &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
+		r.macs = append(r.macs, macPool(k))
 	}
 	return r, nil
 }

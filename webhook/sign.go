@@ -61,6 +61,23 @@ func signKeys(keys [][]byte, id string, timestamp int64, body []byte) string {
 	return signMACs(macs, id, timestamp, body)
 }
 
+// macPool returns a pool of HMAC-SHA256 states keyed with key. Each new
+// state is a clone of one keyed state, so that a pool emptied by the
+// garbage collector refills without working out the key's padded blocks
+// again: with thousands of subscriptions most pools are cold.
+func macPool(key []byte) *sync.Pool {
+	base := hmac.New(sha256.New, key)
+	base.Reset() // keeps the keyed state, which clones share
+	return &sync.Pool{New: func() any {
+		if c, ok := base.(hash.Cloner); ok {
+			if m, err := c.Clone(); err == nil {
+				return m
+			}
+		}
+		return hmac.New(sha256.New, key)
+	}}
+}
+
 // signWith signs with HMAC states taken from pools, one per key.
 func signWith(pools []*sync.Pool, id string, timestamp int64, body []byte) string {
 	macs := make([]hash.Hash, len(pools))
