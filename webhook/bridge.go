@@ -89,6 +89,20 @@ type Config struct {
 	// subscription's limit and then its endpoint's.
 	// default: none
 	EndpointLimits map[string]RateLimit
+	// AttemptLog, when set, records every delivery attempt (deferrals,
+	// dry runs and dead letters included) with the request's headers and
+	// the response's status, headers and first ResponseBodyBytes, for
+	// [AttemptLog.Query]: [RedisAttemptLog] across replicas,
+	// [MemoryAttemptLog] in one process. Attempts are written in batches
+	// by one goroutine; deliveries wait only when it falls far behind, and
+	// a batch the log refuses for 10s is dropped with a warning (and
+	// reported to an Observer that is a [LogObserver]).
+	// default: nil, no delivery log
+	AttemptLog AttemptLog
+	// ResponseBodyBytes is how much of each response body the delivery
+	// log keeps; negative keeps none.
+	// default: DefaultResponseBodyBytes (4 KiB)
+	ResponseBodyBytes int
 	// DeadLetters keeps deliveries given up on.
 	// default: a MemoryDeadLetters
 	DeadLetters DeadLetterStore
@@ -129,6 +143,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SlotWait == 0 {
 		c.SlotWait = 250 * time.Millisecond
+	}
+	if c.ResponseBodyBytes == 0 {
+		c.ResponseBodyBytes = DefaultResponseBodyBytes
 	}
 	if c.DeadLetters == nil {
 		c.DeadLetters = &MemoryDeadLetters{}
@@ -195,6 +212,7 @@ type Bridge struct {
 	endpoints    *endpoints
 	disp         *dispatcher
 	table        atomic.Pointer[table]
+	rec          *attemptRecorder // nil without an AttemptLog
 	gate         *lifecycle.Gate
 	source       string // cfg.Source, percent-encoded for ce-source
 	inFlight     atomic.Int64
@@ -249,6 +267,9 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	if err := b.SetSubscriptions(cfg.Subscriptions); err != nil {
 		return nil, err
+	}
+	if cfg.AttemptLog != nil {
+		b.rec = newAttemptRecorder(cfg.AttemptLog, cfg.Logger, cfg.Observer)
 	}
 	return b, nil
 }
@@ -319,6 +340,9 @@ func (b *Bridge) Subscriptions() []Subscription {
 	return out
 }
 
+// AttemptLog returns the bridge's delivery log, nil when it has none.
+func (b *Bridge) AttemptLog() AttemptLog { return b.cfg.AttemptLog }
+
 // DeadLetters returns the bridge's dead-letter store.
 func (b *Bridge) DeadLetters() DeadLetterStore { return b.cfg.DeadLetters }
 
@@ -346,6 +370,9 @@ func (b *Bridge) Run(ctx context.Context) {
 // Transport of the caller's. It is safe to call more than once.
 func (b *Bridge) Close() error {
 	b.gate.Close()
+	if b.rec != nil {
+		b.rec.close() // after the deliveries, which it records
+	}
 	if b.ownTransport {
 		b.transport.(*http.Transport).CloseIdleConnections()
 	}

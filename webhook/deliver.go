@@ -20,6 +20,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	if ev.Meta.IsDryRun {
 		log.Info("webhook: dry run matched, not sent", "subscription", rt.sub.ID, "event_id", ev.ID, "event_name", ev.Name)
 		b.cfg.Observer.Delivery(rt.sub.ID, DryRun, 0, 0)
+		b.record(rt, rt.sub.ID, ev, attempt, DryRun, result{}, "")
 		return nil
 	}
 	b.inFlight.Add(1)
@@ -30,6 +31,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	ok, probe, retryAt := ep.admit(now)
 	if !ok {
 		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
+		b.record(rt, rt.sub.ID, ev, attempt, Deferred, result{}, errCircuitOpen.Error()+", waits until "+retryAt.UTC().Format(time.RFC3339))
 		log.Debug("webhook: circuit open, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", retryAt)
 		return b.schedule(ctx, rt, ev, tried, retryAt, result{err: errCircuitOpen})
 	}
@@ -45,6 +47,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 		} else if log.Enabled(ctx, slog.LevelDebug) {
 			log.Debug("webhook: rate limited, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", at)
 		}
+		b.record(rt, rt.sub.ID, ev, attempt, RateLimited, reason, reason.err.Error()+", waits until "+at.UTC().Format(time.RFC3339))
 		return b.schedule(ctx, rt, ev, tried, at, reason)
 	}
 	if probe {
@@ -73,6 +76,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	switch {
 	case res.ok():
 		b.cfg.Observer.Delivery(rt.sub.ID, Delivered, res.status, res.took)
+		b.record(rt, rt.sub.ID, ev, attempt, Delivered, res, "")
 		if attempt > 1 {
 			log.Info("webhook: delivered after retries", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt, "status", res.status)
 		} else if log.Enabled(ctx, slog.LevelDebug) {
@@ -102,6 +106,11 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	log.Warn("webhook: delivery failed, retry scheduled", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt,
 		"status", res.status, "err", res.err, "retry_in", wait, "circuit_open", circuitOpen)
 	b.cfg.Observer.RetryScheduled(rt.sub.ID, attempt+1, wait)
+	outcome := Failed
+	if res.timedOut {
+		outcome = TimedOut
+	}
+	b.record(rt, rt.sub.ID, ev, attempt, outcome, res, "")
 	return b.schedule(ctx, rt, ev, attempt, at, res)
 }
 
@@ -146,6 +155,7 @@ func (b *Bridge) deadLetter(ctx context.Context, subID string, kind DeadLetterKi
 		return fmt.Errorf("webhook: dead-lettering %q for subscription %q: %w", ev.ID, subID, err)
 	}
 	b.cfg.Observer.DeadLettered(subID, kind)
+	b.record(b.table.Load().byID[subID], subID, ev, attempts, DeadLettered, last, reason)
 	b.cfg.Logger.Error("webhook: delivery dead-lettered", "subscription", subID, "event_id", ev.ID, "kind", kind, "attempts", attempts,
 		"last_status", last.status, "reason", reason)
 	return nil

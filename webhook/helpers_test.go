@@ -114,6 +114,8 @@ type countingObserver struct {
 	kinds    map[webhook.DeadLetterKind]int
 	filter   int
 	consumed []consumed
+	// logged and logDropped count the delivery log's writes.
+	logged, logDropped int
 }
 
 // consumed is one EventConsumed call.
@@ -183,6 +185,16 @@ func (o *countingObserver) changes() <-chan struct{} {
 	}
 	return o.changed
 }
+func (o *countingObserver) AttemptsLogged(n int, err error) {
+	o.mu.Lock()
+	o.logged += n
+	if err != nil {
+		o.logDropped += n
+	}
+	o.notifyLocked()
+	o.mu.Unlock()
+}
+
 func (o *countingObserver) FilterFailed(string) {
 	o.mu.Lock()
 	o.filter++

@@ -37,6 +37,15 @@ type result struct {
 	// unsent: the request could not be made (err says why); no byte of
 	// it reached the endpoint, and no retry would do better.
 	unsent bool
+	// timedOut: no answer within the timeout.
+	timedOut bool
+	// at is when the request was sent; zero when nothing was.
+	at time.Time
+	// For the delivery log, when there is one: the request's headers, the
+	// response's, and the start of its body.
+	reqHeader, respHeader http.Header
+	body                  string
+	truncated             bool
 }
 
 func (r result) ok() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
@@ -138,17 +147,38 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventH
 	set(HeaderAttempt, strconv.Itoa(attempt))
 	set(HeaderSubscription, s.sub.ID)
 
+	r := result{at: start}
+	if b.rec != nil {
+		r.reqHeader = loggedHeaders(req.Header, s.sub.Headers)
+	}
 	resp, err := b.transport.RoundTrip(req)
 	if err != nil {
-		return result{err: cleanError(ctx, err), took: time.Since(start)}
+		r.err, r.timedOut, r.took = cleanError(ctx, err), ctx.Err() != nil, time.Since(start)
+		return r
+	}
+	if b.rec != nil {
+		r.respHeader = resp.Header
+		r.body, r.truncated = readStart(resp.Body, b.cfg.ResponseBodyBytes)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	_ = resp.Body.Close()
-	r := result{status: resp.StatusCode, took: time.Since(start)}
+	r.status, r.took = resp.StatusCode, time.Since(start)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return r
+}
+
+// readStart reads up to n bytes of body, and whether more followed.
+func readStart(body io.Reader, n int) (string, bool) {
+	if n <= 0 {
+		return "", false
+	}
+	buf, _ := io.ReadAll(io.LimitReader(body, int64(n)+1))
+	if len(buf) > n {
+		return string(buf[:n]), true
+	}
+	return string(buf), false
 }
 
 // contentType is JSON for JSON payloads, bytes otherwise. Most payloads

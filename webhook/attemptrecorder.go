@@ -1,0 +1,218 @@
+package webhook
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// The attemptRecorder's bounds: how many attempts wait to be written at most
+// (deliveries wait when it is full), how many one write takes, how long
+// a failing write is retried before its batch is dropped, and how long
+// Close waits for the last writes.
+const (
+	recordQueue      = 8192
+	recordBatch      = 512
+	recordRetryFor   = 10 * time.Second
+	recordCloseBound = 5 * time.Second
+)
+
+// LogObserver is an [Observer] that is also told how the delivery log's
+// writes go. The bridge checks its Observer for it.
+type LogObserver interface {
+	// AttemptsLogged reports n attempts written to the log, or, with an
+	// error, dropped after the log refused them for a while.
+	AttemptsLogged(n int, err error)
+}
+
+// logItem is an attempt on its way to the log, with its event.
+type logItem struct {
+	a  Attempt
+	ev *pubsub.Event
+}
+
+// attemptRecorder writes attempts to an AttemptLog in batches, from one
+// goroutine, so that deliveries never wait on the log's I/O unless it
+// falls recordQueue behind.
+type attemptRecorder struct {
+	log    AttemptLog
+	logger *slog.Logger
+	obs    LogObserver // nil: none
+	ch     chan logItem
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newAttemptRecorder(log AttemptLog, logger *slog.Logger, obs Observer) *attemptRecorder {
+	r := &attemptRecorder{log: log, logger: logger, ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{})}
+	r.obs, _ = obs.(LogObserver)
+	go r.run()
+	return r
+}
+
+// add queues an attempt; it waits while the queue is full, unless the
+// attemptRecorder is closing.
+func (r *attemptRecorder) add(it logItem) {
+	select {
+	case r.ch <- it:
+	case <-r.quit:
+	}
+}
+
+func (r *attemptRecorder) run() {
+	defer close(r.done)
+	batch := make([]logItem, 0, recordBatch)
+	for {
+		select {
+		case it := <-r.ch:
+			batch = append(batch[:0], it)
+		case <-r.quit:
+			r.drain(batch[:0])
+			return
+		}
+	fill:
+		for len(batch) < recordBatch {
+			select {
+			case it := <-r.ch:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		r.write(batch, r.quit)
+	}
+}
+
+// drain writes what is queued when Close is called, within
+// recordCloseBound.
+func (r *attemptRecorder) drain(batch []logItem) {
+	stop := make(chan struct{})
+	t := time.AfterFunc(recordCloseBound, func() { close(stop) })
+	defer t.Stop()
+	for {
+		select {
+		case it := <-r.ch:
+			batch = append(batch, it)
+			if len(batch) < recordBatch {
+				continue
+			}
+		default:
+		}
+		if len(batch) == 0 {
+			return
+		}
+		r.write(batch, stop)
+		batch = batch[:0]
+		select {
+		case <-stop:
+			return
+		default:
+		}
+	}
+}
+
+// write records a batch, retrying a failing write with a growing pause
+// for recordRetryFor (or until stop), then dropping it with a warning.
+func (r *attemptRecorder) write(items []logItem, stop <-chan struct{}) {
+	var b AttemptBatch
+	seen := map[pubsub.ID]bool{}
+	for _, it := range items {
+		b.Attempts = append(b.Attempts, it.a)
+		if it.ev != nil && !seen[it.ev.ID] {
+			seen[it.ev.ID] = true
+			b.Events = append(b.Events, *it.ev)
+		}
+	}
+	wait, deadline := 50*time.Millisecond, time.Now().Add(recordRetryFor)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), recordRetryFor)
+		err := r.log.Record(ctx, b)
+		cancel()
+		if err == nil {
+			if r.obs != nil {
+				r.obs.AttemptsLogged(len(items), nil)
+			}
+			return
+		}
+		if time.Now().Add(wait).After(deadline) {
+			r.logger.Warn("webhook: delivery log refused a batch, dropped", "attempts", len(items), "err", err)
+			if r.obs != nil {
+				r.obs.AttemptsLogged(len(items), err)
+			}
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-stop:
+			deadline = time.Now() // one last try
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// close stops taking attempts, writes those queued (bounded by
+// recordCloseBound) and returns when done. It is safe to call more than
+// once.
+func (r *attemptRecorder) close() {
+	r.once.Do(func() { close(r.quit) })
+	<-r.done
+}
+
+// record queues an attempt of rt's delivery of ev for the delivery log,
+// when there is one; res is what the attempt came to (its zero value
+// when nothing was sent).
+func (b *Bridge) record(rt *route, subID string, ev pubsub.Event, attempt int, outcome Outcome, res result, reason string) {
+	if b.rec == nil {
+		return
+	}
+	a := Attempt{
+		EventID: ev.ID, EventName: ev.Name, SubscriptionID: subID, Outcome: outcome,
+		At: res.at, Duration: res.took, Status: res.status, Error: reason,
+		RequestHeaders: res.reqHeader, ResponseHeaders: res.respHeader,
+		ResponseBody: res.body, ResponseBodyTruncated: res.truncated,
+	}
+	if a.At.IsZero() {
+		a.At, a.Status = time.Now(), 0 // nothing was sent now
+	} else {
+		a.Attempt = attempt // sent
+	}
+	if a.Error == "" && res.err != nil {
+		a.Error = res.err.Error()
+	}
+	if rt != nil {
+		a.URL = redactURL(rt.sub.URL)
+	}
+	b.rec.add(logItem{a: a, ev: &ev})
+}
+
+// redactURL is u with its user information redacted.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Redacted()
+}
+
+// loggedHeaders returns the request's headers for the log: values of
+// headers the subscription sets are redacted, as they may hold
+// credentials.
+func loggedHeaders(h http.Header, set map[string]string) http.Header {
+	if len(set) == 0 {
+		return h
+	}
+	out := make(http.Header, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	for k := range set {
+		out[http.CanonicalHeaderKey(k)] = []string{"[redacted]"}
+	}
+	return out
+}
