@@ -15,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
 )
@@ -282,7 +283,14 @@ type EventView struct {
 
 // ViewOf returns the view of dl.
 func ViewOf(dl webhook.DeadLetter) DeadLetterView {
-	ev := dl.Event
+	return DeadLetterView{
+		ID: dl.ID, Kind: dl.Kind, SubscriptionID: dl.SubscriptionID, Attempts: dl.Attempts, LastStatus: dl.LastStatus,
+		LastError: dl.LastError, At: dl.At, Event: EventViewOf(dl.Event),
+	}
+}
+
+// EventViewOf returns the view of ev.
+func EventViewOf(ev pubsub.Event) EventView {
 	v := EventView{
 		ID: string(ev.ID), Name: string(ev.Name), CreatedAt: ev.Meta.CreatedAtUTC, CorrelationID: ev.Meta.CorrelationID,
 		Attempts: ev.Meta.Attempts, DryRun: ev.Meta.IsDryRun,
@@ -297,10 +305,7 @@ func ViewOf(dl webhook.DeadLetter) DeadLetterView {
 		v.Payload, _ = json.Marshal(base64.StdEncoding.EncodeToString(ev.Payload))
 		v.PayloadEncoding = "base64"
 	}
-	return DeadLetterView{
-		ID: dl.ID, Kind: dl.Kind, SubscriptionID: dl.SubscriptionID, Attempts: dl.Attempts, LastStatus: dl.LastStatus,
-		LastError: dl.LastError, At: dl.At, Event: v,
-	}
+	return v
 }
 
 // Pages of GET /v1/dlq.

@@ -39,8 +39,8 @@ type Config struct {
 	// never expire.
 	// default: false, such tokens are refused (401)
 	AllowTokensWithoutExpiry bool
-	// AdminToken, when set, enables /v1/subscriptions and /v1/dlq behind
-	// this bearer token.
+	// AdminToken, when set, enables /v1/subscriptions, /v1/dlq,
+	// /v1/attempts and /v1/events/{id} behind this bearer token.
 	// default: "", the admin API answers 403
 	AdminToken string
 	// MaxBodyBytes limits a POST /v1/events body (413 above).
@@ -168,6 +168,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/subscriptions/{id}", h.admin(h.getSubscription))
 	m.HandleFunc("PUT /v1/subscriptions/{id}", h.admin(h.putSubscription))
 	m.HandleFunc("DELETE /v1/subscriptions/{id}", h.admin(h.deleteSubscription))
+	m.HandleFunc("GET /v1/attempts", h.admin(h.listAttempts))
+	m.HandleFunc("GET /v1/events/{id}", h.admin(h.getEvent))
 	m.HandleFunc("GET /v1/dlq", h.admin(h.listDeadLetters))
 	m.HandleFunc("POST /v1/dlq/replay", h.admin(h.replayDeadLetters))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
