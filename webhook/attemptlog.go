@@ -24,13 +24,14 @@ const (
 	// (its attempts spent, a 410, or undeliverable: Error says which).
 	DeadLettered Outcome = "dead_lettered"
 	// Skipped: the event matched a disabled subscription and was not
-	// sent; it can be recovered (see [Bridge] recover).
+	// sent. (An event handed over again, after a crash or an error, is
+	// logged as skipped again.)
 	Skipped Outcome = "skipped"
 )
 
 // Outcomes lists every outcome the delivery log records, for checking
 // input.
-var Outcomes = []Outcome{Delivered, Failed, TimedOut, Gone, DeadLettered, Deferred, RateLimited, Skipped, DryRun}
+var Outcomes = []Outcome{Delivered, Failed, TimedOut, DeadLettered, Deferred, RateLimited, Skipped, DryRun}
 
 // Defaults of the delivery log.
 const (

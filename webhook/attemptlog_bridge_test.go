@@ -114,3 +114,23 @@ func TestDeadLettersTimeoutsAndDryRunsAreLogged(t *testing.T) {
 		}
 	}
 }
+
+func TestEventsOfADisabledSubscriptionAreLoggedSkipped(t *testing.T) {
+	s := newSink(t, nil)
+	log, _ := webhook.NewMemoryAttemptLog(webhook.MemoryAttemptLogConfig{})
+	h := newHarness(t, webhook.Config{AttemptLog: log, Subscriptions: []webhook.Subscription{
+		{ID: "on", Topic: "t", URL: s.URL},
+		{ID: "off", Topic: "t", URL: s.URL, Disabled: true},
+		{ID: "off-other", Topic: "t", Filter: `data.n == 2`, URL: s.URL, Disabled: true},
+	}})
+	ev := pubsub.NewEvent(context.Background(), "t", []byte(`{"n":1}`))
+	h.emit(t, ev)
+	s.waitFor(t, 1)
+	got := h.logged(t, log, webhook.AttemptQuery{Outcome: webhook.Skipped}, 1)
+	if a := got[0]; a.SubscriptionID != "off" || a.EventID != ev.ID || a.Attempt != 0 || a.Error != "subscription disabled" {
+		t.Errorf("skipped: %+v", a)
+	}
+	if _, err := log.Event(context.Background(), ev.ID); err != nil {
+		t.Errorf("the skipped event is not kept for recovery: %v", err)
+	}
+}

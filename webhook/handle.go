@@ -48,6 +48,13 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 
 	routes, filteredOut := b.match(t, ev)
 	b.cfg.Observer.EventConsumed(len(routes), filteredOut)
+	if b.rec != nil {
+		for _, rt := range t.disabled {
+			if rt.accepts(ev) {
+				b.record(rt, rt.sub.ID, ev, 0, Skipped, result{}, "subscription disabled")
+			}
+		}
+	}
 	if len(routes) == 0 {
 		return nil
 	}

@@ -17,6 +17,7 @@ type table struct {
 	prefixes map[string]*bucket // by prefix: "order." for "order.*"
 	any      *bucket            // topic "*"
 	list     []Subscription
+	disabled []*route // matched only to log the events they skip
 }
 
 // compileTable compiles subs into a table, refusing the first that does
@@ -36,7 +37,9 @@ func compileTable(subs []Subscription, prev *table) (*table, error) {
 		}
 		t.byID[s.ID] = r
 		t.list = append(t.list, r.sub)
-		if !s.Disabled {
+		if s.Disabled {
+			t.disabled = append(t.disabled, r)
+		} else {
 			t.bucketOf(s.Topic).add(r)
 		}
 	}

@@ -42,6 +42,16 @@ func AttemptViewOf(a webhook.Attempt) AttemptView {
 	}
 }
 
+// Record returns the attempt v shows.
+func (v AttemptView) Record() webhook.Attempt {
+	return webhook.Attempt{
+		ID: v.ID, EventID: pubsub.ID(v.EventID), EventName: pubsub.Name(v.EventName), SubscriptionID: v.SubscriptionID,
+		Attempt: v.Attempt, At: v.At, Duration: time.Duration(v.DurationMS * float64(time.Millisecond)), Outcome: v.Outcome,
+		URL: v.URL, RequestHeaders: v.RequestHeaders, Status: v.Status, ResponseHeaders: v.ResponseHeaders,
+		ResponseBody: v.ResponseBody, ResponseBodyTruncated: v.ResponseBodyTruncated, Error: v.Error,
+	}
+}
+
 // AttemptPage is the answer of GET /v1/attempts.
 type AttemptPage struct {
 	Attempts []AttemptView `json:"attempts"`
@@ -67,10 +77,11 @@ type EventAttempts struct {
 // MaxEventAttempts is how many attempts GET /v1/events/{id} shows at most.
 const MaxEventAttempts = webhook.MaxAttemptPage
 
-// attemptQuery reads the query parameters of GET /v1/attempts: any of
-// subscription_id, event_id, outcome, status, since and until (RFC 3339
-// times, or durations such as 1h meaning that long ago), limit, cursor.
-func attemptQuery(v url.Values, now time.Time) (webhook.AttemptQuery, error) {
+// ParseAttemptQuery reads the query parameters of GET /v1/attempts: any
+// of subscription_id, event_id, outcome, status, since and until (RFC 3339
+// times, or durations such as 1h meaning that long before now), limit,
+// cursor. Its error names the parameter at fault.
+func ParseAttemptQuery(v url.Values, now time.Time) (webhook.AttemptQuery, error) {
 	for k := range v {
 		switch k {
 		case "subscription_id", "event_id", "outcome", "status", "since", "until", "limit", "cursor":
@@ -140,7 +151,7 @@ func (h *Handler) listAttempts(w http.ResponseWriter, r *http.Request) {
 	if l == nil {
 		return
 	}
-	q, err := attemptQuery(r.URL.Query(), time.Now())
+	q, err := ParseAttemptQuery(r.URL.Query(), time.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

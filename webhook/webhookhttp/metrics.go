@@ -21,6 +21,7 @@ type Metrics struct {
 	retries    *prometheus.CounterVec
 	dead       *prometheus.CounterVec
 	filters    *prometheus.CounterVec
+	logWrites  *prometheus.CounterVec
 }
 
 // MetricsConfig adds gauges read at scrape time, each bounded by a second
@@ -39,6 +40,8 @@ type MetricsConfig struct {
 	// expression gave no key, placed by their ID instead
 	// ([webhook.PartitionKey.Fallbacks]).
 	PartitionKeyFallbacks func() int64
+	// AttemptLog is the bridge's delivery log.
+	AttemptLog webhook.AttemptLog
 }
 
 // scrapeTimeout bounds what a scrape asks Redis.
@@ -72,11 +75,22 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 		filters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_bridge_filter_errors_total", Help: "Filters that failed at run time (counted as no match).",
 		}, []string{"subscription"}),
+		logWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhook_bridge_delivery_log_attempts_total", Help: "Attempts handed to the delivery log, by result: written, or dropped after the log refused them for 10s.",
+		}, []string{"result"}),
 	}
 	for _, r := range []string{"matched", "filtered_out", "unmatched"} {
 		m.consumed.WithLabelValues(r)
 	}
 	reg.MustRegister(m.received, m.duplicates, m.consumed, m.deliveries, m.latency, m.retries, m.dead, m.filters)
+	if l := cfg.AttemptLog; l != nil {
+		for _, r := range []string{"written", "dropped"} {
+			m.logWrites.WithLabelValues(r)
+		}
+		reg.MustRegister(m.logWrites, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhook_bridge_delivery_log_attempts_stored", Help: "Attempts the delivery log holds now, within delivery_log.max_len and max_age; -1 when Redis did not answer.",
+		}, scrapeCount(l.Len)))
+	}
 	if cfg.Lag != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhook_bridge_consumer_lag", Help: "Entries of the stream (of its partitions together) not yet delivered to the group or not yet acknowledged (Redis); -1 when Redis did not answer.",
@@ -117,6 +131,15 @@ func scrapeCount(count func(context.Context) (int64, error)) func() float64 {
 		}
 		return float64(n)
 	}
+}
+
+// AttemptsLogged implements [webhook.LogObserver].
+func (m *Metrics) AttemptsLogged(n int, err error) {
+	result := "written"
+	if err != nil {
+		result = "dropped"
+	}
+	m.logWrites.WithLabelValues(result).Add(float64(n))
 }
 
 // Delivery implements [webhook.Observer].
