@@ -40,17 +40,22 @@ type logItem struct {
 // goroutine, so that deliveries never wait on the log's I/O unless it
 // falls recordQueue behind.
 type attemptRecorder struct {
-	log    AttemptLog
+	log    AttemptLog  // nil: none
+	health HealthStore // nil: none
 	logger *slog.Logger
 	obs    LogObserver // nil: none
-	ch     chan logItem
-	quit   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	// after is called with each batch once written, from the recorder's
+	// goroutine (the bridge checks for subscriptions to disable).
+	after func(samples []HealthSample)
+	ch    chan logItem
+	quit  chan struct{}
+	done  chan struct{}
+	once  sync.Once
 }
 
-func newAttemptRecorder(log AttemptLog, logger *slog.Logger, obs Observer) *attemptRecorder {
-	r := &attemptRecorder{log: log, logger: logger, ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{})}
+func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger, obs Observer, after func([]HealthSample)) *attemptRecorder {
+	r := &attemptRecorder{log: log, health: health, logger: logger, after: after,
+		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{})}
 	r.obs, _ = obs.(LogObserver)
 	go r.run()
 	return r
@@ -117,9 +122,24 @@ func (r *attemptRecorder) drain(batch []logItem) {
 	}
 }
 
-// write records a batch, retrying a failing write with a growing pause
-// for recordRetryFor (or until stop), then dropping it with a warning.
+// write records a batch in the log and the health store, retrying a
+// failing write with a growing pause for recordRetryFor (or until stop),
+// then dropping it with a warning.
 func (r *attemptRecorder) write(items []logItem, stop <-chan struct{}) {
+	var samples []HealthSample
+	if r.health != nil {
+		samples = healthSamples(items)
+		if len(samples) > 0 {
+			if err := r.retry(stop, func(ctx context.Context) error { return r.health.Observe(ctx, samples) }); err != nil {
+				r.logger.Warn("webhook: health store refused a batch, dropped", "samples", len(samples), "err", err)
+			} else if r.after != nil {
+				r.after(samples)
+			}
+		}
+	}
+	if r.log == nil {
+		return
+	}
 	var b AttemptBatch
 	seen := map[pubsub.ID]bool{}
 	for _, it := range items {
@@ -129,23 +149,26 @@ func (r *attemptRecorder) write(items []logItem, stop <-chan struct{}) {
 			b.Events = append(b.Events, *it.ev)
 		}
 	}
+	err := r.retry(stop, func(ctx context.Context) error { return r.log.Record(ctx, b) })
+	if err != nil {
+		r.logger.Warn("webhook: delivery log refused a batch, dropped", "attempts", len(items), "err", err)
+	}
+	if r.obs != nil {
+		r.obs.AttemptsLogged(len(items), err)
+	}
+}
+
+// retry calls write until it succeeds, pausing longer each time, for
+// recordRetryFor or until stop (then once more); it returns the last
+// error.
+func (r *attemptRecorder) retry(stop <-chan struct{}, write func(context.Context) error) error {
 	wait, deadline := 50*time.Millisecond, time.Now().Add(recordRetryFor)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), recordRetryFor)
-		err := r.log.Record(ctx, b)
+		err := write(ctx)
 		cancel()
-		if err == nil {
-			if r.obs != nil {
-				r.obs.AttemptsLogged(len(items), nil)
-			}
-			return
-		}
-		if time.Now().Add(wait).After(deadline) {
-			r.logger.Warn("webhook: delivery log refused a batch, dropped", "attempts", len(items), "err", err)
-			if r.obs != nil {
-				r.obs.AttemptsLogged(len(items), err)
-			}
-			return
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
 		}
 		select {
 		case <-time.After(wait):
@@ -156,6 +179,28 @@ func (r *attemptRecorder) write(items []logItem, stop <-chan struct{}) {
 	}
 }
 
+// healthSamples are the attempts of items that count for health: sent
+// ones, and those a rate limit held back.
+func healthSamples(items []logItem) []HealthSample {
+	var out []HealthSample
+	for i := range items {
+		a := &items[i].a
+		s := HealthSample{SubscriptionID: a.SubscriptionID, At: a.At.Add(a.Duration), Status: a.Status, Took: a.Duration}
+		switch {
+		case a.Outcome == RateLimited:
+			s.Kind = Limited
+		case a.Attempt == 0: // nothing was sent
+			continue
+		case a.Outcome == Delivered:
+			s.Kind = Succeeded
+		default: // failed, timed out, or dead-lettered after an attempt
+			s.Kind, s.Error = FailedSample, a.Error
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // close stops taking attempts, writes those queued (bounded by
 // recordCloseBound) and returns when done. It is safe to call more than
 // once.
@@ -164,8 +209,8 @@ func (r *attemptRecorder) close() {
 	<-r.done
 }
 
-// record queues an attempt of rt's delivery of ev for the delivery log,
-// when there is one; res is what the attempt came to (its zero value
+// record queues an attempt of rt's delivery of ev for the delivery log
+// and the health store, when there are; res is what the attempt came to (its zero value
 // when nothing was sent).
 func (b *Bridge) record(rt *route, subID string, ev pubsub.Event, attempt int, outcome Outcome, res result, reason string) {
 	if b.rec == nil {
@@ -182,8 +227,8 @@ func (b *Bridge) record(rt *route, subID string, ev pubsub.Event, attempt int, o
 	} else {
 		a.Attempt = attempt // sent
 	}
-	if a.Error == "" && res.err != nil {
-		a.Error = res.err.Error()
+	if a.Error == "" && outcome != Delivered {
+		a.Error = res.describe()
 	}
 	if rt != nil {
 		a.URL = redactURL(rt.sub.URL)

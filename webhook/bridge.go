@@ -99,6 +99,25 @@ type Config struct {
 	// reported to an Observer that is a [LogObserver]).
 	// default: nil, no delivery log
 	AttemptLog AttemptLog
+	// Health, when set, counts what each subscription's deliveries come
+	// to, for [Bridge.Health] and for disabling subscriptions that only
+	// fail: [RedisHealth] across replicas, [MemoryHealth] in one process.
+	// default: nil, no health stats and no automatic disabling
+	Health HealthStore
+	// DisableAfter disables a subscription (with Health set) once every
+	// delivery to it has failed for this long: the bridge then emits a
+	// [SubscriptionDisabledEvent] into its stream and logs a warning.
+	// Negative never disables.
+	// default: DefaultDisableAfter (5 days)
+	DisableAfter time.Duration
+	// Disable disables a subscription for the bridge (DisableAfter): it
+	// reports whether that changed anything, so that of several replicas
+	// deciding at once one tells of it. It must make the bridge's set
+	// change too (webhookhttp does it through its store, for every
+	// replica).
+	// default: the bridge disables it in its own set, until the next
+	// SetSubscriptions
+	Disable func(ctx context.Context, subscriptionID, reason string) (changed bool, err error)
 	// ResponseBodyBytes is how much of each response body the delivery
 	// log keeps; negative keeps none.
 	// default: DefaultResponseBodyBytes (4 KiB)
@@ -143,6 +162,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SlotWait == 0 {
 		c.SlotWait = 250 * time.Millisecond
+	}
+	if c.DisableAfter == 0 {
+		c.DisableAfter = DefaultDisableAfter
 	}
 	if c.ResponseBodyBytes == 0 {
 		c.ResponseBodyBytes = DefaultResponseBodyBytes
@@ -212,7 +234,8 @@ type Bridge struct {
 	endpoints    *endpoints
 	disp         *dispatcher
 	table        atomic.Pointer[table]
-	rec          *attemptRecorder // nil without an AttemptLog
+	rec          *attemptRecorder // nil without an AttemptLog or a HealthStore
+	disableMu    sync.Mutex       // serialises disableHere
 	gate         *lifecycle.Gate
 	source       string // cfg.Source, percent-encoded for ce-source
 	inFlight     atomic.Int64
@@ -231,6 +254,8 @@ type route struct {
 	macs     []*sync.Pool // per key, reusable HMAC-SHA256 states
 	endpoint string       // scheme://host:port, for slots and circuits
 	cond     *condition   // what its filter requires, for the index; nil for none
+	// limitedAt is when a rate limit last held a delivery back (unix ns).
+	limitedAt atomic.Int64
 }
 
 // sign is signKeys with pooled HMAC states.
@@ -268,8 +293,8 @@ func New(cfg Config) (*Bridge, error) {
 	if err := b.SetSubscriptions(cfg.Subscriptions); err != nil {
 		return nil, err
 	}
-	if cfg.AttemptLog != nil {
-		b.rec = newAttemptRecorder(cfg.AttemptLog, cfg.Logger, cfg.Observer)
+	if cfg.AttemptLog != nil || cfg.Health != nil {
+		b.rec = newAttemptRecorder(cfg.AttemptLog, cfg.Health, cfg.Logger, cfg.Observer, b.disableFailing)
 	}
 	return b, nil
 }

@@ -40,6 +40,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 			ep.release() // the probe did not happen
 		}
 		b.cfg.Observer.Delivery(rt.sub.ID, RateLimited, 0, 0)
+		rt.limitedAt.Store(now.UnixNano())
 		reason := result{err: errRateLimited}
 		if err != nil {
 			log.Warn("webhook: rate limiter failed, delivery deferred", "subscription", rt.sub.ID, "event_id", ev.ID, "err", err)

@@ -144,6 +144,21 @@
 // the pages, so no backlog is ever read whole. Replays skip dead letters
 // whose event is undeliverable: they stay in the store.
 //
+// # Delivery log
+//
+// With [Config.AttemptLog] set, every attempt is recorded as an [Attempt]:
+// the request headers sent (values a subscription sets redacted), the
+// response's status, headers and first [Config.ResponseBodyBytes], the
+// duration, the error and the [Outcome] (the log adds [TimedOut],
+// [DeadLettered] and [Skipped] to those an Observer hears of), with the
+// event itself, for [AttemptLog.Query] by subscription, event, outcome,
+// status and time, newest first, and [AttemptLog.Event].
+// [MemoryAttemptLog] keeps them in the process; [RedisAttemptLog] shares
+// them between replicas. Both are bounded by age and count. The bridge
+// writes attempts in batches from one goroutine; a log that refuses a
+// batch for 10s loses that batch (reported to a [LogObserver]), never a
+// delivery.
+//
 // # Partitions
 //
 // A topic spread over several streams (partitions, so that a Redis Cluster

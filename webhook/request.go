@@ -148,7 +148,7 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventH
 	set(HeaderSubscription, s.sub.ID)
 
 	r := result{at: start}
-	if b.rec != nil {
+	if b.cfg.AttemptLog != nil {
 		r.reqHeader = loggedHeaders(req.Header, s.sub.Headers)
 	}
 	resp, err := b.transport.RoundTrip(req)
@@ -156,7 +156,7 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventH
 		r.err, r.timedOut, r.took = cleanError(ctx, err), ctx.Err() != nil, time.Since(start)
 		return r
 	}
-	if b.rec != nil {
+	if b.cfg.AttemptLog != nil {
 		r.respHeader = resp.Header
 		r.body, r.truncated = readStart(resp.Body, b.cfg.ResponseBodyBytes)
 	}
