@@ -102,6 +102,16 @@ func (b *Bridge) Health(ctx context.Context, ids ...string) ([]SubscriptionHealt
 	return out, nil
 }
 
+// ResetHealth forgets what the health store counted of a subscription, so
+// that it starts afresh (after it was enabled again, say). Without a
+// health store it does nothing.
+func (b *Bridge) ResetHealth(ctx context.Context, id string) error {
+	if b.cfg.Health == nil {
+		return nil
+	}
+	return b.cfg.Health.Forget(ctx, id)
+}
+
 // circuitOpen reports whether rt's endpoint's circuit holds deliveries
 // back at now, without making an endpoint the bridge has not met.
 func (b *Bridge) circuitOpen(rt *route, now time.Time) bool {

@@ -49,9 +49,10 @@ func decodeSub(b []byte) (webhook.Subscription, error) {
 
 // MemoryStore is a [SubscriptionStore] in process memory.
 type MemoryStore struct {
-	mu      sync.Mutex
-	subs    map[string]webhook.Subscription
-	version int64
+	mu       sync.Mutex
+	subs     map[string]webhook.Subscription
+	disabled map[string]Disabled
+	version  int64
 }
 
 // NewMemoryStore returns an empty MemoryStore.

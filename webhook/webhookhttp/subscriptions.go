@@ -2,6 +2,7 @@ package webhookhttp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,21 @@ type SubscriptionView struct {
 	SecretCount int                `json:"secret_count"`
 	// Source is "config" (read-only) or "api".
 	Source string `json:"source"`
+	// DisabledReason, DisabledAt and DisabledBy say why a subscription is
+	// disabled at run time (by "operator" or "bridge"), apart from its
+	// definition; absent otherwise. Read-only.
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
+	DisabledBy     string     `json:"disabled_by,omitempty"`
+}
+
+// withDisabled marks v disabled at run time when off holds it.
+func (v SubscriptionView) withDisabled(off map[string]Disabled) SubscriptionView {
+	if d, ok := off[v.ID]; ok {
+		at := d.At
+		v.Disabled, v.DisabledReason, v.DisabledAt, v.DisabledBy = true, d.Reason, &at, d.By
+	}
+	return v
 }
 
 func viewOf(s webhook.Subscription, source string) SubscriptionView {
@@ -48,8 +64,11 @@ func viewOf(s webhook.Subscription, source string) SubscriptionView {
 // fields of webhook.Subscription, and the read-only fields of a view.
 type subscriptionInput struct {
 	webhook.Subscription
-	SecretCount *int   `json:"secret_count,omitempty"`
-	Source      string `json:"source,omitempty"`
+	SecretCount    *int            `json:"secret_count,omitempty"`
+	Source         string          `json:"source,omitempty"`
+	DisabledReason string          `json:"disabled_reason,omitempty"`
+	DisabledAt     json.RawMessage `json:"disabled_at,omitempty"`
+	DisabledBy     string          `json:"disabled_by,omitempty"`
 }
 
 // adminBodyLimit bounds admin request bodies.
@@ -81,14 +100,32 @@ func (s *subscriptions) all(ctx context.Context) ([]SubscriptionView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading subscriptions: %w", err)
 	}
+	off, err := s.disabledSet(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]SubscriptionView, 0, len(s.readOnly)+len(stored))
 	for _, c := range s.readOnly {
-		out = append(out, viewOf(c, "config"))
+		out = append(out, viewOf(c, "config").withDisabled(off))
 	}
 	for _, st := range stored {
-		out = append(out, viewOf(st, "api"))
+		out = append(out, viewOf(st, "api").withDisabled(off))
 	}
 	return out, nil
+}
+
+// stored returns the subscription made through the admin API with id.
+func (s *subscriptions) stored(ctx context.Context, id string) (webhook.Subscription, error) {
+	stored, err := s.store.List(ctx)
+	if err != nil {
+		return webhook.Subscription{}, err
+	}
+	for _, st := range stored {
+		if st.ID == id {
+			return st, nil
+		}
+	}
+	return webhook.Subscription{}, fmt.Errorf("no subscription %q", id)
 }
 
 func (s *subscriptions) put(ctx context.Context, sub webhook.Subscription, create bool) (int, error) {
@@ -107,6 +144,15 @@ func (s *subscriptions) put(ctx context.Context, sub webhook.Subscription, creat
 			// without a "secret" key it keeps the stored ones.
 			if sub.Secrets == nil {
 				sub.Secrets = st.Secrets
+			}
+			// A view shows a subscription disabled at run time as
+			// disabled: sent back, that leaves its definition as it was.
+			if sub.Disabled && !st.Disabled {
+				if off, err := s.disabledSet(ctx); err == nil {
+					if _, ok := off[sub.ID]; ok {
+						sub.Disabled = false
+					}
+				}
 			}
 		}
 	}
@@ -139,6 +185,15 @@ func (s *subscriptions) delete(ctx context.Context, id string) (int, error) {
 	if !ok {
 		return http.StatusNotFound, fmt.Errorf("no subscription %q", id)
 	}
+	// One made again with this id starts afresh.
+	if ds, ok := s.store.(DisabledStore); ok {
+		if _, err := ds.SetDisabled(ctx, id, nil); err != nil {
+			return http.StatusServiceUnavailable, err
+		}
+	}
+	if err := s.bridge.ResetHealth(ctx, id); err != nil {
+		s.log.Warn("webhook-bridge: forgetting the health of a removed subscription", "subscription", id, "err", err)
+	}
 	return http.StatusNoContent, s.sync(ctx)
 }
 
@@ -157,6 +212,10 @@ func (s *subscriptions) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	off, err := s.disabledSet(ctx)
+	if err != nil {
+		return err
+	}
 	all := append([]webhook.Subscription(nil), s.readOnly...)
 	for _, st := range stored {
 		if s.isReadOnly(st.ID) {
@@ -166,6 +225,11 @@ func (s *subscriptions) sync(ctx context.Context) error {
 			continue
 		}
 		all = append(all, st)
+	}
+	for i := range all {
+		if _, ok := off[all[i].ID]; ok {
+			all[i].Disabled = true
+		}
 	}
 	if err := s.bridge.SetSubscriptions(all); err != nil {
 		return err
@@ -209,20 +273,28 @@ const (
 // listSubscriptions answers one page of the subscriptions, by id, after
 // the cursor (the last id of the previous page).
 func (h *Handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	if page, ok := h.subscriptionPage(w, r); ok {
+		writeJSON(w, http.StatusOK, page)
+	}
+}
+
+// subscriptionPage reads the page that limit and cursor ask for, by id,
+// or answers the error.
+func (h *Handler) subscriptionPage(w http.ResponseWriter, r *http.Request) (SubscriptionPage, bool) {
 	q := r.URL.Query()
 	limit := subscriptionsDefaultLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > SubscriptionsMaxLimit {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want an integer from 1 to %d", shown(v), SubscriptionsMaxLimit))
-			return
+			return SubscriptionPage{}, false
 		}
 		limit = n
 	}
 	all, err := h.subs.all(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
+		return SubscriptionPage{}, false
 	}
 	slices.SortFunc(all, func(a, b SubscriptionView) int { return strings.Compare(a.ID, b.ID) })
 	cursor := q.Get("cursor")
@@ -234,22 +306,13 @@ func (h *Handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	if end := start + limit; end < len(all) {
 		page.Next = all[end-1].ID
 	}
-	writeJSON(w, http.StatusOK, page)
+	return page, true
 }
 
 func (h *Handler) getSubscription(w http.ResponseWriter, r *http.Request) {
-	all, err := h.subs.all(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
+	if v, ok := h.find(w, r); ok {
+		writeJSON(w, http.StatusOK, v)
 	}
-	for _, v := range all {
-		if v.ID == r.PathValue("id") {
-			writeJSON(w, http.StatusOK, v)
-			return
-		}
-	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("no subscription %q", shown(r.PathValue("id"))))
 }
 
 func (h *Handler) readSubscription(w http.ResponseWriter, r *http.Request) (webhook.Subscription, bool) {
