@@ -302,3 +302,60 @@ func (h *Handler) listHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// RecoverRequest is the body of POST /v1/subscriptions/{id}/recover: the
+// window, each an RFC 3339 time or a duration before now ("24h"); until
+// may be left out (now).
+type RecoverRequest struct {
+	Since string `json:"since"`
+	Until string `json:"until,omitempty"`
+}
+
+func (h *Handler) recoverSubscription(w http.ResponseWriter, r *http.Request) {
+	if h.attemptLog(w) == nil {
+		return
+	}
+	var in RecoverRequest
+	body, status, err := readBody(w, r, adminBodyLimit)
+	if err == nil {
+		if err = strictJSON(body, &in); err != nil {
+			status, err = http.StatusBadRequest, fmt.Errorf("body: %v", err)
+		}
+	}
+	if err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	now := time.Now()
+	since, err := pointInTime(in.Since, now)
+	if err == nil && since.IsZero() {
+		err = errors.New(`required: the start of the window, e.g. "24h" or "2026-01-02T15:04:05Z"`)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "since: "+err.Error())
+		return
+	}
+	until, err := pointInTime(in.Until, now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "until: "+err.Error())
+		return
+	}
+	if !until.IsZero() && !until.After(since) {
+		writeError(w, http.StatusBadRequest, "until: not after since")
+		return
+	}
+	id := r.PathValue("id")
+	rep, err := h.cfg.Bridge.Recover(r.Context(), id, since, until)
+	switch {
+	case errors.Is(err, webhook.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no subscription %q in force", shown(id)))
+	case errors.Is(err, webhook.ErrSubscriptionDisabled):
+		writeError(w, http.StatusConflict, fmt.Sprintf("subscription %q is disabled: enable it first, or its deliveries are only skipped again", shown(id)))
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		h.cfg.Logger.Info("webhook-bridge: recovery scheduled", "subscription", id, "since", since, "until", until,
+			"scheduled", rep.Scheduled, "in_progress", rep.InProgress, "expired", rep.Expired)
+		writeJSON(w, http.StatusOK, rep)
+	}
+}

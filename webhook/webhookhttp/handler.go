@@ -171,6 +171,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /v1/subscriptions/{id}/disable", h.admin(h.disableSubscription))
 	m.HandleFunc("POST /v1/subscriptions/{id}/enable", h.admin(h.enableSubscription))
 	m.HandleFunc("GET /v1/subscriptions/{id}/health", h.admin(h.subscriptionHealth))
+	m.HandleFunc("POST /v1/subscriptions/{id}/recover", h.admin(h.recoverSubscription))
 	m.HandleFunc("GET /v1/health", h.admin(h.listHealth))
 	m.HandleFunc("GET /v1/attempts", h.admin(h.listAttempts))
 	m.HandleFunc("GET /v1/events/{id}", h.admin(h.getEvent))

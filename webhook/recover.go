@@ -1,0 +1,207 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pubsub"
+)
+
+// ErrSubscriptionDisabled is returned, wrapped, by [Bridge.Recover] for a
+// disabled subscription: its deliveries would only be skipped again.
+var ErrSubscriptionDisabled = errors.New("webhook: subscription disabled")
+
+// RecoverReport is what a recovery found and did.
+type RecoverReport struct {
+	// Scheduled counts the events delivered again, each once.
+	Scheduled int `json:"scheduled"`
+	// InProgress counts the events not delivered yet whose retries still
+	// run: they are left to them.
+	InProgress int `json:"in_progress"`
+	// Expired counts the events whose attempts failed but which the log
+	// no longer holds (past its retention): they cannot be sent again.
+	Expired int `json:"expired"`
+}
+
+// Recovery is what [Recover] needs: where the attempts and events are
+// recorded, where the dead letters are, and where to emit.
+type Recovery struct {
+	Log         AttemptLog
+	DeadLetters DeadLetterStore // nil: none to remove
+	Publisher   pubsub.Publisher
+}
+
+// recoverRecorded is the attempt a recovery records for each event it
+// schedules, so that a second recovery of the same window finds it on its
+// way and does not schedule it again.
+const recoverRecorded = "recovery scheduled: delivered again from the delivery log"
+
+// Recover delivers again, as fresh deliveries with a full set of attempts,
+// every event that subscription subID was offered in [since, until) (by
+// the delivery log's time) and that was not delivered to it: its delivery
+// was dead-lettered (attempts spent, 410, undeliverable, orphaned) or
+// skipped while the subscription was disabled, and no later attempt
+// succeeded. Events whose retries are still running are left to them. Each
+// event is scheduled once, in the order it was first emitted (its
+// creation time, then its first attempt), and its dead letters for the
+// subscription are removed so that a replay does not send it again. A
+// zero since or until leaves that side open.
+//
+// It records an attempt (deferred, "recovery scheduled") for each event
+// it schedules before emitting it, so that a second recovery of the same
+// window, on any replica, finds it on its way; two recoveries run at the
+// very same moment may both schedule an event (receivers deduplicate on
+// webhook-id). [Bridge.Recover] checks the subscription first; webhook-bridge
+// recover uses this without a bridge.
+func Recover(ctx context.Context, r Recovery, subID string, since, until time.Time) (RecoverReport, error) {
+	var rep RecoverReport
+	type seen struct {
+		first     string // its oldest attempt in the window
+		delivered bool
+	}
+	events := map[pubsub.ID]*seen{}
+	var order []pubsub.ID
+	q := AttemptQuery{SubscriptionID: subID, Since: since, Until: until, Limit: MaxAttemptPage}
+	for {
+		page, err := r.Log.Query(ctx, q)
+		if err != nil {
+			return rep, fmt.Errorf("webhook: recover: reading the delivery log: %w", err)
+		}
+		for _, a := range page.Attempts {
+			s := events[a.EventID]
+			if s == nil {
+				s = &seen{}
+				events[a.EventID] = s
+				order = append(order, a.EventID)
+			}
+			s.first = a.ID // newest first: the last one seen is the oldest
+			s.delivered = s.delivered || a.Outcome == Delivered
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	type due struct {
+		ev    pubsub.Event
+		first logID
+	}
+	var todo []due
+	for _, id := range order {
+		if events[id].delivered {
+			continue
+		}
+		// Its newest attempt, in the window or after it, says where it is.
+		last, err := r.Log.Query(ctx, AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage})
+		if err != nil {
+			return rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
+		}
+		if len(last.Attempts) == 0 || slices.ContainsFunc(last.Attempts, func(a Attempt) bool { return a.Outcome == Delivered }) {
+			continue
+		}
+		if o := last.Attempts[0].Outcome; o != DeadLettered && o != Skipped {
+			rep.InProgress++
+			continue
+		}
+		ev, err := r.Log.Event(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			rep.Expired++
+			continue
+		}
+		if err != nil {
+			return rep, fmt.Errorf("webhook: recover: reading event %s: %w", id, err)
+		}
+		first, _ := parseLogID(events[id].first)
+		todo = append(todo, due{ev: ev, first: first})
+	}
+	slices.SortStableFunc(todo, func(a, b due) int {
+		if c := a.ev.Meta.CreatedAtUTC.Compare(b.ev.Meta.CreatedAtUTC); c != 0 {
+			return c
+		}
+		if a.first.less(b.first) {
+			return -1
+		}
+		return 0
+	})
+	ids := map[pubsub.ID]bool{}
+	for start := 0; start < len(todo); start += replayPage {
+		batch := todo[start:min(start+replayPage, len(todo))]
+		marks := AttemptBatch{}
+		evs := make([]pubsub.Event, 0, len(batch))
+		for _, d := range batch {
+			rev, err := retry{SubscriptionID: subID, Event: d.ev}.event()
+			if err != nil {
+				return rep, fmt.Errorf("webhook: recover: %s: %w", d.ev.ID, err)
+			}
+			evs = append(evs, rev)
+			marks.Attempts = append(marks.Attempts, Attempt{EventID: d.ev.ID, EventName: d.ev.Name, SubscriptionID: subID,
+				At: time.Now(), Outcome: Deferred, Error: recoverRecorded})
+		}
+		if err := r.Log.Record(ctx, marks); err != nil {
+			return rep, fmt.Errorf("webhook: recover: recording what it schedules: %w", err)
+		}
+		if err := r.Publisher.Emit(ctx, evs...); err != nil {
+			return rep, fmt.Errorf("webhook: recover: emitting %d deliveries: %w", len(evs), err)
+		}
+		rep.Scheduled += len(evs)
+		for _, d := range batch {
+			ids[d.ev.ID] = true
+		}
+	}
+	if r.DeadLetters != nil && len(ids) > 0 {
+		if err := removeDeadLetters(ctx, r.DeadLetters, func(dl DeadLetter) bool {
+			return dl.SubscriptionID == subID && ids[dl.Event.ID]
+		}); err != nil {
+			return rep, fmt.Errorf("webhook: recover: removing the recovered dead letters: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+// removeDeadLetters walks store once, removing the dead letters match
+// accepts, a page at a time.
+func removeDeadLetters(ctx context.Context, store DeadLetterStore, match func(DeadLetter) bool) error {
+	after := ""
+	for {
+		page, next, err := store.List(ctx, after, replayPage)
+		if err != nil {
+			return err
+		}
+		var rm []string
+		for _, dl := range page {
+			if match(dl) {
+				rm = append(rm, dl.ID)
+			}
+		}
+		if len(rm) > 0 {
+			if err := store.Remove(ctx, rm...); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
+}
+
+// Recover is [Recover] with the bridge's delivery log, dead letters and
+// publisher, for a subscription in force: one unknown is an error
+// wrapping [ErrNotFound], a disabled one [ErrSubscriptionDisabled], and a
+// bridge without a delivery log cannot recover.
+func (b *Bridge) Recover(ctx context.Context, subID string, since, until time.Time) (RecoverReport, error) {
+	if b.cfg.AttemptLog == nil {
+		return RecoverReport{}, errors.New("webhook: recover needs the delivery log (Config.AttemptLog)")
+	}
+	rt, ok := b.table.Load().byID[subID]
+	switch {
+	case !ok:
+		return RecoverReport{}, fmt.Errorf("%w: subscription %q", ErrNotFound, subID)
+	case rt.sub.Disabled:
+		return RecoverReport{}, fmt.Errorf("%w: %q; enable it first", ErrSubscriptionDisabled, subID)
+	}
+	return Recover(ctx, Recovery{Log: b.cfg.AttemptLog, DeadLetters: b.cfg.DeadLetters, Publisher: b.pub}, subID, since, until)
+}
