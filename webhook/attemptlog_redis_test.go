@@ -165,8 +165,8 @@ func redisLogSelects(t testing.TB, q webhook.AttemptQuery, r redisLogRecorded) b
 
 // redisLogWalk walks q to its end, checking that the pages are newest
 // first and no attempt comes twice; between pages it calls between with
-// the page's number.
-func redisLogWalk(t testing.TB, l webhook.AttemptLog, q webhook.AttemptQuery, between func(page int)) []webhook.Attempt {
+// the page's number and how many attempts the walk returned so far.
+func redisLogWalk(t testing.TB, l webhook.AttemptLog, q webhook.AttemptQuery, between func(page, returned int)) []webhook.Attempt {
 	t.Helper()
 	var all []webhook.Attempt
 	seen := map[string]bool{}
@@ -196,7 +196,7 @@ func redisLogWalk(t testing.TB, l webhook.AttemptLog, q webhook.AttemptQuery, be
 		}
 		q.Cursor = p.Next
 		if between != nil {
-			between(page)
+			between(page, len(all))
 		}
 	}
 }
@@ -264,14 +264,17 @@ func TestRedisLogWalks(t *testing.T) {
 				t.Fatalf("the main stream holds %d attempts, want %d", len(recorded), n)
 			}
 			q.Limit = limit
-			got := redisLogWalk(t, l, q, func(page int) {
+			trimmedAt, agedAt := len(recorded)+1, len(recorded)+1
+			got := redisLogWalk(t, l, q, func(page, returned int) {
 				switch page {
 				case 0: // new attempts of every kind, after the walk's start
+					trimmedAt = returned
 					redisLogFill(t, l, clock, n, 4, 2)
 					redisLogFill(t, l, clock, 0, 12, 6) // repeats of the same subscriptions, events, outcomes
 				case 1: // on even limits, the oldest 8 ms go past MaxAge
 					if limit%2 == 0 {
 						clock.add(time.Hour - 10*time.Millisecond)
+						agedAt = returned
 					}
 				}
 			})
@@ -291,9 +294,15 @@ func TestRedisLogWalks(t *testing.T) {
 				}
 			}
 			var ids []string
-			for _, a := range got {
+			for i, a := range got {
 				if !selected[a.ID] {
 					t.Fatalf("query %d %+v: attempt %s %+v is not one the walk selects", qi, q, a.ID, a)
+				}
+				if i >= trimmedAt && !after[a.ID] {
+					t.Fatalf("query %d %+v: attempt %s returned after MaxLen dropped it", qi, q, a.ID)
+				}
+				if i >= agedAt && redisLogIDms(t, a.ID) < cutoff {
+					t.Fatalf("query %d %+v: attempt %s returned after MaxAge dropped it", qi, q, a.ID)
 				}
 				ids = append(ids, a.ID)
 			}
@@ -456,6 +465,8 @@ func TestRedisLogGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	client.Set(ctx, "unrelated", "keep me", 0)
+	client.XAdd(ctx, &goredis.XAddArgs{Stream: "unrelated-stream", ID: "1-0", Values: []any{"keep", "me"}})
+	client.ZAdd(ctx, prefix+":idx", goredis.Z{Score: 0, Member: "unrelated-stream"})
 	client.ZAdd(ctx, prefix+":idx", goredis.Z{Score: 0, Member: "unrelated"}, goredis.Z{Score: 0, Member: prefix + ":s:list"},
 		goredis.Z{Score: 0, Member: prefix + ":o:nothing"})
 	client.LPush(ctx, prefix+":s:list", "a list")
@@ -511,10 +522,13 @@ func TestRedisLogGarbage(t *testing.T) {
 	if v, err := client.Get(ctx, "unrelated").Result(); err != nil || v != "keep me" {
 		t.Fatalf("a key outside the log: %q, %v", v, err)
 	}
+	if n := client.XLen(ctx, "unrelated-stream").Val(); n != 1 {
+		t.Fatalf("a stream outside the log holds %d entries", n)
+	}
 	if n := client.LLen(ctx, prefix+":s:list").Val(); n != 1 {
 		t.Fatalf("a list under the prefix lost its item: %d", n)
 	}
-	for _, m := range []string{"unrelated", prefix + ":s:list", prefix + ":o:nothing"} {
+	for _, m := range []string{"unrelated", "unrelated-stream", prefix + ":s:list", prefix + ":o:nothing"} {
 		if err := client.ZScore(ctx, prefix+":idx", m).Err(); !errors.Is(err, goredis.Nil) {
 			t.Fatalf("index set member %q: %v", m, err)
 		}
@@ -870,5 +884,49 @@ func TestRedisLogCluster(t *testing.T) {
 	}
 	if got := redisLogWalk(t, l, webhook.AttemptQuery{Limit: 3}, nil); len(got) != 10 {
 		t.Fatalf("%d attempts within MaxAge, want 10", len(got))
+	}
+}
+
+// A selective query over more entries than one call reads answers with
+// short pages and a Next, and the walk still finds every match once.
+func TestRedisLogScanLimit(t *testing.T) {
+	ctx := context.Background()
+	client := redisLogStart(t)
+	l, clock := redisLogNew(t, client, webhook.RedisAttemptLogConfig{Prefix: "{sl}"})
+	const n = 12000
+	for i := 0; i < n; i += 500 {
+		var b webhook.AttemptBatch
+		for j := i; j < i+500; j++ {
+			a := webhook.Attempt{EventID: "e", SubscriptionID: "busy", Outcome: webhook.Delivered, Status: 200, Attempt: j}
+			if j == 3 || j == 7000 {
+				a.Status = 418
+			}
+			b.Attempts = append(b.Attempts, a)
+		}
+		if err := l.Record(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		clock.add(time.Millisecond)
+	}
+	for _, q := range []webhook.AttemptQuery{{Status: 418}, {SubscriptionID: "busy", Status: 418}, {EventID: "e", Status: 418, Outcome: webhook.Delivered}} {
+		pages := 0
+		var got []int
+		for {
+			p, err := l.Query(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, a := range p.Attempts {
+				got = append(got, a.Attempt)
+			}
+			if p.Next == "" {
+				break
+			}
+			q.Cursor = p.Next
+		}
+		if !slices.Equal(got, []int{7000, 3}) || pages < n/5000 {
+			t.Fatalf("%+v: attempts %v in %d pages", q, got, pages)
+		}
 	}
 }
