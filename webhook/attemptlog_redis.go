@@ -42,8 +42,12 @@ const redisLogJanitorEvery = time.Minute
 //     with the main entry's ID as its own (so a cursor means the same in
 //     every index) and small fields "o" (outcome) and "c" (status) that a
 //     query filters on before it reads the full records.
-//   - <prefix>:e:<event ID>, the event's index stream, like the others,
-//     expiring MaxAge after its last write.
+//   - <prefix>:e:<event ID>, the event's index: a sorted set (an event
+//     has few attempts, and a small sorted set takes a tenth of the
+//     memory of a small stream) whose members, of score 0, are the
+//     attempt ID written as 40 digits (its ms and its sequence number,
+//     20 digits each, so that members sort by ID), ':', the status, ':'
+//     and the outcome. It expires MaxAge after its last write.
 //   - <prefix>:ev:<event ID>, the event's JSON, payload included,
 //     expiring MaxAge after the last write of it or of an attempt of it.
 //   - <prefix>:idx, a sorted set of the subscription and outcome index
@@ -177,7 +181,7 @@ func (l *RedisAttemptLog) eventKey(id pubsub.ID) string {
 // the index set, KEYS[3...] the other keys, each once. ARGV: the ms of
 // the new IDs, MaxLen, the age trim's MINID, the TTL in ms, the number of
 // events, of attempts; then a kind per key of KEYS[3...] ("z": an index
-// the index set tracks, "e": an event index, "v": an event); then per
+// stream the index set tracks, "e": an event index, "v": an event); then per
 // event its key's position in KEYS and its JSON; then per attempt its
 // JSON, the positions of its subscription, outcome and event indexes and
 // of its event (0: none), its outcome and its status.
@@ -188,6 +192,10 @@ var redisLogRecord = goredis.NewScript(`
 local main, set = KEYS[1], KEYS[2]
 local ms, maxlen, minid, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ne, na = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function fixed(id)
+  local a, b = string.match(id, '^(%d+)-(%d+)$')
+  return string.format('%020d%020d', tonumber(a), tonumber(b))
+end
 local p = 7
 local kinds = {}
 for k = 3, #KEYS do
@@ -222,7 +230,11 @@ for i = 1, na do
   for j = 1, 3 do
     local k = tonumber(ARGV[p + j])
     if k > 0 then
-      redis.pcall('XADD', KEYS[k], id, 'o', o, 'c', c)
+      if kinds[k] == 'e' then
+        redis.pcall('ZADD', KEYS[k], 0, fixed(id) .. ':' .. c .. ':' .. o)
+      else
+        redis.pcall('XADD', KEYS[k], id, 'o', o, 'c', c)
+      end
       touched[k] = true
     end
   end
@@ -235,13 +247,16 @@ redis.call('XTRIM', main, 'MINID', '~', minid)
 local first = redis.call('XRANGE', main, '-', '+', 'COUNT', 1)[1]
 local floor = minid
 if first then floor = first[1] end
+local ffloor, fminid = fixed(floor), fixed(minid)
 for k in pairs(touched) do
-  redis.pcall('XTRIM', KEYS[k], 'MINID', '~', floor)
-  redis.pcall('XTRIM', KEYS[k], 'MINID', '~', minid)
-  if kinds[k] == 'z' then
-    redis.call('ZADD', set, ms, KEYS[k])
-  else
+  if kinds[k] == 'e' then
+    redis.pcall('ZREMRANGEBYLEX', KEYS[k], '-', '(' .. ffloor)
+    redis.pcall('ZREMRANGEBYLEX', KEYS[k], '-', '(' .. fminid)
     redis.pcall('PEXPIRE', KEYS[k], ttl)
+  else
+    redis.pcall('XTRIM', KEYS[k], 'MINID', '~', floor)
+    redis.pcall('XTRIM', KEYS[k], 'MINID', '~', minid)
+    redis.call('ZADD', set, ms, KEYS[k])
   end
 end
 return na

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -52,27 +53,36 @@ func (l *RedisAttemptLog) Query(ctx context.Context, q AttemptQuery) (AttemptPag
 	if bounded && !lower.less(upper) {
 		return page, nil // nothing in [lower, upper), and "(0-0" is no range
 	}
-	key, indexed := l.mainKey(), true
+	key, kind := l.mainKey(), redisLogStream
 	switch {
 	case q.EventID != "":
-		key = l.eventIndexKey(q.EventID)
+		key, kind = l.eventIndexKey(q.EventID), redisLogEventSet
 	case q.SubscriptionID != "":
 		key = l.subKey(q.SubscriptionID)
 	case q.Outcome != "":
 		key = l.outcomeKey(q.Outcome)
 	default:
-		indexed = false
+		kind = redisLogMain
 	}
 	// Filters the index entries' own fields can check.
-	small := indexed && ((q.Outcome != "" && key != l.outcomeKey(q.Outcome)) || q.Status != 0)
+	small := kind != redisLogMain && ((q.Outcome != "" && key != l.outcomeKey(q.Outcome)) || q.Status != 0)
 	// Filters a main stream entry's record must be read for.
 	filtered := q.Status != 0
 
+	// The range to read, as the kind of key spells it; start goes down
+	// as the call reads.
 	start, stop := "+", lower.String()
 	if bounded {
 		start = "(" + upper.String()
 	}
+	if kind == redisLogEventSet {
+		start, stop = "("+redisLogFixedEnd, "["+redisLogFixed(lower)
+		if bounded {
+			start = "(" + redisLogFixed(upper)
+		}
+	}
 	limit, read := q.limit(), 0
+	var lastGood string // the ID of the last entry read that decoded
 	grow := 1
 	for {
 		need := limit - len(page.Attempts)
@@ -83,59 +93,143 @@ func (l *RedisAttemptLog) Query(ctx context.Context, q AttemptQuery) (AttemptPag
 			grow = min(grow*2, 16)
 		}
 		n = min(n, budget)
-		entries, err := l.client.XRevRangeN(ctx, key, start, stop, int64(n)).Result()
+		entries, raw, last, err := l.readIndex(ctx, kind, key, start, stop, n)
 		switch {
 		case isWrongType(err):
-			return page, nil // not a stream: someone's garbage, nothing of ours
+			return page, nil // not of the type it should be: someone's garbage, nothing of ours
 		case err != nil:
 			return AttemptPage{}, l.redisError(ctx, "reading", err)
 		}
-		var recs []*Attempt
-		if indexed {
-			if recs, err = l.fetch(ctx, entries, q, small, need); err != nil {
+		if kind != redisLogMain {
+			if err := l.fetch(ctx, entries, q, small, need); err != nil {
 				return AttemptPage{}, err
-			}
-		} else {
-			recs = make([]*Attempt, len(entries))
-			for i, e := range entries {
-				recs[i] = decodeRedisAttempt(e)
 			}
 		}
 		for i, e := range entries {
-			read++
-			if a := recs[i]; a != nil && q.matches(a) {
+			if a := e.a; a != nil && q.matches(a) {
 				page.Attempts = append(page.Attempts, *a)
 				if len(page.Attempts) == limit {
-					if i < len(entries)-1 || len(entries) == n {
-						page.Next = e.ID
+					if i < len(entries)-1 || raw == n {
+						page.Next = a.ID
 					}
 					return page, nil
 				}
 			}
 		}
+		read += raw
+		if len(entries) > 0 {
+			lastGood = entries[len(entries)-1].id.String()
+		}
 		switch {
-		case len(entries) < n:
+		case raw < n:
 			return page, nil
 		case read >= redisLogScanLimit:
-			page.Next = entries[len(entries)-1].ID
+			// The next call goes on below the last entry that decoded
+			// (reading again what did not decode after it); with none in a
+			// whole call, the walk ends there.
+			page.Next = lastGood
 			return page, nil
 		}
-		start = "(" + entries[len(entries)-1].ID
+		start = "(" + last
 	}
+}
+
+// The kinds of key a query walks.
+const (
+	redisLogMain     = iota // the main stream
+	redisLogStream          // an index stream
+	redisLogEventSet        // an event's index, a sorted set
+)
+
+// redisLogEntry is an entry of the key a query walks: the main stream's
+// with its record, an index's with its outcome and status when it has
+// them (the record then fetched). An entry that does not decode has a nil
+// record.
+type redisLogEntry struct {
+	id      logID
+	outcome Outcome
+	status  int
+	fields  bool // outcome and status were read
+	a       *Attempt
+}
+
+// readIndex reads up to n entries of key from start down to stop (in
+// XREVRANGE's or ZREVRANGEBYLEX's terms), newest first. It returns those
+// that decode, how many it read, and the last one read as the range
+// spells it. Members of an event index that do not decode are left out;
+// other entries that do not decode have no record.
+func (l *RedisAttemptLog) readIndex(ctx context.Context, kind int, key, start, stop string, n int) (entries []redisLogEntry, read int, last string, err error) {
+	if kind == redisLogEventSet {
+		members, err := l.client.ZRevRangeByLex(ctx, key, &goredis.ZRangeBy{Max: start, Min: stop, Count: int64(n)}).Result()
+		if err != nil || len(members) == 0 {
+			return nil, 0, "", err
+		}
+		entries := make([]redisLogEntry, 0, len(members))
+		for _, m := range members {
+			if e, ok := parseRedisLogMember(m); ok {
+				entries = append(entries, e)
+			}
+		}
+		return entries, len(members), members[len(members)-1], nil
+	}
+	msgs, err := l.client.XRevRangeN(ctx, key, start, stop, int64(n)).Result()
+	if err != nil || len(msgs) == 0 {
+		return nil, 0, "", err
+	}
+	entries = make([]redisLogEntry, len(msgs))
+	for i, m := range msgs {
+		id, _ := parseLogID(m.ID)
+		entries[i].id = id
+		if kind == redisLogMain {
+			entries[i].a = decodeRedisAttempt(m)
+			continue
+		}
+		o, ok1 := m.Values["o"].(string)
+		c, ok2 := m.Values["c"].(string)
+		status, err := strconv.Atoi(c)
+		entries[i].outcome, entries[i].status, entries[i].fields = Outcome(o), status, ok1 && ok2 && err == nil
+	}
+	return entries, len(msgs), msgs[len(msgs)-1].ID, nil
+}
+
+// redisLogFixed is an ID as the event index writes it: its ms and its
+// sequence number, 20 digits each.
+func redisLogFixed(id logID) string {
+	return fmt.Sprintf("%020d%020d", id.ms, id.seq)
+}
+
+// redisLogFixedEnd sorts after every member of an event index whose ID
+// decodes: the largest ID in 40 digits, its last one increased.
+const redisLogFixedEnd = "1844674407370955161518446744073709551616"
+
+// parseRedisLogMember reads a member of an event index: the ID in 40
+// digits, ':', the status, ':', the outcome.
+func parseRedisLogMember(m string) (redisLogEntry, bool) {
+	if len(m) < 42 || m[40] != ':' {
+		return redisLogEntry{}, false
+	}
+	ms, err1 := strconv.ParseUint(m[:20], 10, 64)
+	seq, err2 := strconv.ParseUint(m[20:40], 10, 64)
+	c, o, ok := strings.Cut(m[41:], ":")
+	status, err3 := strconv.Atoi(c)
+	if err1 != nil || err2 != nil || !ok || err3 != nil {
+		return redisLogEntry{}, false
+	}
+	return redisLogEntry{id: logID{ms, seq}, outcome: Outcome(o), status: status, fields: true}, true
 }
 
 // fetch reads from the main stream the records of the index entries that
 // pass q's filters on their own fields, in order, a batch at a time, and
-// only until need of them match q: the result holds nil for the others
-// and for those after. Records that are gone or do not decode are nil.
-func (l *RedisAttemptLog) fetch(ctx context.Context, entries []goredis.XMessage, q AttemptQuery, small bool, need int) ([]*Attempt, error) {
-	recs := make([]*Attempt, len(entries))
+// only until need of them match q; the others, those after, and those
+// whose record is gone or does not decode are left without.
+func (l *RedisAttemptLog) fetch(ctx context.Context, entries []redisLogEntry, q AttemptQuery, small bool, need int) error {
 	i := 0
 	for i < len(entries) && need > 0 {
 		// The next batch: as many candidates as matches are still needed.
 		var batch []int
 		for ; i < len(entries) && len(batch) < need; i++ {
-			if !small || indexEntryMatches(entries[i], q) {
+			e := &entries[i]
+			if !small || !e.fields || ((q.Outcome == "" || e.outcome == q.Outcome) && (q.Status == 0 || e.status == q.Status)) {
 				batch = append(batch, i)
 			}
 		}
@@ -145,43 +239,28 @@ func (l *RedisAttemptLog) fetch(ctx context.Context, entries []goredis.XMessage,
 		cmds := make([]*goredis.XMessageSliceCmd, len(batch))
 		_, err := l.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for j, k := range batch {
-				id := entries[k].ID
+				id := entries[k].id.String()
 				cmds[j] = p.XRange(ctx, l.mainKey(), id, id)
 			}
 			return nil
 		})
 		if err != nil && !isWrongType(err) {
-			return nil, l.redisError(ctx, "reading", err)
+			return l.redisError(ctx, "reading", err)
 		}
 		for j, k := range batch {
 			msgs, err := cmds[j].Result()
-			if err != nil || len(msgs) != 1 || msgs[0].ID != entries[k].ID {
+			if err != nil || len(msgs) != 1 {
 				continue
 			}
 			if a := decodeRedisAttempt(msgs[0]); a != nil {
-				recs[k] = a
+				entries[k].a = a
 				if q.matches(a) {
 					need--
 				}
 			}
 		}
 	}
-	return recs, nil
-}
-
-// indexEntryMatches reports whether an index entry may be of an attempt
-// q selects, by its outcome and status fields; an entry without them
-// (not written here) leaves it to the record.
-func indexEntryMatches(e goredis.XMessage, q AttemptQuery) bool {
-	if o, ok := e.Values["o"].(string); ok && q.Outcome != "" && Outcome(o) != q.Outcome {
-		return false
-	}
-	if c, ok := e.Values["c"].(string); ok && q.Status != 0 {
-		if s, err := strconv.Atoi(c); err == nil && s != q.Status {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 // decodeRedisAttempt returns the attempt of a main stream entry, or nil

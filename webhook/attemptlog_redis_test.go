@@ -384,8 +384,12 @@ func TestRedisLogKeysDoNotCollide(t *testing.T) {
 	for _, k := range keys {
 		typ := client.Type(context.Background(), k).Val()
 		switch {
-		case k == "p:a" || strings.HasPrefix(k, "p:s:") || strings.HasPrefix(k, "p:o:") || strings.HasPrefix(k, "p:e:"):
+		case k == "p:a" || strings.HasPrefix(k, "p:s:") || strings.HasPrefix(k, "p:o:"):
 			if typ != "stream" {
+				t.Errorf("%q is a %s", k, typ)
+			}
+		case strings.HasPrefix(k, "p:e:"):
+			if typ != "zset" {
 				t.Errorf("%q is a %s", k, typ)
 			}
 		case strings.HasPrefix(k, "p:ev:"):
@@ -452,10 +456,25 @@ func TestRedisLogGarbage(t *testing.T) {
 		t.Fatal("the test needs another subscription's attempt")
 	}
 	xadd(prefix+":s:a:b", other.id, "o", string(other.a.Outcome), "c", other.a.Status)
-	for _, k := range []string{prefix + ":s:a:b", prefix + ":o:failed", prefix + ":e:v:e1"} {
+	for _, k := range []string{prefix + ":s:a:b", prefix + ":o:failed"} {
 		xadd(k, at(lastMS+1, 4), "o", "failed", "c", "nope")
 		xadd(k, at(lastMS+1, 5), "zz", "1")
 		xadd(k, at(lastMS+2, 0), "o", 7)
+	}
+	// The event index: members that do not decode, above, among and
+	// below those that do; of IDs not in the main stream; of bad
+	// fields; of another event's attempt.
+	fixed := func(id string) string {
+		ms, seq, _ := strings.Cut(id, "-")
+		a, _ := strconv.ParseUint(ms, 10, 64)
+		b, _ := strconv.ParseUint(seq, 10, 64)
+		return fmt.Sprintf("%020d%020d", a, b)
+	}
+	for _, m := range []string{"zzz", "!!!", "", "00000000000000000001", fixed(real[5].id)[:30] + "x", fixed(real[5].id) + ":x:failed",
+		fixed(real[5].id), fixed(real[9].id) + "!", fixed(at(lastMS+1, 1)) + ":200:failed", fixed(at(lastMS+1, 9)) + ":200:failed",
+		fixed(other.id) + ":" + strconv.Itoa(other.a.Status) + ":" + string(other.a.Outcome), "1844674407370955161518446744073709551615:200:failed",
+		"99999999999999999999999999999999999999999:200:failed"} {
+		client.ZAdd(ctx, prefix+":e:v:e1", goredis.Z{Member: m})
 	}
 	// Keys of the wrong type, an event that is not JSON, and members of
 	// the index set that are not the log's.
