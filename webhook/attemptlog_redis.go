@@ -64,16 +64,28 @@ const redisLogJanitorEvery = time.Minute
 // main stream to about MaxLen entries (XTRIM MAXLEN ~) and to those at
 // most MaxAge old (XTRIM MINID ~). Both trims drop whole stream nodes, so
 // the stream may hold up to a node more (stream-node-max-entries, 100 by
-// default); Query never returns an attempt older than MaxAge. Each index
-// stream is trimmed when written to the main stream's oldest ID (in whole
-// nodes too), and the janitor, which Record runs at most once a minute
-// per process (or [RedisAttemptLog.Trim] when the caller likes), trims
+// default, fewer for large attempts: stream-node-max-bytes); Query never
+// returns an attempt older than MaxAge.
+//
+// Each index written to is trimmed in that script to the main stream's
+// oldest ID and to MaxAge (an index stream in whole nodes, an event index
+// exactly). The janitor, which Record runs at most once a minute per
+// process (and [RedisAttemptLog.Trim] whenever the caller likes), trims
 // exactly the subscription and outcome indexes not written in the last
-// minute and deletes those left empty: an index holds beyond what the
-// main stream holds at most a node, and what the main stream dropped
-// since the index was last trimmed (in the last two minutes or so while
-// Record runs). Event indexes and events expire MaxAge after their last
-// write. An index entry whose attempt is gone is skipped.
+// minute, and deletes those left empty along with their member of
+// <prefix>:idx. So an index stream holds, beyond attempts the main stream
+// holds, at most a node and what the main stream dropped since the index
+// was last trimmed: while Record runs, what it dropped in the last two
+// minutes or so. Event indexes and events expire MaxAge after their last
+// write; an event index holds beyond what the main stream holds only
+// what it dropped since that write. An index entry whose attempt is gone
+// is skipped.
+//
+// Memory: an attempt takes its JSON plus some 15 bytes in the main
+// stream and 15 to 60 in each of its three indexes; a stream that is not
+// empty takes at least about 4.7 KB (Redis preallocates its node), so
+// each subscription with attempts costs that much besides; an event
+// index of a few attempts takes some 400 bytes.
 //
 // The caller's client is never closed here.
 type RedisAttemptLog struct {
