@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,10 +53,13 @@ const redisLogJanitorEvery = time.Minute
 //     expiring MaxAge after the last write of it or of an attempt of it.
 //   - <prefix>:idx, a sorted set of the subscription and outcome index
 //     keys scored by the ms of their last write, for the janitor.
+//   - <prefix>:evs, a sorted set of the events (their IDs as they are in
+//     keys) scored by the ms of their newest attempt's ID, for the
+//     janitor.
 //
 // IDs are written into keys as they are, except '%', '{' and '}', which
 // are percent-encoded, so that no ID can make a hash tag of its own; the
-// kind of a key ("a", "idx", "s", "o", "e", "ev") ends at the ':' after
+// kind of a key ("a", "idx", "evs", "s", "o", "e", "ev") ends at the ':' after
 // it, so no ID makes one kind of key look like another.
 //
 // # Bounds
@@ -76,10 +80,12 @@ const redisLogJanitorEvery = time.Minute
 // <prefix>:idx. So an index stream holds, beyond attempts the main stream
 // holds, at most a node and what the main stream dropped since the index
 // was last trimmed: while Record runs, what it dropped in the last two
-// minutes or so. Event indexes and events expire MaxAge after their last
-// write; an event index holds beyond what the main stream holds only
-// what it dropped since that write. An index entry whose attempt is gone
-// is skipped.
+// minutes or so. An event index holds beyond what the main stream holds
+// only what it dropped since the index was written. The janitor deletes
+// an event and its index once the main stream holds no attempt as new as
+// the event's newest (within a minute or so while Record runs), and both
+// expire MaxAge after their last write anyway. An index entry whose
+// attempt is gone is skipped.
 //
 // Memory: an attempt takes its JSON plus some 15 bytes in the main
 // stream and 15 to 60 in each of its three indexes; a stream that is not
@@ -176,6 +182,7 @@ func redisLogKeyPart(id string) string {
 
 func (l *RedisAttemptLog) mainKey() string  { return l.prefix + ":a" }
 func (l *RedisAttemptLog) indexSet() string { return l.prefix + ":idx" }
+func (l *RedisAttemptLog) eventSet() string { return l.prefix + ":evs" }
 func (l *RedisAttemptLog) subKey(id string) string {
 	return l.prefix + ":s:" + redisLogKeyPart(id)
 }
@@ -190,10 +197,11 @@ func (l *RedisAttemptLog) eventKey(id pubsub.ID) string {
 }
 
 // redisLogRecord writes one batch. KEYS[1] is the main stream, KEYS[2]
-// the index set, KEYS[3...] the other keys, each once. ARGV: the ms of
-// the new IDs, MaxLen, the age trim's MINID, the TTL in ms, the number of
-// events, of attempts; then a kind per key of KEYS[3...] ("z": an index
-// stream the index set tracks, "e": an event index, "v": an event); then per
+// the index set, KEYS[3] the event set, KEYS[4...] the other keys, each
+// once. ARGV: the ms of the new IDs, MaxLen, the age trim's MINID, the
+// TTL in ms, the number of events, of attempts; then a kind per key of
+// KEYS[4...] ("z": an index stream the index set tracks, "e": an event
+// index, "v" and the event's member of the event set: an event); then per
 // event its key's position in KEYS and its JSON; then per attempt its
 // JSON, the positions of its subscription, outcome and event indexes and
 // of its event (0: none), its outcome and its status.
@@ -201,7 +209,7 @@ func (l *RedisAttemptLog) eventKey(id pubsub.ID) string {
 // Index writes go through pcall: an index key someone broke (another
 // type, an entry ID past ours) loses that entry, never the batch.
 var redisLogRecord = goredis.NewScript(`
-local main, set = KEYS[1], KEYS[2]
+local main, set, evset = KEYS[1], KEYS[2], KEYS[3]
 local ms, maxlen, minid, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ne, na = tonumber(ARGV[5]), tonumber(ARGV[6])
 local function fixed(id)
@@ -210,12 +218,15 @@ local function fixed(id)
 end
 local p = 7
 local kinds = {}
-for k = 3, #KEYS do
+for k = 4, #KEYS do
   kinds[k] = ARGV[p]
   p = p + 1
 end
+local events = {}
 for i = 1, ne do
-  redis.call('SET', KEYS[tonumber(ARGV[p])], ARGV[p + 1], 'PX', ttl)
+  local k = tonumber(ARGV[p])
+  redis.call('SET', KEYS[k], ARGV[p + 1], 'PX', ttl)
+  events[k] = true
   p = p + 2
 end
 local base
@@ -251,8 +262,16 @@ for i = 1, na do
     end
   end
   local ev = tonumber(ARGV[p + 4])
-  if ev > 0 then redis.pcall('PEXPIRE', KEYS[ev], ttl) end
+  if ev > 0 then
+    redis.pcall('PEXPIRE', KEYS[ev], ttl)
+    events[ev] = true
+  end
   p = p + 7
+end
+-- The event set scores an event by the ms of its newest attempt's ID
+-- (past ms when another clock is ahead), else of its record's write.
+for k in pairs(events) do
+  redis.call('ZADD', evset, base or ms, string.sub(kinds[k], 2))
 end
 redis.call('XTRIM', main, 'MAXLEN', '~', maxlen)
 redis.call('XTRIM', main, 'MINID', '~', minid)
@@ -305,7 +324,7 @@ func (l *RedisAttemptLog) Record(ctx context.Context, b AttemptBatch) error {
 		return ctx.Err()
 	}
 	now := l.now()
-	keys := []string{l.mainKey(), l.indexSet()}
+	keys := []string{l.mainKey(), l.indexSet(), l.eventSet()}
 	var kinds []any
 	pos := map[string]int{}
 	key := func(k, kind string) int {
@@ -323,7 +342,7 @@ func (l *RedisAttemptLog) Record(ctx context.Context, b AttemptBatch) error {
 		if err != nil {
 			return fmt.Errorf("webhook: delivery log: event %q: %w", ev.ID, err)
 		}
-		evArgs = append(evArgs, key(l.eventKey(ev.ID), "v"), j)
+		evArgs = append(evArgs, key(l.eventKey(ev.ID), "v"+redisLogKeyPart(string(ev.ID))), j)
 	}
 	for _, a := range b.Attempts {
 		a.ID = ""
@@ -337,7 +356,7 @@ func (l *RedisAttemptLog) Record(ctx context.Context, b AttemptBatch) error {
 		}
 		if a.EventID != "" {
 			ei = key(l.eventIndexKey(a.EventID), "e")
-			ev = key(l.eventKey(a.EventID), "v")
+			ev = key(l.eventKey(a.EventID), "v"+redisLogKeyPart(string(a.EventID)))
 		}
 		out := key(l.outcomeKey(a.Outcome), "z")
 		atArgs = append(atArgs, j, sub, out, ei, ev, string(a.Outcome), a.Status)
@@ -369,9 +388,10 @@ func (l *RedisAttemptLog) ageMinID(now time.Time) string {
 
 // Trim trims the main stream by age and runs the janitor now: the
 // subscription and outcome indexes not written in the last minute are
-// trimmed to the main stream's oldest entry, and deleted when that leaves
-// them empty. Record does both on its own; a process that stops recording
-// while others query may call Trim now and then.
+// trimmed to the main stream's oldest entry and MaxAge, and deleted when
+// that leaves them empty; the events none of whose attempts are left are
+// deleted with their indexes. Record does both on its own; a process
+// that stops recording while others query may call Trim now and then.
 func (l *RedisAttemptLog) Trim(ctx context.Context) error {
 	now := l.now()
 	minID := l.ageMinID(now)
@@ -385,7 +405,7 @@ func (l *RedisAttemptLog) Trim(ctx context.Context) error {
 }
 
 // janitor trims the indexes the index set says were not written since a
-// minute before now.
+// minute before now, then drops the events whose attempts are gone.
 func (l *RedisAttemptLog) janitor(ctx context.Context, now time.Time) error {
 	until := strconv.FormatInt(now.Add(-redisLogJanitorEvery).UnixMilli(), 10)
 	minID := l.ageMinID(now)
@@ -415,7 +435,67 @@ func (l *RedisAttemptLog) janitor(ctx context.Context, now time.Time) error {
 		}
 		members = members[n:]
 	}
-	return nil
+	return l.dropEvents(ctx, now)
+}
+
+// redisLogDropEventSrc drops an event whose attempts are all gone: KEYS
+// its record, its index and the event set; ARGV its member of the set and
+// the ms its score must be below, checked again here, as an attempt of
+// it may have been recorded since the janitor read the set.
+const redisLogDropEventSrc = `
+local s = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if s and tonumber(s) < tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+`
+
+// dropEvents deletes the events, and their indexes, whose newest attempt
+// is older than the main stream's oldest attempt or MaxAge.
+func (l *RedisAttemptLog) dropEvents(ctx context.Context, now time.Time) error {
+	until := max(now.Add(-l.maxAge).UnixMilli(), 0)
+	first, err := l.client.XRangeN(ctx, l.mainKey(), "-", "+", 1).Result()
+	switch {
+	case isWrongType(err):
+	case err != nil:
+		return l.redisError(ctx, "trimming", err)
+	case len(first) > 0:
+		if id, ok := parseLogID(first[0].ID); ok && id.ms <= math.MaxInt64 {
+			until = max(until, int64(id.ms))
+		}
+	}
+	const chunk = 1000
+	for {
+		members, err := l.client.ZRangeByScore(ctx, l.eventSet(), &goredis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(until, 10), Count: chunk}).Result()
+		switch {
+		case isWrongType(err):
+			return nil
+		case err != nil:
+			return l.redisError(ctx, "trimming", err)
+		case len(members) == 0:
+			return nil
+		}
+		cmds, err := l.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, m := range members {
+				p.Eval(ctx, redisLogDropEventSrc, []string{l.prefix + ":ev:" + m, l.prefix + ":e:" + m, l.eventSet()}, m, until)
+			}
+			return nil
+		})
+		if err != nil && !isWrongType(err) {
+			return l.redisError(ctx, "trimming", err)
+		}
+		dropped := 0
+		for _, c := range cmds {
+			if n, _ := c.(*goredis.Cmd).Int(); n == 1 {
+				dropped++
+			}
+		}
+		if len(members) < chunk || dropped == 0 {
+			return nil
+		}
+	}
 }
 
 // Event implements [AttemptLog]. A record that does not decode is as

@@ -396,7 +396,10 @@ func TestRedisLogKeysDoNotCollide(t *testing.T) {
 			if typ != "string" {
 				t.Errorf("%q is a %s", k, typ)
 			}
-		case k == "p:idx":
+		case k == "p:idx" || k == "p:evs":
+			if typ != "zset" {
+				t.Errorf("%q is a %s", k, typ)
+			}
 		default:
 			t.Errorf("key %q", k)
 		}
@@ -406,7 +409,7 @@ func TestRedisLogKeysDoNotCollide(t *testing.T) {
 		kind, _, _ := strings.Cut(strings.TrimPrefix(k, "p:"), ":")
 		kinds[kind]++
 	}
-	want := map[string]int{"a": 1, "idx": 1, "s": len(redisLogSubs), "o": len(webhook.Outcomes), "e": len(redisLogEvents), "ev": len(redisLogEvents)}
+	want := map[string]int{"a": 1, "idx": 1, "evs": 1, "s": len(redisLogSubs), "o": len(webhook.Outcomes), "e": len(redisLogEvents), "ev": len(redisLogEvents)}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("%d keys of kind %q, want %d (keys %q)", kinds[k], k, n, keys)
@@ -582,6 +585,17 @@ func TestRedisLogClockBehind(t *testing.T) {
 	for i, a := range got {
 		if want := redisLogAttempt(14 - i); a.ResponseBody != want.ResponseBody {
 			t.Fatalf("attempt %d is %q, want %q", i, a.ResponseBody, want.ResponseBody)
+		}
+	}
+	// The janitor keeps the events of every attempt kept, whichever
+	// clock recorded them.
+	clock.add(redisLogJanitorWait)
+	if err := l.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range redisLogEvents {
+		if _, err := l.Event(ctx, id); err != nil {
+			t.Fatalf("event %q: %v", id, err)
 		}
 	}
 	// A garbage entry far in the future: recording goes on after it.
@@ -776,6 +790,61 @@ func TestRedisLogBounds(t *testing.T) {
 	}
 	if err := client.Exists(ctx, prefix+":s:last").Val(); err != 0 {
 		t.Fatal("Record's janitor left an index that ended")
+	}
+}
+
+// Under MaxLen, events and their indexes go with their last attempt,
+// once the janitor runs, not MaxAge later.
+func TestRedisLogEventBounds(t *testing.T) {
+	ctx := context.Background()
+	client := redisLogStart(t)
+	const prefix, maxLen = "{eb}", 40
+	l, clock := redisLogNew(t, client, webhook.RedisAttemptLogConfig{Prefix: prefix, MaxLen: maxLen})
+	for i := range 500 {
+		id := pubsub.ID("event-" + strconv.Itoa(i))
+		a := redisLogAttempt(i)
+		a.EventID = id
+		batch := webhook.AttemptBatch{Events: []pubsub.Event{redisLogEvent(id)}, Attempts: []webhook.Attempt{a}}
+		if i%7 == 0 { // a retry of an older event keeps it
+			a := redisLogAttempt(i)
+			a.EventID = "event-0"
+			batch.Attempts = append(batch.Attempts, a)
+		}
+		if err := l.Record(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		clock.add(time.Millisecond)
+	}
+	clock.add(redisLogJanitorWait)
+	if err := l.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inMain := map[pubsub.ID]bool{}
+	main := redisLogMain(t, client, prefix)
+	for _, r := range main {
+		inMain[r.a.EventID] = true
+	}
+	keys, _ := redisLogCount(t, client, prefix)
+	if keys["ev"] > len(inMain) || keys["e"] > len(inMain) || client.ZCard(ctx, prefix+":evs").Val() > int64(len(inMain)) {
+		t.Fatalf("keys %v, event set %d, for %d events of %d attempts", keys, client.ZCard(ctx, prefix+":evs").Val(), len(inMain), len(main))
+	}
+	for id := range inMain {
+		if _, err := l.Event(ctx, id); err != nil {
+			t.Fatalf("event %q of an attempt kept: %v", id, err)
+		}
+	}
+	if _, err := l.Event(ctx, "event-1"); !errors.Is(err, webhook.ErrNotFound) {
+		t.Fatalf("event-1, all its attempts gone: %v", err)
+	}
+	// Garbage in the event set: its members name keys of the log only.
+	client.Set(ctx, "unrelated", "keep me", 0)
+	client.ZAdd(ctx, prefix+":evs", goredis.Z{Score: 0, Member: "unrelated"}, goredis.Z{Score: 0, Member: "../unrelated"})
+	clock.add(redisLogJanitorWait)
+	if err := l.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if client.Get(ctx, "unrelated").Val() != "keep me" || client.ZCard(ctx, prefix+":evs").Val() > int64(len(inMain)) {
+		t.Fatal("the janitor dropped a key outside the log, or kept garbage in the event set")
 	}
 }
 
