@@ -121,8 +121,10 @@ func BenchmarkAttemptLogQuery(b *testing.B) {
 	if b.Failed() {
 		return
 	}
-	mem, _ := client.MemoryUsage(ctx, "{bench}:log:a").Result()
-	b.Logf("filled %d attempts in %s; the main stream takes %d MB", n, time.Since(start).Round(time.Millisecond), mem>>20)
+	took := time.Since(start)
+	mem, _ := client.MemoryUsage(ctx, "{bench}:log:a", 0).Result()
+	info := client.InfoMap(ctx, "memory").Item("Memory", "used_memory")
+	b.Logf("filled %d attempts in %s (%.0f/s); the main stream takes %d MB, Redis %s bytes", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), mem>>20, info)
 
 	last := redisLogBenchAttempt(n - 1)
 	for _, bc := range []struct {
