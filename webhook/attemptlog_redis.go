@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -319,6 +320,9 @@ func (l *RedisAttemptLog) Record(ctx context.Context, b AttemptBatch) error {
 		j, err := json.Marshal(a)
 		if err != nil {
 			return fmt.Errorf("webhook: delivery log: attempt of event %q: %w", a.EventID, err)
+		}
+		if rest, ok := bytes.CutPrefix(j, []byte(`{"id":"",`)); ok {
+			j = append([]byte{'{'}, rest...) // the entry ID is the attempt's
 		}
 		sub, ei, ev := 0, 0, 0
 		if a.SubscriptionID != "" {

@@ -343,6 +343,11 @@ func TestRedisLogRecordsRoundTrip(t *testing.T) {
 			t.Fatalf("attempt %d:\n%s\nwant\n%s", i, gj, wj)
 		}
 	}
+	for _, m := range client.XRange(context.Background(), "{rt}:a", "-", "+").Val() {
+		if j, _ := m.Values["j"].(string); !strings.HasPrefix(j, `{"event_id":`) {
+			t.Fatalf("entry %s holds %.40q, not the attempt without its ID", m.ID, j)
+		}
+	}
 	if n, err := l.Len(context.Background()); err != nil || n != 30 {
 		t.Fatalf("Len = %d, %v", n, err)
 	}
