@@ -1023,3 +1023,16 @@ func TestRedisLogScanLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisAttemptLogPassesTheSuite(t *testing.T) {
+	client := redisLogStart(t)
+	n := 0
+	runAttemptLogSuite(t, func(t *testing.T) webhook.AttemptLog {
+		n++
+		l, err := webhook.NewRedisAttemptLog(webhook.RedisAttemptLogConfig{Client: client, Prefix: fmt.Sprintf("{suite%d}:log", n), MaxLen: 1000, MaxAge: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
+}

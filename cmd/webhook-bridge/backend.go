@@ -26,9 +26,12 @@ type backend struct {
 	dead   webhook.DeadLetterStore
 	subs   webhookhttp.SubscriptionStore
 	dedupe webhookhttp.Deduper
-	fanout webhook.FanoutLog       // nil: the bridge's default, in memory
-	client goredis.UniversalClient // nil in memory
-	lag    func(context.Context) (int64, error)
+	fanout webhook.FanoutLog // nil: the bridge's default, in memory
+	// attempts is the delivery log, nil when delivery_log.disabled.
+	attempts webhook.AttemptLog
+	health   webhook.HealthStore
+	client   goredis.UniversalClient // nil in memory
+	lag      func(context.Context) (int64, error)
 	// unhandled lists the dead-letter streams of the event and retry
 	// streams (Redis only).
 	unhandled []webhookhttp.DeadLetterLister
@@ -166,8 +169,12 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		if err != nil {
 			return nil, err
 		}
+		attempts, err := memoryDeliveryLog(cfg)
+		if err != nil {
+			return nil, err
+		}
 		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{MaxLen: int(min(cfg.DeadLetters.MaxLen, math.MaxInt))}, subs: webhookhttp.NewMemoryStore(), dedupe: webhookhttp.NewMemoryDedupe(),
-			closers: []func() error{broker.Close, sub.Close}}, nil
+			attempts: attempts, health: &webhook.MemoryHealth{}, closers: []func() error{broker.Close, sub.Close}}, nil
 	}
 
 	client, err := redisClient(cfg)
@@ -228,12 +235,21 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		log.Warn("webhook-bridge: pool_size in redis.cluster_url leaves little room beside the stream reads, each of which holds a connection of its node while it waits: writes may wait for a connection",
 			"pool_size", cc.Options().PoolSize, "stream_reads", len(cfg.readStreams()))
 	}
+	attempts, err := redisDeliveryLog(cfg, client)
+	if err != nil {
+		_ = pub.Close()
+		_ = sub.Close()
+		_ = client.Close()
+		return nil, err
+	}
 	b := &backend{
 		pub: pub, sub: sub, client: client,
 		dead:         deadLetters(cfg, client, key),
 		subs:         webhookhttp.RedisStore{Client: client, Key: subscriptionsKey(cfg)},
 		dedupe:       webhookhttp.RedisDedupe{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:ingest") + ":"},
 		fanout:       fanoutLog(cfg, client, key),
+		attempts:     attempts,
+		health:       redisHealth(cfg, client),
 		lag:          groupLag(client, cfg),
 		unhandled:    unhandledListers(cfg, client),
 		closers:      []func() error{client.Close, pub.Close, sub.Close},

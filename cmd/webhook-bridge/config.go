@@ -111,6 +111,24 @@ type Config struct {
 		// default: 100000
 		MaxLen int64 `yaml:"max_len"`
 	} `yaml:"dead_letters"`
+	// DisableAfter disables a subscription once every delivery to it has
+	// failed for this long, and emits webhook.subscription.disabled into
+	// the stream; 0 never does. default: 120h (5 days)
+	DisableAfter *webhook.Duration `yaml:"disable_after"`
+	DeliveryLog  struct {
+		// Disabled turns the delivery log off: no attempt is recorded,
+		// and GET /v1/attempts answers 404. default: false, on
+		Disabled bool `yaml:"disabled"`
+		// MaxAge is how long an attempt (and its event) is kept.
+		// default: 72h
+		MaxAge webhook.Duration `yaml:"max_age"`
+		// MaxLen bounds the attempts kept, the oldest dropped first.
+		// default: 1000000 on Redis, 100000 in memory
+		MaxLen int64 `yaml:"max_len"`
+		// ResponseBodyBytes is how much of each response body is kept;
+		// negative keeps none. default: 4096
+		ResponseBodyBytes int `yaml:"response_body_bytes"`
+	} `yaml:"delivery_log"`
 	Subscriptions []webhook.Subscription `yaml:"subscriptions"`
 	// Endpoints holds per-endpoint settings: rate limits shared by all
 	// the subscriptions delivering to one.
@@ -319,6 +337,19 @@ func (c *Config) setDefaults() {
 	if c.DeadLetters.MaxLen == 0 {
 		c.DeadLetters.MaxLen = webhook.DefaultDeadLetterMaxLen
 	}
+	if c.DisableAfter == nil {
+		d := webhook.Duration(webhook.DefaultDisableAfter)
+		c.DisableAfter = &d
+	}
+	if c.DeliveryLog.MaxAge == 0 {
+		c.DeliveryLog.MaxAge = webhook.Duration(webhook.DefaultAttemptLogMaxAge)
+	}
+	if c.DeliveryLog.MaxLen == 0 {
+		c.DeliveryLog.MaxLen = webhook.DefaultMemoryAttemptLogMaxLen
+		if c.onRedis() {
+			c.DeliveryLog.MaxLen = defaultRedisDeliveryLogMaxLen
+		}
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
@@ -337,7 +368,8 @@ func (c *Config) validate() error {
 		v    int64
 	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_in_flight", int64(c.MaxInFlight)}, {"max_body_bytes", c.MaxBodyBytes},
 		{"max_batch", int64(c.MaxBatch)}, {"stream_max_len", c.StreamMaxLen}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)},
-		{"shutdown_timeout", int64(c.ShutdownTimeout)}, {"demo.interval", int64(c.Demo.Interval)}} {
+		{"shutdown_timeout", int64(c.ShutdownTimeout)}, {"demo.interval", int64(c.Demo.Interval)},
+		{"delivery_log.max_age", int64(c.DeliveryLog.MaxAge)}, {"delivery_log.max_len", c.DeliveryLog.MaxLen}, {"disable_after", int64(*c.DisableAfter)}} {
 		if kv.v < 0 {
 			return fmt.Errorf("config: %s is negative", kv.name)
 		}

@@ -90,6 +90,11 @@ Usage:
         print dead letters, one JSON object per line
   webhook-bridge dlq replay --config FILE [--subscription ID] [--event ID]
         deliver dead letters again, with a fresh set of attempts
+  webhook-bridge log --config FILE [--event ID] [--subscription ID] [--since 1h] ...
+        print delivery attempts from the delivery log, newest first
+  webhook-bridge recover --config FILE --subscription ID --since 24h [--until T]
+        deliver again what the subscription was offered in the window and never
+        got (dead-lettered, or skipped while disabled), each once, in order
   webhook-bridge --version
         print the version and exit
   webhook-bridge --help
@@ -101,6 +106,12 @@ Flags of the bridge:
 	writeFlags(&b, fs)
 	b.WriteString("  -h, --help\n        print this help and exit\n\nFlags of dlq list|replay:\n")
 	fs, _ = newDLQFlags("list")
+	writeFlags(&b, fs)
+	b.WriteString("\nFlags of recover:\n")
+	fs, _ = newRecoverFlags()
+	writeFlags(&b, fs)
+	b.WriteString("\nFlags of log:\n")
+	fs, _ = newLogFlags()
 	writeFlags(&b, fs)
 	_, _ = io.WriteString(w, b.String())
 }

@@ -49,6 +49,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		printUsage(stdout)
 		return nil
 	}
+	if len(args) > 0 && args[0] == "recover" {
+		routeRedisLog(slog.New(slog.NewTextHandler(stderr, nil)))
+		return runRecover(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "log" {
+		routeRedisLog(slog.New(slog.NewTextHandler(stderr, nil)))
+		return runLog(args[1:], stdout)
+	}
 	if len(args) > 0 && args[0] == "dlq" {
 		routeRedisLog(slog.New(slog.NewTextHandler(stderr, nil)))
 		return runDLQ(args[1:], stdout, stderr)
@@ -100,25 +108,31 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := webhookhttp.NewMetrics(reg, webhookhttp.MetricsConfig{Lag: be.lag, DeadLetters: be.dead, Unhandled: be.unhandledCount(), PartitionKeyFallbacks: be.keyFallbacks})
+	m := webhookhttp.NewMetrics(reg, webhookhttp.MetricsConfig{Lag: be.lag, DeadLetters: be.dead, Unhandled: be.unhandledCount(), PartitionKeyFallbacks: be.keyFallbacks, AttemptLog: be.attempts})
 	schedule := make([]time.Duration, len(cfg.Retry.Schedule))
 	for i, d := range cfg.Retry.Schedule {
 		schedule[i] = time.Duration(d)
 	}
 	targets, _ := cfg.targetPolicy() // checked by validate
+	var api *webhookhttp.Handler
 	bridge, err := webhook.New(webhook.Config{
 		Targets:    targets,
 		Subscriber: be.sub, Publisher: be.pub,
 		Retry:   webhook.RetryPolicy{Schedule: schedule, MaxAttempts: cfg.Retry.MaxAttempts},
 		Timeout: time.Duration(cfg.Timeout), PerEndpoint: cfg.PerEndpoint, MaxInFlight: cfg.MaxInFlight,
 		DeadLetters: be.dead, FanoutLog: be.fanout, Observer: m, Logger: log,
+		AttemptLog: be.attempts, ResponseBodyBytes: cfg.DeliveryLog.ResponseBodyBytes,
+		Health: be.health, DisableAfter: disableAfter(cfg),
+		// The API's store disables it for every replica; the API is made
+		// below, before the bridge runs.
+		Disable:     func(ctx context.Context, id, reason string) (bool, error) { return api.Disable(ctx, id, reason) },
 		RateLimiter: rateLimiter(cfg, be.client), EndpointLimits: cfg.endpointLimits(),
 	})
 	if err != nil {
 		return err
 	}
 	noteShutdownWork(ctx, bridge.InFlight, be.client == nil)
-	api, err := webhookhttp.New(webhookhttp.Config{
+	api, err = webhookhttp.New(webhookhttp.Config{
 		Bridge: bridge, Publisher: be.pub, Store: be.subs, ReadOnly: cfg.Subscriptions,
 		JWTSecret: cfg.Auth.JWTSecret, AllowTokensWithoutExpiry: cfg.Auth.JWTAllowNoExp, AdminToken: cfg.Auth.AdminToken,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch,
