@@ -389,8 +389,9 @@ func (l *RedisAttemptLog) redisError(ctx context.Context, doing string, err erro
 	return fmt.Errorf("webhook: %s the delivery log at %q: %w", doing, l.prefix, err)
 }
 
-// isWrongType reports a Redis WRONGTYPE error: a key of the log holding
-// something else, which reads treat as empty.
+// isWrongType reports a Redis WRONGTYPE error: a key holding something
+// other than what the log or the health store keeps there.
 func isWrongType(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
+	var re goredis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
 }

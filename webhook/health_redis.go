@@ -46,17 +46,6 @@ func (c RedisHealthConfig) Validate() error {
 	return nil
 }
 
-// hasHashTag reports whether Redis Cluster hashes key by a tag: its first
-// "{" is followed, later, by a "}" with something between.
-func hasHashTag(key string) bool {
-	i := strings.IndexByte(key, '{')
-	if i < 0 {
-		return false
-	}
-	j := strings.IndexByte(key[i+1:], '}')
-	return j > 0
-}
-
 // RedisHealth is a [HealthStore] in Redis, shared by every bridge replica
 // on it: their samples add up. Make it with [NewRedisHealth].
 //
@@ -357,13 +346,6 @@ func (r *RedisHealth) redisError(ctx context.Context, what string, err error) er
 		return ctx.Err()
 	}
 	return fmt.Errorf("webhook: health in Redis (%s): %s: %w", r.prefix, what, err)
-}
-
-// isWrongType reports whether err is Redis's answer to a command on a key
-// of another type.
-func isWrongType(err error) bool {
-	var re goredis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
 }
 
 // Stats implements [HealthStore]: one pipeline reads, with HGETALL, each

@@ -236,6 +236,10 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 			"pool_size", cc.Options().PoolSize, "stream_reads", len(cfg.readStreams()))
 	}
 	attempts, err := redisDeliveryLog(cfg, client)
+	var health webhook.HealthStore
+	if err == nil {
+		health, err = redisHealth(cfg, client)
+	}
 	if err != nil {
 		_ = pub.Close()
 		_ = sub.Close()
@@ -249,7 +253,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 		dedupe:       webhookhttp.RedisDedupe{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:ingest") + ":"},
 		fanout:       fanoutLog(cfg, client, key),
 		attempts:     attempts,
-		health:       redisHealth(cfg, client),
+		health:       health,
 		lag:          groupLag(client, cfg),
 		unhandled:    unhandledListers(cfg, client),
 		closers:      []func() error{client.Close, pub.Close, sub.Close},

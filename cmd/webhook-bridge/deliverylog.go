@@ -55,9 +55,12 @@ func disableAfter(cfg *Config) time.Duration {
 	return -1
 }
 
-// redisHealth is the subscriptions' health store on Redis, beside the
-// delivery log.
-func redisHealth(cfg *Config, client goredis.UniversalClient) webhook.HealthStore {
-	_ = client
-	return &webhook.MemoryHealth{}
+// redisHealth is the subscriptions' health store on Redis, in the
+// stream's slot beside the delivery log.
+func redisHealth(cfg *Config, client goredis.UniversalClient) (webhook.HealthStore, error) {
+	h, err := webhook.NewRedisHealth(webhook.RedisHealthConfig{Client: client, Prefix: redis.HelperKey(cfg.Stream, "webhook:health")})
+	if err != nil {
+		return nil, fmt.Errorf("health store: %w", err)
+	}
+	return h, nil
 }
