@@ -22,6 +22,7 @@ type Metrics struct {
 	dead       *prometheus.CounterVec
 	filters    *prometheus.CounterVec
 	logWrites  *prometheus.CounterVec
+	disabled   *prometheus.CounterVec
 }
 
 // MetricsConfig adds gauges read at scrape time, each bounded by a second
@@ -75,6 +76,9 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 		filters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_bridge_filter_errors_total", Help: "Filters that failed at run time (counted as no match).",
 		}, []string{"subscription"}),
+		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhook_bridge_subscriptions_disabled_total", Help: "Subscriptions the bridge disabled because every delivery to them failed for disable_after.",
+		}, []string{"subscription"}),
 		logWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_bridge_delivery_log_attempts_total", Help: "Attempts handed to the delivery log, by result: written, or dropped after the log refused them for 10s.",
 		}, []string{"result"}),
@@ -82,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 	for _, r := range []string{"matched", "filtered_out", "unmatched"} {
 		m.consumed.WithLabelValues(r)
 	}
-	reg.MustRegister(m.received, m.duplicates, m.consumed, m.deliveries, m.latency, m.retries, m.dead, m.filters)
+	reg.MustRegister(m.received, m.duplicates, m.consumed, m.deliveries, m.latency, m.retries, m.dead, m.filters, m.disabled)
 	if l := cfg.AttemptLog; l != nil {
 		for _, r := range []string{"written", "dropped"} {
 			m.logWrites.WithLabelValues(r)
@@ -132,6 +136,9 @@ func scrapeCount(count func(context.Context) (int64, error)) func() float64 {
 		return float64(n)
 	}
 }
+
+// SubscriptionDisabled implements [webhook.DisableObserver].
+func (m *Metrics) SubscriptionDisabled(sub string) { m.disabled.WithLabelValues(sub).Inc() }
 
 // AttemptsLogged implements [webhook.LogObserver].
 func (m *Metrics) AttemptsLogged(n int, err error) {
