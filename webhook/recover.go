@@ -46,7 +46,9 @@ const recoverRecorded = "recovery scheduled: delivered again from the delivery l
 // skipped while the subscription was disabled, and no later attempt
 // succeeded. Events whose retries are still running are left to them. Each
 // event is scheduled once, in the order it was first emitted (its
-// creation time, then its first attempt), and its dead letters for the
+// creation time, then its first attempt) — the bridge then sends them as
+// it sends every delivery, several at a time, so they may arrive in
+// another order — and its dead letters for the
 // subscription are removed so that a replay does not send it again. A
 // zero since or until leaves that side open.
 //
