@@ -118,6 +118,12 @@ type Config struct {
 	// default: the bridge disables it in its own set, until the next
 	// SetSubscriptions
 	Disable func(ctx context.Context, subscriptionID, reason string) (changed bool, err error)
+	// Reload, when set, brings the bridge's subscriptions up to date (it
+	// calls SetSubscriptions when they changed): the bridge calls it before
+	// dead-lettering a retry as orphaned, so that a change another replica
+	// has just made (a subscription enabled, then recovered) counts.
+	// default: nil
+	Reload func(ctx context.Context) error
 	// ResponseBodyBytes is how much of each response body the delivery
 	// log keeps; negative keeps none.
 	// default: DefaultResponseBodyBytes (4 KiB)

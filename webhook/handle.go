@@ -29,6 +29,15 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 			return err
 		}
 		rt, ok := t.byID[r.SubscriptionID]
+		if (!ok || rt.sub.Disabled || !rt.accepts(r.Event)) && b.cfg.Reload != nil {
+			// Another replica may have just changed it (enabled it, then
+			// recovered through it): orphan it only by the newest set.
+			if err := b.cfg.Reload(ctx); err != nil {
+				return fmt.Errorf("webhook: reloading the subscriptions before orphaning a retry for %q: %w", r.SubscriptionID, err)
+			}
+			t = b.table.Load()
+			rt, ok = t.byID[r.SubscriptionID]
+		}
 		if !ok || rt.sub.Disabled {
 			return b.deadLetter(ctx, r.SubscriptionID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
 				fmt.Sprintf("subscription %q was removed or disabled while a retry waited (last: %s)", r.SubscriptionID, r.LastError))

@@ -58,6 +58,20 @@ subscriptions:
 	if err := json.Unmarshal([]byte(body), &v); status != http.StatusOK || err != nil || !v.Disabled || v.DisabledBy != "bridge" {
 		t.Errorf("GET /v1/subscriptions/orders: %d %s", status, body)
 	}
+	// Every replica holds it disabled once it has reloaded the set.
+	for _, p := range []*proc{a, b} {
+		deadline := time.Now().Add(wait)
+		for {
+			_, body := p.do(t, http.MethodGet, "/v1/subscriptions/orders/health", "admin-secret", "")
+			if strings.Contains(body, `"state":"disabled"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a replica still has orders enabled after %s: %s", wait, body)
+			}
+			time.Sleep(20 * time.Millisecond) // polling another process
+		}
+	}
 	third := a.emit(t, "", `{"name": "order.created", "payload": {"n": 3}}`)[0]
 	// Skipped while disabled: logged, not sent.
 	eventAttempts(t, a, third, 1)

@@ -126,6 +126,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		// The API's store disables it for every replica; the API is made
 		// below, before the bridge runs.
 		Disable:     func(ctx context.Context, id, reason string) (bool, error) { return api.Disable(ctx, id, reason) },
+		Reload:      func(ctx context.Context) error { return api.Sync(ctx) },
 		RateLimiter: rateLimiter(cfg, be.client), EndpointLimits: cfg.endpointLimits(),
 	})
 	if err != nil {
