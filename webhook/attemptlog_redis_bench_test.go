@@ -135,7 +135,7 @@ func BenchmarkAttemptLogQuery(b *testing.B) {
 	}{
 		{"event", webhook.AttemptQuery{EventID: last.EventID}},
 		{"subscription", webhook.AttemptQuery{SubscriptionID: last.SubscriptionID, Limit: 100}},
-		{"subscription+outcome", webhook.AttemptQuery{SubscriptionID: last.SubscriptionID, Outcome: webhook.Failed, Limit: 100}},
+		{"subscription+outcome", webhook.AttemptQuery{SubscriptionID: last.SubscriptionID, Outcome: last.Outcome, Limit: 100}},
 		{"unfiltered", webhook.AttemptQuery{Limit: 100}},
 		{"outcome+status", webhook.AttemptQuery{Outcome: webhook.Delivered, Status: 410, Limit: 100}},
 	} {
