@@ -18,7 +18,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -27,13 +26,7 @@ import (
 // startRedis returns a client of a redis-server of the test's own.
 func startRedis(t *testing.T) goredis.UniversalClient {
 	t.Helper()
-	srv, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = client.Close() })
+	_, client := startHealthRedis(t)
 	return client
 }
 
