@@ -12,6 +12,17 @@ import (
 // delivery later. Subscriptions never match them, "*" included.
 const RetryEventName pubsub.Name = "switchyard.webhook.retry"
 
+// RecoverEventName names the events a bridge emits to itself to deliver
+// recovered events to one subscription one after another ([Recover]).
+// Subscriptions never match them.
+const RecoverEventName pubsub.Name = "switchyard.webhook.recover"
+
+// IsBridgeEvent reports whether name is one of the bridge's own events
+// ([RetryEventName], [RecoverEventName]): never matched to a subscription,
+// kept beside the stream (webhook-bridge routes them to its retry stream),
+// and refused by ingest.
+func IsBridgeEvent(name pubsub.Name) bool { return name == RetryEventName || name == RecoverEventName }
+
 // retry is the payload of a retry event: one subscription's delivery of
 // one event, and what happened so far.
 type retry struct {

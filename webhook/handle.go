@@ -23,6 +23,9 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 	// is then recorded before the event is acknowledged.
 	ctx = context.WithoutCancel(ctx)
 	t := b.table.Load()
+	if ev.Name == RecoverEventName {
+		return b.handleRecovery(ctx, ev)
+	}
 	if ev.Name == RetryEventName {
 		r, err := decodeRetry(ev)
 		if err != nil {

@@ -182,8 +182,8 @@ func (k *PartitionKey) Fallbacks() int64 { return k.fallbacks.Load() }
 // [NewPartitionedPublisher] and [PartitionedDeadLetters] take.
 func (k *PartitionKey) Key(ev pubsub.Event) string {
 	ev = partitionEvent(ev)
-	if k.prog == nil {
-		return string(ev.ID)
+	if k.prog == nil || ev.Name == RecoverEventName {
+		return string(ev.ID) // a recovery's own event has no key of its own
 	}
 	machine := vm.VM{MemoryBudget: filterMemoryBudget}
 	out, err := machine.Run(k.prog, filterEnv(ev))

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -24,6 +26,9 @@ type RecoverReport struct {
 	// Expired counts the events whose attempts failed but which the log
 	// no longer holds (past its retention): they cannot be sent again.
 	Expired int `json:"expired"`
+	// More: MaxRecover events were scheduled and more qualify; recover
+	// again once these are delivered.
+	More bool `json:"more,omitempty"`
 }
 
 // Recovery is what [Recover] needs: where the attempts and events are
@@ -34,31 +39,108 @@ type Recovery struct {
 	Publisher   pubsub.Publisher
 }
 
-// recoverRecorded is the attempt a recovery records for each event it
-// schedules, so that a second recovery of the same window finds it on its
-// way and does not schedule it again.
-const recoverRecorded = "recovery scheduled: delivered again from the delivery log"
+// recoverRecorded starts the error of the attempt a recovery records for
+// each event it schedules ("recovery scheduled (<id>)"): the chain of
+// recovery events delivers an event only while that is its newest
+// attempt, and a second recovery finds it on its way.
+const recoverRecorded = "recovery scheduled"
+
+// MaxRecover is the most events one recovery schedules; [RecoverReport]
+// says when more were left for another.
+const MaxRecover = 100000
+
+// recoverLink is how many events one recovery event delivers, one after
+// another, before it hands the rest to the next.
+const recoverLink = 100
+
+// recovery is the payload of a RecoverEventName event: the events still to
+// deliver to one subscription, in order.
+type recovery struct {
+	SubscriptionID string      `json:"subscription_id"`
+	ID             string      `json:"recovery"`
+	Events         []pubsub.ID `json:"events"`
+}
+
+func (r recovery) event() (pubsub.Event, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return pubsub.Event{}, err
+	}
+	return pubsub.Event{
+		ID:   pubsub.ID(fmt.Sprintf("%s/%s/%d", r.ID, r.SubscriptionID, len(r.Events))),
+		Name: RecoverEventName, Meta: pubsub.Meta{CreatedAtUTC: time.Now().UTC()}, Payload: b,
+	}, nil
+}
+
+func (r recovery) marker() string { return recoverRecorded + " (" + r.ID + ")" }
 
 // Recover delivers again, as fresh deliveries with a full set of attempts,
 // every event that subscription subID was offered in [since, until) (by
 // the delivery log's time) and that was not delivered to it: its delivery
 // was dead-lettered (attempts spent, 410, undeliverable, orphaned) or
 // skipped while the subscription was disabled, and no later attempt
-// succeeded. Events whose retries are still running are left to them. Each
-// event is scheduled once, in the order it was first emitted (its
-// creation time, then its first attempt) — the bridge then sends them as
-// it sends every delivery, several at a time, so they may arrive in
-// another order — and its dead letters for the
-// subscription are removed so that a replay does not send it again. A
+// succeeded. Events whose retries are still running are left to them. A
 // zero since or until leaves that side open.
 //
-// It records an attempt (deferred, "recovery scheduled") for each event
-// it schedules before emitting it, so that a second recovery of the same
-// window, on any replica, finds it on its way; two recoveries run at the
-// very same moment may both schedule an event (receivers deduplicate on
-// webhook-id). [Bridge.Recover] checks the subscription first; webhook-bridge
-// recover uses this without a bridge.
+// Each event is delivered once, in the order it was first emitted (its
+// creation time, then its first attempt): Recover records an attempt
+// ("deferred", "recovery scheduled") for each and emits one
+// [RecoverEventName] event, which the bridge handles by sending the
+// first events one after another, each waiting for the one before to be
+// delivered or to have its retry scheduled, and then emitting the rest
+// as the next such event. (An event whose first attempt fails is retried
+// as any delivery, after the others.) A bridge that stops midway goes on
+// where it was when the backend hands the event over again; an event is
+// sent only while the recovery's record is its newest attempt, so one
+// delivered or retried meanwhile is not sent again. The events' dead
+// letters for the subscription are removed so that a replay does not send
+// them again. At most MaxRecover events are scheduled per call.
+//
+// A second recovery of the same window, on any replica, finds the events
+// on their way and schedules none again (two started at the very same
+// moment may both; receivers deduplicate on webhook-id). [Bridge.Recover]
+// checks the subscription first; webhook-bridge recover uses this without
+// a bridge.
 func Recover(ctx context.Context, r Recovery, subID string, since, until time.Time) (RecoverReport, error) {
+	todo, rep, err := recoverable(ctx, r.Log, subID, since, until)
+	if err != nil || len(todo) == 0 {
+		return rep, err
+	}
+	rec := recovery{SubscriptionID: subID, ID: uuid.NewString()}
+	marks := AttemptBatch{}
+	for _, ev := range todo {
+		rec.Events = append(rec.Events, ev.ID)
+		marks.Attempts = append(marks.Attempts, Attempt{EventID: ev.ID, EventName: ev.Name, SubscriptionID: subID,
+			At: time.Now(), Outcome: Deferred, Error: rec.marker()})
+	}
+	if err := r.Log.Record(ctx, marks); err != nil {
+		return rep, fmt.Errorf("webhook: recover: recording what it schedules: %w", err)
+	}
+	link, err := rec.event()
+	if err == nil {
+		err = r.Publisher.Emit(ctx, link)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("webhook: recover: emitting the recovery of %d events: %w", len(todo), err)
+	}
+	rep.Scheduled = len(todo)
+	if r.DeadLetters != nil {
+		ids := map[pubsub.ID]bool{}
+		for _, ev := range todo {
+			ids[ev.ID] = true
+		}
+		if err := removeDeadLetters(ctx, r.DeadLetters, func(dl DeadLetter) bool {
+			return dl.SubscriptionID == subID && ids[dl.Event.ID]
+		}); err != nil {
+			return rep, fmt.Errorf("webhook: recover: removing the recovered dead letters: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+// recoverable returns the events Recover would deliver again, in order,
+// with the counts of those it leaves.
+func recoverable(ctx context.Context, log AttemptLog, subID string, since, until time.Time) ([]pubsub.Event, RecoverReport, error) {
 	var rep RecoverReport
 	type seen struct {
 		first     string // its oldest attempt in the window
@@ -68,9 +150,9 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 	var order []pubsub.ID
 	q := AttemptQuery{SubscriptionID: subID, Since: since, Until: until, Limit: MaxAttemptPage}
 	for {
-		page, err := r.Log.Query(ctx, q)
+		page, err := log.Query(ctx, q)
 		if err != nil {
-			return rep, fmt.Errorf("webhook: recover: reading the delivery log: %w", err)
+			return nil, rep, fmt.Errorf("webhook: recover: reading the delivery log: %w", err)
 		}
 		for _, a := range page.Attempts {
 			s := events[a.EventID]
@@ -97,9 +179,9 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 			continue
 		}
 		// Its newest attempt, in the window or after it, says where it is.
-		last, err := r.Log.Query(ctx, AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage})
+		last, err := log.Query(ctx, AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage})
 		if err != nil {
-			return rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
+			return nil, rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
 		}
 		if len(last.Attempts) == 0 || slices.ContainsFunc(last.Attempts, func(a Attempt) bool { return a.Outcome == Delivered }) {
 			continue
@@ -108,13 +190,17 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 			rep.InProgress++
 			continue
 		}
-		ev, err := r.Log.Event(ctx, id)
+		ev, err := log.Event(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			rep.Expired++
 			continue
 		}
 		if err != nil {
-			return rep, fmt.Errorf("webhook: recover: reading event %s: %w", id, err)
+			return nil, rep, fmt.Errorf("webhook: recover: reading event %s: %w", id, err)
+		}
+		if len(todo) == MaxRecover {
+			rep.More = true
+			break
 		}
 		first, _ := parseLogID(events[id].first)
 		todo = append(todo, due{ev: ev, first: first})
@@ -128,39 +214,91 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 		}
 		return 0
 	})
-	ids := map[pubsub.ID]bool{}
-	for start := 0; start < len(todo); start += replayPage {
-		batch := todo[start:min(start+replayPage, len(todo))]
-		marks := AttemptBatch{}
-		evs := make([]pubsub.Event, 0, len(batch))
-		for _, d := range batch {
-			rev, err := retry{SubscriptionID: subID, Event: d.ev}.event()
+	out := make([]pubsub.Event, len(todo))
+	for i, d := range todo {
+		out[i] = d.ev
+	}
+	return out, rep, nil
+}
+
+// handleRecovery delivers the first events of a recovery event to its
+// subscription one after another, then emits the rest as the next one.
+// An event is sent only while the recovery's record is its newest attempt
+// (see Recover). A subscription removed or disabled meanwhile has each
+// remaining event dead-lettered as orphaned, for a later recovery.
+func (b *Bridge) handleRecovery(ctx context.Context, ev pubsub.Event) error {
+	var r recovery
+	if err := json.Unmarshal(ev.Payload, &r); err != nil || r.SubscriptionID == "" || r.ID == "" {
+		return fmt.Errorf("webhook: recovery event %s is not one of this bridge: %w", ev.ID, pubsub.ErrPermanent)
+	}
+	if b.cfg.AttemptLog == nil {
+		return fmt.Errorf("webhook: recovery event %s needs the delivery log (Config.AttemptLog), which this bridge has not: %w", ev.ID, pubsub.ErrPermanent)
+	}
+	rt := b.routeNow(ctx, r.SubscriptionID)
+	n := len(r.Events)
+	if rt != nil {
+		n = min(n, recoverLink)
+	}
+	for _, id := range r.Events[:n] {
+		pending, err := b.recoveryPending(ctx, r, id)
+		if err != nil || !pending {
 			if err != nil {
-				return rep, fmt.Errorf("webhook: recover: %s: %w", d.ev.ID, err)
+				return err
 			}
-			evs = append(evs, rev)
-			marks.Attempts = append(marks.Attempts, Attempt{EventID: d.ev.ID, EventName: d.ev.Name, SubscriptionID: subID,
-				At: time.Now(), Outcome: Deferred, Error: recoverRecorded})
+			continue
 		}
-		if err := r.Log.Record(ctx, marks); err != nil {
-			return rep, fmt.Errorf("webhook: recover: recording what it schedules: %w", err)
+		e, err := b.cfg.AttemptLog.Event(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // past retention since Recover read it
 		}
-		if err := r.Publisher.Emit(ctx, evs...); err != nil {
-			return rep, fmt.Errorf("webhook: recover: emitting %d deliveries: %w", len(evs), err)
+		if err != nil {
+			return fmt.Errorf("webhook: recovery %s: reading event %s: %w", r.ID, id, err)
 		}
-		rep.Scheduled += len(evs)
-		for _, d := range batch {
-			ids[d.ev.ID] = true
+		if rt == nil {
+			err = b.deadLetter(ctx, r.SubscriptionID, KindOrphaned, e, 0, result{},
+				fmt.Sprintf("subscription %q was removed or disabled while its recovery waited", r.SubscriptionID))
+		} else {
+			err = b.fanOut(ctx, ev, []*route{rt}, e, 0)
 		}
-	}
-	if r.DeadLetters != nil && len(ids) > 0 {
-		if err := removeDeadLetters(ctx, r.DeadLetters, func(dl DeadLetter) bool {
-			return dl.SubscriptionID == subID && ids[dl.Event.ID]
-		}); err != nil {
-			return rep, fmt.Errorf("webhook: recover: removing the recovered dead letters: %w", err)
+		if err != nil {
+			return err
 		}
 	}
-	return rep, nil
+	if rest := r.Events[n:]; len(rest) > 0 {
+		r.Events = rest
+		next, err := r.event()
+		if err == nil {
+			err = b.pub.Emit(ctx, next)
+		}
+		if err != nil {
+			return fmt.Errorf("webhook: recovery %s: handing on %d events: %w", r.ID, len(rest), err)
+		}
+	}
+	return nil
+}
+
+// routeNow returns the subscription's route if it is in force and
+// enabled, reloading the set first when it is not (another replica may
+// have just enabled it); nil otherwise.
+func (b *Bridge) routeNow(ctx context.Context, id string) *route {
+	rt, ok := b.table.Load().byID[id]
+	if (!ok || rt.sub.Disabled) && b.cfg.Reload != nil && b.cfg.Reload(ctx) == nil {
+		rt, ok = b.table.Load().byID[id]
+	}
+	if !ok || rt.sub.Disabled {
+		return nil
+	}
+	return rt
+}
+
+// recoveryPending reports whether the recovery's record is still event
+// id's newest attempt for the subscription.
+func (b *Bridge) recoveryPending(ctx context.Context, r recovery, id pubsub.ID) (bool, error) {
+	page, err := b.cfg.AttemptLog.Query(ctx, AttemptQuery{SubscriptionID: r.SubscriptionID, EventID: id, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("webhook: recovery %s: reading the attempts of %s: %w", r.ID, id, err)
+	}
+	return len(page.Attempts) == 1 && page.Attempts[0].Outcome == Deferred && page.Attempts[0].Error == r.marker(), nil
 }
 
 // removeDeadLetters walks store once, removing the dead letters match

@@ -138,7 +138,7 @@ func publisherConfig(cfg *Config) redis.PublisherConfig {
 		WaitReplicas: cfg.Redis.WaitReplicas,
 		WaitTimeout:  cfg.redisWaitTimeout(),
 		Route: func(name pubsub.Name) string {
-			if name == webhook.RetryEventName {
+			if webhook.IsBridgeEvent(name) {
 				return retryStream(cfg)
 			}
 			return cfg.Stream

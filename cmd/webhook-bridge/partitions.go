@@ -125,7 +125,7 @@ func newPublisher(cfg *Config, client goredis.UniversalClient, key *webhook.Part
 	for _, s := range cfg.writtenStreams() {
 		pc := publisherConfig(cfg)
 		pc.Route = func(name pubsub.Name) string {
-			if name == webhook.RetryEventName {
+			if webhook.IsBridgeEvent(name) {
 				return retryStreamOf(s)
 			}
 			return s

@@ -186,7 +186,7 @@ func checkIncoming(e incoming) error {
 	switch {
 	case e.Name == "":
 		return errors.New("name is required")
-	case e.Name == string(webhook.RetryEventName):
+	case webhook.IsBridgeEvent(pubsub.Name(e.Name)):
 		return fmt.Errorf("name %q is reserved", e.Name)
 	case len(e.Payload) == 0:
 		return errors.New(`payload is required: any JSON value ("payload": null for none)`)
