@@ -45,7 +45,7 @@ type envOpt struct {
 	readOnly []webhook.Subscription
 }
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	var o envOpt
 	if len(opts) > 0 {
@@ -92,7 +92,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 }
 
 // subscribe makes subscription id through the admin API, with a secret.
-func (e *env) subscribe(t *testing.T, id, filter string) {
+func (e *env) subscribe(t testing.TB, id, filter string) {
 	t.Helper()
 	body := fmt.Sprintf(`{"id": %q, "topic": "order.created", "url": "http://127.0.0.1:9/%s", "filter": %q, "secret": %q}`, id, id, filter, secret)
 	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/v1/subscriptions", strings.NewReader(body))
@@ -110,7 +110,7 @@ func (e *env) subscribe(t *testing.T, id, filter string) {
 
 // record writes attempts of events ev0..ev(n-1) to the log, the odd ones
 // failed with body.
-func (e *env) record(t *testing.T, sub string, n int, body string) {
+func (e *env) record(t testing.TB, sub string, n int, body string) {
 	t.Helper()
 	var batch webhook.AttemptBatch
 	for i := range n {
@@ -130,7 +130,7 @@ func (e *env) record(t *testing.T, sub string, n int, body string) {
 }
 
 // bury adds n dead letters of subscription sub.
-func (e *env) bury(t *testing.T, sub string, n int) {
+func (e *env) bury(t testing.TB, sub string, n int) {
 	t.Helper()
 	for i := range n {
 		ev := pubsub.Event{ID: pubsub.ID(fmt.Sprintf("%s-dead%d", sub, i)), Name: "order.created", Payload: []byte(`{}`)}
@@ -143,13 +143,13 @@ func (e *env) bury(t *testing.T, sub string, n int) {
 
 // browser is a client that keeps cookies and does not follow redirects.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	e    *env
 	c    *http.Client
 	csrf string
 }
 
-func (e *env) browser(t *testing.T) *browser {
+func (e *env) browser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // the test server's own certificate
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -226,7 +226,7 @@ func (b *browser) cookie() *http.Cookie {
 }
 
 // mustContain fails unless body holds every part.
-func mustContain(t *testing.T, what, body string, parts ...string) {
+func mustContain(t testing.TB, what, body string, parts ...string) {
 	t.Helper()
 	for _, p := range parts {
 		if !strings.Contains(body, p) {

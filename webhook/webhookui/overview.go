@@ -48,6 +48,12 @@ func (r *ring) add(s sample) {
 	r.points = append(r.points, s)
 }
 
+func (r *ring) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.points)
+}
+
 func (r *ring) all() []sample {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -71,16 +77,21 @@ func (c *Console) sampleLoop(ctx context.Context) {
 
 // sample reads /metrics through the API once and keeps the point.
 func (c *Console) sample(ctx context.Context) error {
-	body, err := c.raw(ctx, "/metrics")
-	if err != nil {
-		return err
-	}
-	s, err := parseSample(body, time.Now())
+	s, err := c.fresh(ctx, time.Now())
 	if err != nil {
 		return err
 	}
 	c.series.add(s)
 	return nil
+}
+
+// fresh reads /metrics through the API once.
+func (c *Console) fresh(ctx context.Context, now time.Time) (sample, error) {
+	body, err := c.raw(ctx, "/metrics")
+	if err != nil {
+		return sample{}, err
+	}
+	return parseSample(body, now)
 }
 
 func parseSample(body []byte, at time.Time) (sample, error) {
@@ -165,7 +176,7 @@ type line struct {
 
 const chartW, chartH = 600, 120
 
-func newChart(title string, now time.Time, at []time.Time, series map[string][]float64, order ...string) chart {
+func newChart(title string, span time.Duration, now time.Time, at []time.Time, series map[string][]float64, order ...string) chart {
 	top := 0.0
 	for _, s := range series {
 		for _, v := range s {
@@ -176,7 +187,6 @@ func newChart(title string, now time.Time, at []time.Time, series map[string][]f
 		top = 1
 	}
 	ch := chart{Title: title, Max: strconv.FormatFloat(top, 'g', 4, 64), Width: chartW, Height: chartH}
-	span := time.Duration(Points) * DefaultSampleEvery
 	for i, name := range order {
 		var pts []string
 		for j, v := range series[name] {
@@ -199,7 +209,7 @@ type overviewData struct {
 	InRate, OutRate, Success float64
 	HourSuccess              float64
 	Lag, Dead                float64
-	Samples                  int
+	Samples                  int // kept, the one taken for the page excluded
 	Every                    time.Duration
 	Charts                   []chart
 	Failing                  []webhookhttp.HealthView
@@ -218,8 +228,13 @@ var stateRank = map[webhook.HealthState]int{
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	points := c.series.all()
+	// A sample taken now, not kept: the figures say what happens since
+	// the last kept sample, even right after start.
+	if live, err := c.fresh(r.Context(), now); err == nil && (len(points) == 0 || live.At.Sub(points[len(points)-1].At) >= time.Second) {
+		points = append(points, live)
+	}
 	rs := ratesOf(points)
-	d := overviewData{Success: -1, HourSuccess: -1, Lag: -1, Dead: -1, Samples: len(points), Every: c.cfg.SampleEvery}
+	d := overviewData{Success: -1, HourSuccess: -1, Lag: -1, Dead: -1, Samples: c.series.len(), Every: c.cfg.SampleEvery}
 	if n := len(rs.At); n > 0 {
 		d.InRate, d.OutRate = rs.In[n-1], rs.Out[n-1]
 		a, b := points[len(points)-2], points[len(points)-1]
@@ -234,9 +249,10 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	if n := len(points); n > 0 {
 		d.Lag, d.Dead = points[n-1].Lag, points[n-1].Dead
 	}
+	span := time.Duration(Points) * c.cfg.SampleEvery
 	d.Charts = []chart{
-		newChart("Events in and deliveries out per second", now, rs.At, map[string][]float64{"events in/s": rs.In, "deliveries out/s": rs.Out}, "events in/s", "deliveries out/s"),
-		newChart("Consumer lag (entries)", now, rs.At, map[string][]float64{"lag": rs.Lag}, "lag"),
+		newChart("Events in and deliveries out per second", span, now, rs.At, map[string][]float64{"events in/s": rs.In, "deliveries out/s": rs.Out}, "events in/s", "deliveries out/s"),
+		newChart("Consumer lag (entries)", span, now, rs.At, map[string][]float64{"lag": rs.Lag}, "lag"),
 	}
 	var hp webhookhttp.HealthPage
 	if err := c.call(r.Context(), http.MethodGet, "/v1/health", url.Values{"limit": {strconv.Itoa(healthPage)}}, nil, &hp); err != nil {
