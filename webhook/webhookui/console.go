@@ -73,6 +73,7 @@ type Console struct {
 	pages    map[string]*pageTemplate
 	sessions *sessions
 	cop      *http.CrossOriginProtection
+	guarded  http.Handler // mux behind cop
 	series   *ring
 
 	start     sync.Once
@@ -114,6 +115,7 @@ func New(cfg Config) (*Console, error) {
 		c.fail(w, r, http.StatusForbidden, "cross-origin request refused")
 	}))
 	c.routes()
+	c.guarded = c.cop.Handler(c.mux)
 	return c, nil
 }
 
@@ -160,7 +162,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotFound, "no such page")
 		return
 	}
-	c.cop.Handler(c.mux).ServeHTTP(w, r)
+	c.guarded.ServeHTTP(w, r)
 }
 
 // Run starts the overview's sampler, if no request did, and returns when
