@@ -307,3 +307,25 @@ subscriptions:
 		chromedp.WaitVisible(chromedp.CSS("#token")),
 	)
 }
+
+// The console is a client of the admin API: off without it.
+func TestConsoleOnlyWithTheAdminAPI(t *testing.T) {
+	off := startBridge(t, "listen: LISTEN\n")
+	for _, path := range []string{"/ui/", "/ui/login", "/ui/static/console.css"} {
+		if status, _ := off.do(t, http.MethodGet, path, "", ""); status != http.StatusNotFound {
+			t.Errorf("without auth.admin_token, GET %s = %d, want 404", path, status)
+		}
+	}
+	on := startBridge(t, "listen: LISTEN\nauth:\n  admin_token: admin-secret\n")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]string{"/ui": "/ui/", "/ui/": "/ui/login?next=%2Fui%2F"} {
+		resp, err := client.Get("http://" + on.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); loc != want {
+			t.Errorf("GET %s: %d to %q, want %q", path, resp.StatusCode, loc, want)
+		}
+	}
+}
