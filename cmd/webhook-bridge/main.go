@@ -35,6 +35,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/webhook"
 	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
+	"github.com/switchyard-go/switchyard/webhook/webhookui"
 )
 
 func main() {
@@ -146,6 +147,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	if err := api.Sync(ctx); err != nil {
 		return fmt.Errorf("loading subscriptions: %w", err)
+	}
+	if cfg.Auth.AdminToken != "" {
+		// The console is a client of the admin API: off without it.
+		console, err := webhookui.New(webhookui.Config{API: api, AdminToken: cfg.Auth.AdminToken, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer console.Close()
+		api.Handle("/ui/", console)
+		api.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	}
 	if cfg.Demo.Enabled {
 		api.Handle("POST /demo/receiver", demoReceiver(cfg.Demo.Secret, log))

@@ -165,6 +165,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /v1/events", h.postEvents)
 	m.HandleFunc("GET /v1/subscriptions", h.admin(h.listSubscriptions))
 	m.HandleFunc("POST /v1/subscriptions", h.admin(h.createSubscription))
+	m.HandleFunc("POST /v1/subscriptions/check", h.admin(h.checkSubscription))
 	m.HandleFunc("GET /v1/subscriptions/{id}", h.admin(h.getSubscription))
 	m.HandleFunc("PUT /v1/subscriptions/{id}", h.admin(h.putSubscription))
 	m.HandleFunc("DELETE /v1/subscriptions/{id}", h.admin(h.deleteSubscription))
