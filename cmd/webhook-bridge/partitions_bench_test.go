@@ -22,7 +22,9 @@ import (
 // in batches of 100 by four clients while the bridge delivers them to a
 // local receiver (concurrency and per_endpoint 64); the time runs from
 // the first post to the last delivery. Everything shares the machine's
-// cores. A figure:
+// cores. The partitions=N figures are taken with the delivery log off;
+// partitions=N,delivery_log with it on (every attempt recorded in Redis,
+// in the base stream's slot). A figure:
 //
 //	go test -run '^$' -bench BridgePartitions -benchtime 4s ./cmd/webhook-bridge
 func BenchmarkBridgePartitions(b *testing.B) {
@@ -32,11 +34,17 @@ func BenchmarkBridgePartitions(b *testing.B) {
 	}
 	defer c.Kill()
 	for _, n := range []int{1, 3, 6} {
-		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) { benchPartitions(b, c.Addrs(), n) })
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) { benchPartitions(b, c.Addrs(), n, false) })
+	}
+	// What recording every attempt costs (the sidecar's default).
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("partitions=%d,delivery_log", n), func(b *testing.B) { benchPartitions(b, c.Addrs(), n, true) })
 	}
 }
 
-func benchPartitions(b *testing.B, addrs []string, partitions int) {
+// benchPartitions runs one figure; without logged, the delivery log is
+// off, so that the figure is of the partitions alone.
+func benchPartitions(b *testing.B, addrs []string, partitions int, logged bool) {
 	var got atomic.Int64
 	done := make(chan struct{})
 	total := int64(b.N)
@@ -56,9 +64,10 @@ stream: bench-%d-%d
 partitions: %d
 concurrency: 64
 per_endpoint: 64
+delivery_log: {disabled: %t}
 subscriptions:
   - {id: sink, topic: bench, url: %q}
-`, addrs[0], addrs[1], addrs[2], time.Now().UnixNano(), streamSeq.Add(1), partitions, sink.URL)))
+`, addrs[0], addrs[1], addrs[2], time.Now().UnixNano(), streamSeq.Add(1), partitions, !logged, sink.URL)))
 	if err != nil {
 		b.Fatal(err)
 	}
