@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -51,11 +52,20 @@ type attemptRecorder struct {
 	quit  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	// abort is done recordCloseBound after close is called: every write
+	// in progress then gives up, and what is still queued is dropped.
+	abort       context.Context
+	cancelAbort context.CancelFunc
 }
+
+// errRecorderClosed is what the attempts still queued when the close bound
+// ran out are dropped with.
+var errRecorderClosed = errors.New("webhook: not written within the shutdown bound")
 
 func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger, obs Observer, after func([]HealthSample)) *attemptRecorder {
 	r := &attemptRecorder{log: log, health: health, logger: logger, after: after,
 		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{})}
+	r.abort, r.cancelAbort = context.WithCancel(context.Background())
 	r.obs, _ = obs.(LogObserver)
 	go r.run()
 	return r
@@ -95,30 +105,48 @@ func (r *attemptRecorder) run() {
 }
 
 // drain writes what is queued when Close is called, within
-// recordCloseBound.
+// recordCloseBound; what is left when the bound runs out is dropped,
+// logged and counted.
 func (r *attemptRecorder) drain(batch []logItem) {
-	stop := make(chan struct{})
-	t := time.AfterFunc(recordCloseBound, func() { close(stop) })
-	defer t.Stop()
 	for {
-		select {
-		case it := <-r.ch:
-			batch = append(batch, it)
-			if len(batch) < recordBatch {
-				continue
+	fill:
+		for len(batch) < recordBatch {
+			select {
+			case it := <-r.ch:
+				batch = append(batch, it)
+			default:
+				break fill
 			}
-		default:
 		}
 		if len(batch) == 0 {
 			return
 		}
-		r.write(batch, stop)
-		batch = batch[:0]
 		select {
-		case <-stop:
+		case <-r.abort.Done():
+			r.dropQueued(len(batch))
 			return
 		default:
 		}
+		r.write(batch, r.abort.Done())
+		batch = batch[:0]
+	}
+}
+
+// dropQueued drops, with a warning and a count, n attempts taken from the
+// queue and every attempt still in it.
+func (r *attemptRecorder) dropQueued(n int) {
+	for more := true; more; {
+		select {
+		case <-r.ch:
+			n++
+		default:
+			more = false
+		}
+	}
+	r.logger.Warn("webhook: delivery log: attempts still queued at shutdown not written within the bound, dropped",
+		"attempts", n, "bound", recordCloseBound)
+	if r.obs != nil {
+		r.obs.AttemptsLogged(n, errRecorderClosed)
 	}
 }
 
@@ -159,12 +187,12 @@ func (r *attemptRecorder) write(items []logItem, stop <-chan struct{}) {
 }
 
 // retry calls write until it succeeds, pausing longer each time, for
-// recordRetryFor or until stop (then once more); it returns the last
-// error.
+// recordRetryFor or until stop (then once more), each call given up
+// when the close bound runs out; it returns the last error.
 func (r *attemptRecorder) retry(stop <-chan struct{}, write func(context.Context) error) error {
 	wait, deadline := 50*time.Millisecond, time.Now().Add(recordRetryFor)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), recordRetryFor)
+		ctx, cancel := context.WithTimeout(r.abort, recordRetryFor)
 		err := write(ctx)
 		cancel()
 		if err == nil || time.Now().Add(wait).After(deadline) {
@@ -205,7 +233,13 @@ func healthSamples(items []logItem) []HealthSample {
 // recordCloseBound) and returns when done. It is safe to call more than
 // once.
 func (r *attemptRecorder) close() {
-	r.once.Do(func() { close(r.quit) })
+	r.once.Do(func() {
+		close(r.quit)
+		t := time.AfterFunc(recordCloseBound, r.cancelAbort)
+		<-r.done
+		t.Stop()
+		r.cancelAbort()
+	})
 	<-r.done
 }
 
@@ -242,7 +276,10 @@ func redactURL(u string) string {
 	if err != nil {
 		return ""
 	}
-	return p.Redacted()
+	if p.User != nil {
+		p.User = url.User("xxxxx") // a user name may be a token too
+	}
+	return p.String()
 }
 
 // loggedHeaders returns the request's headers for the log: values of
