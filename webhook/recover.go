@@ -102,7 +102,11 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 		if len(last.Attempts) == 0 || slices.ContainsFunc(last.Attempts, func(a Attempt) bool { return a.Outcome == Delivered }) {
 			continue
 		}
-		if o := last.Attempts[0].Outcome; o != DeadLettered && o != Skipped {
+		switch last.Attempts[0].Outcome {
+		case DeadLettered, Skipped:
+		case DryRun: // never to be sent, and no retry of it runs
+			continue
+		default:
 			rep.InProgress++
 			continue
 		}
