@@ -468,3 +468,55 @@ func adv6Matches(q webhook.AttemptQuery, a webhook.Attempt) bool {
 		(q.Outcome == "" || a.Outcome == q.Outcome) &&
 		(q.Status == 0 || a.Status == q.Status)
 }
+
+// TestAdv6GarbageInTheRedisKeysNeverDuplicates: with each of the log's
+// keys replaced by one of another type (or its entries by garbage), a
+// Record either records the batch once or refuses it having written no
+// attempt, so that the recorder's retries never record an attempt twice;
+// Query, Event and Len answer without crashing.
+func TestAdv6GarbageInTheRedisKeysNeverDuplicates(t *testing.T) {
+	client := startRedis(t)
+	ctx := context.Background()
+	const prefix = "{ev}:webhook:log"
+	for _, key := range []string{":a", ":idx", ":evs", ":s:s", ":o:failed", ":e:e1", ":ev:e1"} {
+		t.Run(key, func(t *testing.T) {
+			if err := client.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			log, err := webhook.NewRedisAttemptLog(webhook.RedisAttemptLogConfig{Client: client, Prefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := client.HSet(ctx, prefix+key, "x", "\x00garbage").Err(); err != nil {
+				t.Fatal(err)
+			}
+			b := webhook.AttemptBatch{Events: []pubsub.Event{{ID: "e1", Name: "t", Payload: []byte(`{}`)}},
+				Attempts: []webhook.Attempt{{EventID: "e1", SubscriptionID: "s", Attempt: 1, Outcome: webhook.Failed, Status: 500}}}
+			var errs []error
+			for i := 0; i < 3; i++ { // the recorder retries a refused batch
+				err := log.Record(ctx, b)
+				errs = append(errs, err)
+				if err == nil {
+					break
+				}
+			}
+			n, _ := client.XLen(ctx, prefix+":a").Result()
+			switch {
+			case errs[len(errs)-1] == nil && n != 1:
+				t.Errorf("recorded after %v, and the log holds %d attempts, want 1", errs, n)
+			case errs[len(errs)-1] != nil && n != 0:
+				t.Errorf("refused (%v), yet the log holds %d attempts: each retry records it again", errs, n)
+			}
+			for _, q := range []webhook.AttemptQuery{{}, {EventID: "e1"}, {SubscriptionID: "s"}, {Outcome: webhook.Failed}, {Status: 500}} {
+				if _, err := log.Query(ctx, q); err != nil && key != ":a" {
+					t.Errorf("query %+v: %v", q, err)
+				}
+			}
+			_, _ = log.Event(ctx, "e1")
+			_, _ = log.Len(ctx)
+			if err := log.Trim(ctx); err != nil && key != ":a" {
+				t.Errorf("Trim: %v", err)
+			}
+		})
+	}
+}
