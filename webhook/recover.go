@@ -95,14 +95,28 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 			continue
 		}
 		// Its newest attempt, in the window or after it, says where it is.
-		last, err := r.Log.Query(ctx, AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage})
-		if err != nil {
-			return rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
+		// A page may hold none before the end (the event's attempts for
+		// other subscriptions are read past), so the walk goes on to it.
+		var newest *Attempt
+		delivered := false
+		for q := (AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage}); ; {
+			page, err := r.Log.Query(ctx, q)
+			if err != nil {
+				return rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
+			}
+			if newest == nil && len(page.Attempts) > 0 {
+				newest = &page.Attempts[0]
+			}
+			delivered = delivered || slices.ContainsFunc(page.Attempts, func(a Attempt) bool { return a.Outcome == Delivered })
+			if delivered || page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
 		}
-		if len(last.Attempts) == 0 || slices.ContainsFunc(last.Attempts, func(a Attempt) bool { return a.Outcome == Delivered }) {
+		if newest == nil || delivered {
 			continue
 		}
-		switch last.Attempts[0].Outcome {
+		switch newest.Outcome {
 		case DeadLettered, Skipped:
 		case DryRun: // never to be sent, and no retry of it runs
 			continue

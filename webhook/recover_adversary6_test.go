@@ -171,3 +171,33 @@ func TestAdv6RecoverTenThousand(t *testing.T) {
 		t.Errorf("%d scheduled, want %d", len(seen), n)
 	}
 }
+
+// TestAdv6RecoverAnEventFannedOutWide: the event's attempts for other
+// subscriptions, more than a query reads at once, came after its one
+// dead-lettered attempt for the subscription recovered: it is still
+// recovered, not passed over.
+func TestAdv6RecoverAnEventFannedOutWide(t *testing.T) {
+	log, err := webhook.NewRedisAttemptLog(webhook.RedisAttemptLogConfig{Client: startRedis(t), Prefix: "{ev}:webhook:log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ev := pubsub.Event{ID: "wide", Name: "t", Payload: []byte(`{}`), Meta: pubsub.Meta{CreatedAtUTC: time.Now().UTC()}}
+	since := time.Now().Add(-time.Second)
+	if err := log.Record(ctx, webhook.AttemptBatch{Events: []pubsub.Event{ev}, Attempts: []webhook.Attempt{
+		{EventID: ev.ID, EventName: "t", SubscriptionID: "s", Attempt: 1, Outcome: webhook.DeadLettered, Status: 410}}}); err != nil {
+		t.Fatal(err)
+	}
+	var b webhook.AttemptBatch
+	for i := 0; i < 6000; i++ {
+		b.Attempts = append(b.Attempts, webhook.Attempt{EventID: ev.ID, EventName: "t", SubscriptionID: fmt.Sprint("other", i), Attempt: 1, Outcome: webhook.Delivered})
+	}
+	if err := log.Record(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	pub := &adv6Publisher{}
+	rep, err := webhook.Recover(ctx, webhook.Recovery{Log: log, Publisher: pub}, "s", since, time.Time{})
+	if err != nil || rep != (webhook.RecoverReport{Scheduled: 1}) {
+		t.Errorf("Recover = %+v, %v; want the event scheduled", rep, err)
+	}
+}
