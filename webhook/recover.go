@@ -144,7 +144,21 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 		}
 		return 0
 	})
-	ids := map[pubsub.ID]bool{}
+	// The dead letters to remove are those stored now: the deliveries it
+	// schedules may be dead-lettered again while it runs, and those stay.
+	var dead []string
+	if r.DeadLetters != nil && len(todo) > 0 {
+		due := make(map[pubsub.ID]bool, len(todo))
+		for _, d := range todo {
+			due[d.ev.ID] = true
+		}
+		var err error
+		if dead, err = deadLetterIDs(ctx, r.DeadLetters, func(dl DeadLetter) bool {
+			return dl.SubscriptionID == subID && due[dl.Event.ID]
+		}); err != nil {
+			return rep, fmt.Errorf("webhook: recover: reading the dead letters: %w", err)
+		}
+	}
 	for start := 0; start < len(todo); start += replayPage {
 		batch := todo[start:min(start+replayPage, len(todo))]
 		marks := AttemptBatch{}
@@ -165,42 +179,32 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 			return rep, fmt.Errorf("webhook: recover: emitting %d deliveries: %w", len(evs), err)
 		}
 		rep.Scheduled += len(evs)
-		for _, d := range batch {
-			ids[d.ev.ID] = true
-		}
 	}
-	if r.DeadLetters != nil && len(ids) > 0 {
-		if err := removeDeadLetters(ctx, r.DeadLetters, func(dl DeadLetter) bool {
-			return dl.SubscriptionID == subID && ids[dl.Event.ID]
-		}); err != nil {
+	for start := 0; start < len(dead); start += replayPage {
+		if err := r.DeadLetters.Remove(ctx, dead[start:min(start+replayPage, len(dead))]...); err != nil {
 			return rep, fmt.Errorf("webhook: recover: removing the recovered dead letters: %w", err)
 		}
 	}
 	return rep, nil
 }
 
-// removeDeadLetters walks store once, removing the dead letters match
-// accepts, a page at a time.
-func removeDeadLetters(ctx context.Context, store DeadLetterStore, match func(DeadLetter) bool) error {
+// deadLetterIDs walks store once and returns the IDs of the dead letters
+// match accepts.
+func deadLetterIDs(ctx context.Context, store DeadLetterStore, match func(DeadLetter) bool) ([]string, error) {
+	var ids []string
 	after := ""
 	for {
 		page, next, err := store.List(ctx, after, replayPage)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		var rm []string
 		for _, dl := range page {
 			if match(dl) {
-				rm = append(rm, dl.ID)
-			}
-		}
-		if len(rm) > 0 {
-			if err := store.Remove(ctx, rm...); err != nil {
-				return err
+				ids = append(ids, dl.ID)
 			}
 		}
 		if next == "" {
-			return nil
+			return ids, nil
 		}
 		after = next
 	}

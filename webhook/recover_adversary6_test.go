@@ -201,3 +201,48 @@ func TestAdv6RecoverAnEventFannedOutWide(t *testing.T) {
 		t.Errorf("Recover = %+v, %v; want the event scheduled", rep, err)
 	}
 }
+
+// adv6FailingAgain is a publisher whose deliveries are dead-lettered again
+// the moment they are emitted, as a bridge does with an endpoint that
+// answers 410 at once.
+type adv6FailingAgain struct {
+	adv6Publisher
+	store webhook.DeadLetterStore
+}
+
+func (p *adv6FailingAgain) Emit(ctx context.Context, evs ...pubsub.Event) error {
+	for _, rev := range evs {
+		sub, ev, _, _ := webhook.UnwrapRetry(rev)
+		if err := p.store.Add(ctx, webhook.DeadLetter{SubscriptionID: sub, Kind: webhook.KindGone, Attempts: 1, Event: ev, LastError: "again"}); err != nil {
+			return err
+		}
+	}
+	return p.adv6Publisher.Emit(ctx, evs...)
+}
+
+// TestAdv6RecoverKeepsTheDeadLettersOfItsOwnDeliveries: Recover removes
+// the dead letters it recovered, not those its own deliveries made again
+// while it ran.
+func TestAdv6RecoverKeepsTheDeadLettersOfItsOwnDeliveries(t *testing.T) {
+	ctx := context.Background()
+	log, _ := webhook.NewMemoryAttemptLog(webhook.MemoryAttemptLogConfig{})
+	ev := pubsub.Event{ID: "e", Name: "t", Payload: []byte(`{}`), Meta: pubsub.Meta{CreatedAtUTC: time.Now().UTC()}}
+	since := time.Now().Add(-time.Second)
+	if err := log.Record(ctx, webhook.AttemptBatch{Events: []pubsub.Event{ev}, Attempts: []webhook.Attempt{
+		{EventID: ev.ID, EventName: "t", SubscriptionID: "s", Attempt: 1, Outcome: webhook.DeadLettered, Status: 410}}}); err != nil {
+		t.Fatal(err)
+	}
+	dls := &webhook.MemoryDeadLetters{}
+	if err := dls.Add(ctx, webhook.DeadLetter{SubscriptionID: "s", Kind: webhook.KindGone, Attempts: 1, Event: ev, LastError: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	pub := &adv6FailingAgain{store: dls}
+	rep, err := webhook.Recover(ctx, webhook.Recovery{Log: log, DeadLetters: dls, Publisher: pub}, "s", since, time.Time{})
+	if err != nil || rep.Scheduled != 1 {
+		t.Fatalf("Recover = %+v, %v", rep, err)
+	}
+	left := allDeadLetters(t, dls)
+	if len(left) != 1 || left[0].LastError != "again" {
+		t.Errorf("dead letters after recovery: %+v; want the one its delivery made, and only it", left)
+	}
+}
