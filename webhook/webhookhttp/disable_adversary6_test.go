@@ -168,3 +168,19 @@ func TestAdv6TwoReplicasDisableOnceAndNeverTheOneThatSometimesSucceeds(t *testin
 		t.Errorf("after enable, the health of fail: %+v, want it afresh", s)
 	}
 }
+
+// TestAdv6DisableWithoutABody: the reason is optional, and so is the body
+// that carries it.
+func TestAdv6DisableWithoutABody(t *testing.T) {
+	sub := webhook.Subscription{ID: "s", Topic: "t", URL: "http://127.0.0.1:1/"}
+	b, _ := bridgeOn(t, webhook.Config{})
+	ts, _ := api(t, webhookhttp.Config{Bridge: b, Store: webhookhttp.NewMemoryStore(), AdminToken: "tok", ReadOnly: []webhook.Subscription{sub}})
+	status, body, _ := call(t, ts, http.MethodPost, "/v1/subscriptions/s/disable", "tok", "")
+	if v := view(t, status, body); !v.Disabled || v.DisabledReason != "disabled by an operator" {
+		t.Errorf("disabled without a body: %+v", v)
+	}
+	status, body, _ = call(t, ts, http.MethodPost, "/v1/subscriptions/s/enable", "tok", "")
+	if v := view(t, status, body); v.Disabled {
+		t.Errorf("enabled without a body: %+v", v)
+	}
+}
