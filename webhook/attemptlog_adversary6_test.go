@@ -520,3 +520,47 @@ func TestAdv6GarbageInTheRedisKeysNeverDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// TestAdv6DeliveriesWaitOnlyWhenTheLogIs8192Behind: while the log takes
+// no batch, deliveries go on until some 8,192 attempts wait (plus the
+// batch being written), then wait; once the log takes batches again,
+// every attempt is written, none twice.
+func TestAdv6DeliveriesWaitOnlyWhenTheLogIs8192Behind(t *testing.T) {
+	const queue, batch = 8192, 512
+	const n = queue + batch + 400
+	release := make(chan struct{})
+	var log *adv6Log
+	log = newAdv6Log(t, func(ctx context.Context, b webhook.AttemptBatch) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return log.MemoryAttemptLog.Record(ctx, b)
+	})
+	h := newHarness(t, webhook.Config{AttemptLog: log, Subscriptions: []webhook.Subscription{{ID: "s", Topic: "t", URL: "http://127.0.0.1:1/"}}})
+	evs := make([]pubsub.Event, n)
+	for i := range evs {
+		evs[i] = pubsub.NewEvent(pubsub.WithDryRun(context.Background(), true), "t", []byte(`{}`))
+	}
+	h.emit(t, evs...)
+	// Dry runs are counted before they are queued for the log.
+	h.until(t, "8,192 dry runs while the log takes nothing", func() bool { return h.obs.count("s", webhook.DryRun) > queue })
+	if got := h.obs.count("s", webhook.DryRun); got == n {
+		t.Errorf("all %d dry runs went on while the log took nothing: the queue is not bounded", n)
+	}
+	close(release)
+	h.until(t, "every dry run", func() bool { return h.obs.count("s", webhook.DryRun) == n })
+	_ = h.bridge.Close()
+	got := walkAttempts(t, log, webhook.AttemptQuery{Limit: webhook.MaxAttemptPage}, nil)
+	seen := map[pubsub.ID]bool{}
+	for _, a := range got {
+		if seen[a.EventID] {
+			t.Fatalf("%s logged twice", a.EventID)
+		}
+		seen[a.EventID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("logged %d, want %d", len(seen), n)
+	}
+}

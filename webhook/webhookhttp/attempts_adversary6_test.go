@@ -40,7 +40,7 @@ func adv6Logs(t *testing.T) map[string]webhook.AttemptLog {
 // GET /v1/attempts and GET /v1/events/{id}, found by the IDs they were
 // recorded with.
 func TestAdv6HostileAttemptsComeBackAsValidJSON(t *testing.T) {
-	ids := []string{"a:b", "{x}", "100%", "%7B", "ünï\u2028", "nul\x00here", "sp ace", "e:e:1"}
+	ids := []string{"a:b", "{x}", "100%", "%7B", "ünï\u2028", "nul\x00here", "sp ace", "e:e:1", "a/b", "?q#f"}
 	for name, log := range adv6Logs(t) {
 		t.Run(name, func(t *testing.T) {
 			var b webhook.AttemptBatch
