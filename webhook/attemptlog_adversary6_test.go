@@ -564,3 +564,35 @@ func TestAdv6DeliveriesWaitOnlyWhenTheLogIs8192Behind(t *testing.T) {
 		t.Errorf("logged %d, want %d", len(seen), n)
 	}
 }
+
+// TestAdv6CloseIsBoundedWithAFullQueueAndAHangingLog: the log hangs and
+// more attempts wait than its queue holds, so deliveries wait on it; Close
+// still returns within the 5s bound (and a little for the deliveries),
+// counting what it could not write.
+func TestAdv6CloseIsBoundedWithAFullQueueAndAHangingLog(t *testing.T) {
+	const n = 8192 + 512 + 400
+	log := newAdv6Log(t, func(ctx context.Context, _ webhook.AttemptBatch) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	h := newHarness(t, webhook.Config{AttemptLog: log, Subscriptions: []webhook.Subscription{{ID: "s", Topic: "t", URL: "http://127.0.0.1:1/"}}})
+	evs := make([]pubsub.Event, n)
+	for i := range evs {
+		evs[i] = pubsub.NewEvent(pubsub.WithDryRun(context.Background(), true), "t", []byte(`{}`))
+	}
+	h.emit(t, evs...)
+	h.until(t, "the queue full", func() bool { return h.obs.count("s", webhook.DryRun) > 8192 })
+	start := time.Now()
+	_ = h.bridge.Close()
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("Close took %s with a hanging log and a full queue, want within the 5s bound", took)
+	}
+	h.obs.mu.Lock()
+	defer h.obs.mu.Unlock()
+	if h.obs.logged != h.obs.count2("s", webhook.DryRun) || h.obs.logDropped != h.obs.logged {
+		t.Errorf("%d dry runs, %d accounted for by the log (%d dropped)", h.obs.count2("s", webhook.DryRun), h.obs.logged, h.obs.logDropped)
+	}
+}
+
+// count2 is count with o.mu held.
+func (o *countingObserver) count2(sub string, out webhook.Outcome) int { return o.outcomes[sub][out] }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -56,6 +57,12 @@ type attemptRecorder struct {
 	// in progress then gives up, and what is still queued is dropped.
 	abort       context.Context
 	cancelAbort context.CancelFunc
+	// closing is closed when the bridge starts closing: from then on a
+	// delivery no longer waits for room in a full queue, and its attempt
+	// is dropped (counted in closeDrops, reported by close).
+	closing     chan struct{}
+	closingOnce sync.Once
+	closeDrops  atomic.Int64
 }
 
 // errRecorderClosed is what the attempts still queued when the close bound
@@ -64,7 +71,7 @@ var errRecorderClosed = errors.New("webhook: not written within the shutdown bou
 
 func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger, obs Observer, after func([]HealthSample)) *attemptRecorder {
 	r := &attemptRecorder{log: log, health: health, logger: logger, after: after,
-		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{})}
+		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{}), closing: make(chan struct{})}
 	r.abort, r.cancelAbort = context.WithCancel(context.Background())
 	r.obs, _ = obs.(LogObserver)
 	go r.run()
@@ -72,12 +79,26 @@ func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger,
 }
 
 // add queues an attempt; it waits while the queue is full, unless the
-// attemptRecorder is closing.
+// attemptRecorder is closing: then the attempt is dropped, so that a log
+// that hangs does not hold the deliveries Close waits for.
 func (r *attemptRecorder) add(it logItem) {
 	select {
 	case r.ch <- it:
-	case <-r.quit:
+		return
+	default:
 	}
+	select {
+	case r.ch <- it:
+	case <-r.closing:
+		r.closeDrops.Add(1)
+	}
+}
+
+// beginClose stops deliveries from waiting for room in the queue; the
+// bridge calls it before it waits for them. It is safe to call more than
+// once.
+func (r *attemptRecorder) beginClose() {
+	r.closingOnce.Do(func() { close(r.closing) })
 }
 
 func (r *attemptRecorder) run() {
@@ -233,12 +254,19 @@ func healthSamples(items []logItem) []HealthSample {
 // recordCloseBound) and returns when done. It is safe to call more than
 // once.
 func (r *attemptRecorder) close() {
+	r.beginClose()
 	r.once.Do(func() {
 		close(r.quit)
 		t := time.AfterFunc(recordCloseBound, r.cancelAbort)
 		<-r.done
 		t.Stop()
 		r.cancelAbort()
+		if n := int(r.closeDrops.Load()); n > 0 {
+			r.logger.Warn("webhook: delivery log: attempts made while closing found the queue full, dropped", "attempts", n)
+			if r.obs != nil {
+				r.obs.AttemptsLogged(n, errRecorderClosed)
+			}
+		}
 	})
 	<-r.done
 }
