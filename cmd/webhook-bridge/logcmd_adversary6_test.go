@@ -157,3 +157,58 @@ subscriptions:
 		t.Errorf("after the kill, the log shows %d delivered attempts, it had shown %d", delivered, len(before))
 	}
 }
+
+// TestAdv6LogAfterSIGTERMHoldsEveryAttempt: a bridge on Redis stopped
+// with SIGTERM mid-delivery drains its delivery log: `log` then shows
+// every attempt a receiver saw, each once, and none it did not see.
+func TestAdv6LogAfterSIGTERMHoldsEveryAttempt(t *testing.T) {
+	recv := httpsink.New(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+		if n%3 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	config := backendConfig("redis") + `
+listen: LISTEN
+auth:
+  admin_token: admin-secret
+retry:
+  schedule: [10ms, 10ms, 10ms, 10ms]
+subscriptions:
+  - id: s
+    topic: t
+    url: ` + recv.URL + `
+`
+	p := startBridge(t, config)
+	batch := `[` + strings.TrimSuffix(strings.Repeat(`{"name": "t", "payload": {}},`, 200), ",") + `]`
+	p.emit(t, "", batch)
+	p.emit(t, "", batch)
+	recv.WaitFor(t, 100, wait)
+	p.stop(syscall.SIGTERM)
+
+	saw := map[string]int{}
+	for _, h := range recv.Hits() {
+		saw[h.Header.Get("Webhook-Id")+"/"+h.Header.Get("Webhook-Attempt")]++
+	}
+	out := cli(t, "log", "--config", p.config, "--limit", "0", "--json")
+	got := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var v webhookhttp.AttemptView
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if v.Attempt == 0 {
+			continue
+		}
+		k := v.RequestHeaders.Get("Webhook-Id") + "/" + strconv.Itoa(v.Attempt)
+		if got[k] || saw[k] != 1 {
+			t.Errorf("attempt %s: logged twice: %v; the receiver saw it %d times", k, got[k], saw[k])
+		}
+		got[k] = true
+	}
+	for k, n := range saw {
+		if !got[k] {
+			t.Errorf("attempt %s reached the receiver (%d times) but is not in the log", k, n)
+		}
+	}
+	t.Logf("%d attempts seen and logged", len(got))
+}
