@@ -200,8 +200,11 @@ func (l *RedisAttemptLog) eventKey(id pubsub.ID) string {
 // JSON, the positions of its subscription, outcome and event indexes and
 // of its event (0: none), its outcome and its status.
 //
-// Index writes go through pcall: an index key someone broke (another
-// type, an entry ID past ours) loses that entry, never the batch.
+// Index writes, and those of the index and event sets, go through pcall:
+// a key someone broke (another type, an entry ID past ours) loses that
+// entry, never the batch. Once an attempt is written nothing may fail the
+// script: Redis does not undo a script's writes, and a refused batch is
+// retried, which would record its attempts again.
 var redisLogRecord = goredis.NewScript(`
 local main, set, evset = KEYS[1], KEYS[2], KEYS[3]
 local ms, maxlen, minid, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -265,7 +268,7 @@ end
 -- The event set scores an event by the ms of its newest attempt's ID
 -- (past ms when another clock is ahead), else of its record's write.
 for k in pairs(events) do
-  redis.call('ZADD', evset, base or ms, string.sub(kinds[k], 2))
+  redis.pcall('ZADD', evset, base or ms, string.sub(kinds[k], 2))
 end
 redis.call('XTRIM', main, 'MAXLEN', '~', maxlen)
 redis.call('XTRIM', main, 'MINID', '~', minid)
@@ -281,7 +284,7 @@ for k in pairs(touched) do
   else
     redis.pcall('XTRIM', KEYS[k], 'MINID', '~', floor)
     redis.pcall('XTRIM', KEYS[k], 'MINID', '~', minid)
-    redis.call('ZADD', set, ms, KEYS[k])
+    redis.pcall('ZADD', set, ms, KEYS[k])
   end
 end
 return na

@@ -2,10 +2,12 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -51,23 +53,52 @@ type attemptRecorder struct {
 	quit  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	// abort is done recordCloseBound after close is called: every write
+	// in progress then gives up, and what is still queued is dropped.
+	abort       context.Context
+	cancelAbort context.CancelFunc
+	// closing is closed when the bridge starts closing: from then on a
+	// delivery no longer waits for room in a full queue, and its attempt
+	// is dropped (counted in closeDrops, reported by close).
+	closing     chan struct{}
+	closingOnce sync.Once
+	closeDrops  atomic.Int64
 }
+
+// errRecorderClosed is what the attempts still queued when the close bound
+// ran out are dropped with.
+var errRecorderClosed = errors.New("webhook: not written within the shutdown bound")
 
 func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger, obs Observer, after func([]HealthSample)) *attemptRecorder {
 	r := &attemptRecorder{log: log, health: health, logger: logger, after: after,
-		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{})}
+		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{}), closing: make(chan struct{})}
+	r.abort, r.cancelAbort = context.WithCancel(context.Background())
 	r.obs, _ = obs.(LogObserver)
 	go r.run()
 	return r
 }
 
 // add queues an attempt; it waits while the queue is full, unless the
-// attemptRecorder is closing.
+// attemptRecorder is closing: then the attempt is dropped, so that a log
+// that hangs does not hold the deliveries Close waits for.
 func (r *attemptRecorder) add(it logItem) {
 	select {
 	case r.ch <- it:
-	case <-r.quit:
+		return
+	default:
 	}
+	select {
+	case r.ch <- it:
+	case <-r.closing:
+		r.closeDrops.Add(1)
+	}
+}
+
+// beginClose stops deliveries from waiting for room in the queue; the
+// bridge calls it before it waits for them. It is safe to call more than
+// once.
+func (r *attemptRecorder) beginClose() {
+	r.closingOnce.Do(func() { close(r.closing) })
 }
 
 func (r *attemptRecorder) run() {
@@ -95,30 +126,48 @@ func (r *attemptRecorder) run() {
 }
 
 // drain writes what is queued when Close is called, within
-// recordCloseBound.
+// recordCloseBound; what is left when the bound runs out is dropped,
+// logged and counted.
 func (r *attemptRecorder) drain(batch []logItem) {
-	stop := make(chan struct{})
-	t := time.AfterFunc(recordCloseBound, func() { close(stop) })
-	defer t.Stop()
 	for {
-		select {
-		case it := <-r.ch:
-			batch = append(batch, it)
-			if len(batch) < recordBatch {
-				continue
+	fill:
+		for len(batch) < recordBatch {
+			select {
+			case it := <-r.ch:
+				batch = append(batch, it)
+			default:
+				break fill
 			}
-		default:
 		}
 		if len(batch) == 0 {
 			return
 		}
-		r.write(batch, stop)
-		batch = batch[:0]
 		select {
-		case <-stop:
+		case <-r.abort.Done():
+			r.dropQueued(len(batch))
 			return
 		default:
 		}
+		r.write(batch, r.abort.Done())
+		batch = batch[:0]
+	}
+}
+
+// dropQueued drops, with a warning and a count, n attempts taken from the
+// queue and every attempt still in it.
+func (r *attemptRecorder) dropQueued(n int) {
+	for more := true; more; {
+		select {
+		case <-r.ch:
+			n++
+		default:
+			more = false
+		}
+	}
+	r.logger.Warn("webhook: delivery log: attempts still queued at shutdown not written within the bound, dropped",
+		"attempts", n, "bound", recordCloseBound)
+	if r.obs != nil {
+		r.obs.AttemptsLogged(n, errRecorderClosed)
 	}
 }
 
@@ -159,12 +208,12 @@ func (r *attemptRecorder) write(items []logItem, stop <-chan struct{}) {
 }
 
 // retry calls write until it succeeds, pausing longer each time, for
-// recordRetryFor or until stop (then once more); it returns the last
-// error.
+// recordRetryFor or until stop (then once more), each call given up
+// when the close bound runs out; it returns the last error.
 func (r *attemptRecorder) retry(stop <-chan struct{}, write func(context.Context) error) error {
 	wait, deadline := 50*time.Millisecond, time.Now().Add(recordRetryFor)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), recordRetryFor)
+		ctx, cancel := context.WithTimeout(r.abort, recordRetryFor)
 		err := write(ctx)
 		cancel()
 		if err == nil || time.Now().Add(wait).After(deadline) {
@@ -205,7 +254,20 @@ func healthSamples(items []logItem) []HealthSample {
 // recordCloseBound) and returns when done. It is safe to call more than
 // once.
 func (r *attemptRecorder) close() {
-	r.once.Do(func() { close(r.quit) })
+	r.beginClose()
+	r.once.Do(func() {
+		close(r.quit)
+		t := time.AfterFunc(recordCloseBound, r.cancelAbort)
+		<-r.done
+		t.Stop()
+		r.cancelAbort()
+		if n := int(r.closeDrops.Load()); n > 0 {
+			r.logger.Warn("webhook: delivery log: attempts made while closing found the queue full, dropped", "attempts", n)
+			if r.obs != nil {
+				r.obs.AttemptsLogged(n, errRecorderClosed)
+			}
+		}
+	})
 	<-r.done
 }
 
@@ -242,7 +304,10 @@ func redactURL(u string) string {
 	if err != nil {
 		return ""
 	}
-	return p.Redacted()
+	if p.User != nil {
+		p.User = url.User("xxxxx") // a user name may be a token too
+	}
+	return p.String()
 }
 
 // loggedHeaders returns the request's headers for the log: values of

@@ -400,6 +400,9 @@ func (b *Bridge) Run(ctx context.Context) {
 // the default transport. It does not close the Subscriber, Publisher or a
 // Transport of the caller's. It is safe to call more than once.
 func (b *Bridge) Close() error {
+	if b.rec != nil {
+		b.rec.beginClose() // deliveries no longer wait on a log that hangs
+	}
 	b.gate.Close()
 	if b.rec != nil {
 		b.rec.close() // after the deliveries, which it records

@@ -71,3 +71,17 @@ func UnwrapRetry(ev pubsub.Event) (subscriptionID string, event pubsub.Event, at
 	}
 	return r.SubscriptionID, r.Event, r.Attempts, true
 }
+
+// UnwrapRecovery returns the subscription and the events still to deliver,
+// in order, of a recovery event the bridge emitted to itself
+// ([RecoverEventName]); ok is false for any other event.
+func UnwrapRecovery(ev pubsub.Event) (subscriptionID string, events []pubsub.ID, ok bool) {
+	if ev.Name != RecoverEventName {
+		return "", nil, false
+	}
+	var r recovery
+	if err := json.Unmarshal(ev.Payload, &r); err != nil || r.SubscriptionID == "" {
+		return "", nil, false
+	}
+	return r.SubscriptionID, r.Events, true
+}

@@ -106,6 +106,20 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 	if err != nil || len(todo) == 0 {
 		return rep, err
 	}
+	// The dead letters to remove are those stored now: the deliveries it
+	// schedules may be dead-lettered again while it runs, and those stay.
+	var dead []string
+	if r.DeadLetters != nil {
+		due := make(map[pubsub.ID]bool, len(todo))
+		for _, ev := range todo {
+			due[ev.ID] = true
+		}
+		if dead, err = deadLetterIDs(ctx, r.DeadLetters, func(dl DeadLetter) bool {
+			return dl.SubscriptionID == subID && due[dl.Event.ID]
+		}); err != nil {
+			return rep, fmt.Errorf("webhook: recover: reading the dead letters: %w", err)
+		}
+	}
 	rec := recovery{SubscriptionID: subID, ID: uuid.NewString()}
 	marks := AttemptBatch{}
 	for _, ev := range todo {
@@ -124,14 +138,8 @@ func Recover(ctx context.Context, r Recovery, subID string, since, until time.Ti
 		return rep, fmt.Errorf("webhook: recover: emitting the recovery of %d events: %w", len(todo), err)
 	}
 	rep.Scheduled = len(todo)
-	if r.DeadLetters != nil {
-		ids := map[pubsub.ID]bool{}
-		for _, ev := range todo {
-			ids[ev.ID] = true
-		}
-		if err := removeDeadLetters(ctx, r.DeadLetters, func(dl DeadLetter) bool {
-			return dl.SubscriptionID == subID && ids[dl.Event.ID]
-		}); err != nil {
+	for start := 0; start < len(dead); start += replayPage {
+		if err := r.DeadLetters.Remove(ctx, dead[start:min(start+replayPage, len(dead))]...); err != nil {
 			return rep, fmt.Errorf("webhook: recover: removing the recovered dead letters: %w", err)
 		}
 	}
@@ -179,14 +187,32 @@ func recoverable(ctx context.Context, log AttemptLog, subID string, since, until
 			continue
 		}
 		// Its newest attempt, in the window or after it, says where it is.
-		last, err := log.Query(ctx, AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage})
-		if err != nil {
-			return nil, rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
+		// A page may hold none before the end (the event's attempts for
+		// other subscriptions are read past), so the walk goes on to it.
+		var newest *Attempt
+		delivered := false
+		for q := (AttemptQuery{SubscriptionID: subID, EventID: id, Limit: MaxAttemptPage}); ; {
+			page, err := log.Query(ctx, q)
+			if err != nil {
+				return nil, rep, fmt.Errorf("webhook: recover: reading the attempts of %s: %w", id, err)
+			}
+			if newest == nil && len(page.Attempts) > 0 {
+				newest = &page.Attempts[0]
+			}
+			delivered = delivered || slices.ContainsFunc(page.Attempts, func(a Attempt) bool { return a.Outcome == Delivered })
+			if delivered || page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
 		}
-		if len(last.Attempts) == 0 || slices.ContainsFunc(last.Attempts, func(a Attempt) bool { return a.Outcome == Delivered }) {
+		if newest == nil || delivered {
 			continue
 		}
-		if o := last.Attempts[0].Outcome; o != DeadLettered && o != Skipped {
+		switch newest.Outcome {
+		case DeadLettered, Skipped:
+		case DryRun: // never to be sent, and no retry of it runs
+			continue
+		default:
 			rep.InProgress++
 			continue
 		}
@@ -294,35 +320,38 @@ func (b *Bridge) routeNow(ctx context.Context, id string) *route {
 // recoveryPending reports whether the recovery's record is still event
 // id's newest attempt for the subscription.
 func (b *Bridge) recoveryPending(ctx context.Context, r recovery, id pubsub.ID) (bool, error) {
-	page, err := b.cfg.AttemptLog.Query(ctx, AttemptQuery{SubscriptionID: r.SubscriptionID, EventID: id, Limit: 1})
-	if err != nil {
-		return false, fmt.Errorf("webhook: recovery %s: reading the attempts of %s: %w", r.ID, id, err)
+	for q := (AttemptQuery{SubscriptionID: r.SubscriptionID, EventID: id, Limit: 1}); ; {
+		page, err := b.cfg.AttemptLog.Query(ctx, q)
+		if err != nil {
+			return false, fmt.Errorf("webhook: recovery %s: reading the attempts of %s: %w", r.ID, id, err)
+		}
+		if len(page.Attempts) > 0 {
+			return page.Attempts[0].Outcome == Deferred && page.Attempts[0].Error == r.marker(), nil
+		}
+		if page.Next == "" {
+			return false, nil
+		}
+		q.Cursor = page.Next // a page may hold none before the end
 	}
-	return len(page.Attempts) == 1 && page.Attempts[0].Outcome == Deferred && page.Attempts[0].Error == r.marker(), nil
 }
 
-// removeDeadLetters walks store once, removing the dead letters match
-// accepts, a page at a time.
-func removeDeadLetters(ctx context.Context, store DeadLetterStore, match func(DeadLetter) bool) error {
+// deadLetterIDs walks store once and returns the IDs of the dead letters
+// match accepts.
+func deadLetterIDs(ctx context.Context, store DeadLetterStore, match func(DeadLetter) bool) ([]string, error) {
+	var ids []string
 	after := ""
 	for {
 		page, next, err := store.List(ctx, after, replayPage)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		var rm []string
 		for _, dl := range page {
 			if match(dl) {
-				rm = append(rm, dl.ID)
-			}
-		}
-		if len(rm) > 0 {
-			if err := store.Remove(ctx, rm...); err != nil {
-				return err
+				ids = append(ids, dl.ID)
 			}
 		}
 		if next == "" {
-			return nil
+			return ids, nil
 		}
 		after = next
 	}

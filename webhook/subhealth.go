@@ -155,6 +155,13 @@ func (b *Bridge) disableFailing(samples []HealthSample) {
 		if !ok || st.ConsecutiveFailures == 0 || st.FailingSince.IsZero() || now.Sub(st.FailingSince) < b.cfg.DisableAfter {
 			continue
 		}
+		// Replicas write their samples each in its own batches: failures
+		// that ended before another replica's success may be counted after
+		// it, and then FailingSince is older than that success. The last
+		// success, the latest ever counted whatever the order, decides.
+		if st.LastSuccess != nil && now.Sub(st.LastSuccess.At) < b.cfg.DisableAfter {
+			continue
+		}
 		reason := fmt.Sprintf("every delivery failed for %s (%d in a row since %s)", b.cfg.DisableAfter, st.ConsecutiveFailures,
 			st.FailingSince.UTC().Format(time.RFC3339))
 		if err := b.disable(ctx, id, reason, st); err != nil {

@@ -114,6 +114,7 @@ func runLog(args []string, stdout io.Writer) error {
 	out := newAttemptPrinter(stdout, f.json)
 	printed := 0
 	for {
+		q.Limit = webhook.MaxAttemptPage // all: full pages
 		if f.limit > 0 {
 			q.Limit = min(f.limit-printed, webhook.MaxAttemptPage)
 		}

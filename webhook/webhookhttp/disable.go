@@ -173,7 +173,8 @@ func (h *Handler) disableSubscription(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Reason string `json:"reason"`
 	}
-	if body, status, err := readBody(w, r, adminBodyLimit); err != nil {
+	// The body, and its reason, are optional.
+	if body, status, err := readBody(w, r, adminBodyLimit); err != nil && !errors.Is(err, errEmptyBody) {
 		writeError(w, status, err.Error())
 		return
 	} else if len(body) > 0 {

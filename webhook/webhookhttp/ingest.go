@@ -114,10 +114,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 		return nil, http.StatusBadRequest, fmt.Errorf("reading the body: %v", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, http.StatusBadRequest, errors.New("body is empty: want a JSON object")
+		return nil, http.StatusBadRequest, errEmptyBody
 	}
 	return body, 0, nil
 }
+
+// errEmptyBody is readBody's error for a body of nothing but white space.
+var errEmptyBody = errors.New("body is empty: want a JSON object")
 
 // parseEvents reads one event object or an array of them and checks each;
 // given[i] tells whether event i came with its own id.

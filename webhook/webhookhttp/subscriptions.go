@@ -162,6 +162,14 @@ func (s *subscriptions) put(ctx context.Context, sub webhook.Subscription, creat
 	case !create && !exists:
 		return http.StatusNotFound, fmt.Errorf("no subscription %q", sub.ID)
 	}
+	if create {
+		// One made again with the id of one removed starts afresh: what
+		// was counted of that one after it was forgotten (deliveries in
+		// flight when it was removed) is not this one's.
+		if err := s.bridge.ResetHealth(ctx, sub.ID); err != nil {
+			return http.StatusServiceUnavailable, fmt.Errorf("resetting the health of subscription %q: %w", sub.ID, err)
+		}
+	}
 	if err := s.store.Put(ctx, sub); err != nil {
 		return http.StatusServiceUnavailable, err
 	}
