@@ -46,6 +46,11 @@ const (
 	// DefaultResponseBodyBytes is how much of a response body an attempt
 	// keeps when [Config.ResponseBodyBytes] is 0.
 	DefaultResponseBodyBytes = 4 << 10
+	// MaxResponseBodyBytes bounds [Config.ResponseBodyBytes]: the bridge
+	// reads no more of a response body (so a delivery-log queue of 8,192
+	// attempts holds at most 512 MiB of bodies, and that only with this
+	// limit set).
+	MaxResponseBodyBytes = 64 << 10
 )
 
 // ErrNotFound is returned, wrapped, by [AttemptLog.Event] for an event the
@@ -53,7 +58,7 @@ const (
 var ErrNotFound = errors.New("webhook: not found")
 
 // ErrInvalidAttemptCursor is returned, wrapped, by [AttemptLog.Query] for
-// a cursor that log did not make.
+// a cursor not of the form "<ms>-<seq>" its cursors take.
 var ErrInvalidAttemptCursor = errors.New("webhook: invalid delivery-log cursor")
 
 // Attempt is one delivery attempt as the delivery log records it: what was
@@ -209,7 +214,9 @@ type AttemptLog interface {
 	Record(ctx context.Context, b AttemptBatch) error
 	// Query returns one page of the attempts q selects, newest first. A
 	// q that fails [AttemptQuery.Validate] is an error, and so is a Cursor
-	// the log did not make (wrapping [ErrInvalidAttemptCursor]).
+	// that is not of the form the log's cursors take (wrapping
+	// [ErrInvalidAttemptCursor]); a well-formed cursor is a position among
+	// the log's IDs, so one from another log starts from that position.
 	Query(ctx context.Context, q AttemptQuery) (AttemptPage, error)
 	// Event returns the event recorded with that ID, or an error wrapping
 	// [ErrNotFound].

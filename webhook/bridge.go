@@ -125,7 +125,7 @@ type Config struct {
 	// default: nil
 	Reload func(ctx context.Context) error
 	// ResponseBodyBytes is how much of each response body the delivery
-	// log keeps; negative keeps none.
+	// log keeps, at most MaxResponseBodyBytes; negative keeps none.
 	// default: DefaultResponseBodyBytes (4 KiB)
 	ResponseBodyBytes int
 	// DeadLetters keeps deliveries given up on.
@@ -209,6 +209,8 @@ func (c Config) Validate() error {
 		return errors.New("webhook: Config.Targets applies to the default transport; with a Transport of your own, guard its dialer instead")
 	case c.Retry.MaxAttempts < 0:
 		return fmt.Errorf("webhook: Config.Retry.MaxAttempts is %d, want 0 (default) or more", c.Retry.MaxAttempts)
+	case c.ResponseBodyBytes > MaxResponseBodyBytes:
+		return fmt.Errorf("webhook: Config.ResponseBodyBytes is %d, want at most %d (the bridge reads no more of a response)", c.ResponseBodyBytes, MaxResponseBodyBytes)
 	}
 	for i, d := range c.Retry.Schedule {
 		if d <= 0 {

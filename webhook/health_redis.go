@@ -19,6 +19,13 @@ import (
 // janitor.
 const RedisHealthTTL = HealthWindow + 5*time.Minute
 
+// RedisHealthSummaryTTL is how long a subscription's summary (last
+// success and failure, failures in a row, failing since) lives after its
+// last write: a subscription removed without the admin API (from the
+// config file) leaves nothing behind for long, and one this quiet starts
+// afresh. Set disable_after below it.
+const RedisHealthSummaryTTL = 30 * 24 * time.Hour
+
 // RedisHealthConfig configures [NewRedisHealth].
 type RedisHealthConfig struct {
 	// Client is the Redis the stats live in; it is the caller's and is
@@ -57,8 +64,8 @@ func (c RedisHealthConfig) Validate() error {
 //
 //   - P:s:S is a hash, the subscription's summary: ls_at and ls_status
 //     (last success), lf_at, lf_status and lf_error (last failure), cf
-//     (consecutive failures) and fs (failing since). It does not expire;
-//     Forget deletes it.
+//     (consecutive failures) and fs (failing since). It expires
+//     [RedisHealthSummaryTTL] after its last write; Forget deletes it.
 //   - P:m:S:M is a hash of the counts of unix minute M (unix seconds / 60):
 //     ok, fail and limited, and b0 … b15, the attempts whose latency fell
 //     in each bucket of the histogram (1ms, 2ms, 5ms, … 1min, and b15
@@ -163,7 +170,7 @@ func allDigits(s string) bool {
 // and ARGV. It first checks the type of every key and writes nothing when
 // one is not what it should be; a field that is not an integer where a
 // count belongs is counted again from zero.
-var observeScript = goredis.NewScript(`
+var observeScript = goredis.NewScript(strings.ReplaceAll(`
 local ttl = tonumber(ARGV[1])
 local nsubs = tonumber(ARGV[2])
 
@@ -247,6 +254,8 @@ for s = 1, nsubs do
     redis.call('HSETNX', sk, 'cf', 0)
   end
 
+  redis.call('PEXPIRE', sk, SUMMARY_TTL_MS)
+
   for m = 1, nmin do
     local mk = KEYS[k]
     local minute, nf = ARGV[a], tonumber(ARGV[a + 1])
@@ -262,7 +271,7 @@ for s = 1, nsubs do
   redis.call('PEXPIRE', ik, ttl)
 end
 return nsubs
-`)
+`, "SUMMARY_TTL_MS", strconv.FormatInt(RedisHealthSummaryTTL.Milliseconds(), 10)))
 
 // Observe implements [HealthStore]: it reduces samples with the memory
 // store's rules and applies every subscription's delta in one Lua script

@@ -374,6 +374,12 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: %s is negative", kv.name)
 		}
 	}
+	if n := c.DeliveryLog.ResponseBodyBytes; n > webhook.MaxResponseBodyBytes {
+		return fmt.Errorf("config: delivery_log.response_body_bytes %d: want at most %d (64 KiB; the bridge reads no more of a response)", n, webhook.MaxResponseBodyBytes)
+	}
+	if d := time.Duration(*c.DisableAfter); d > webhook.RedisHealthSummaryTTL {
+		return fmt.Errorf("config: disable_after %s: want at most %s, as long as the health of a quiet subscription is kept", d, webhook.RedisHealthSummaryTTL)
+	}
 	if w := time.Duration(c.Ingest.DedupeWindow); w > 0 && w < time.Second {
 		return fmt.Errorf("config: ingest.dedupe_window %s: want at least 1s, or a negative value to turn it off", w)
 	}

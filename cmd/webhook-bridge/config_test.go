@@ -37,6 +37,10 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown dead_letters key", "dead_letters:\n  maxlen: 5\n", "config: unknown key dead_letters.maxlen (line 2)"},
 		{"dead_letters.max_len not a number", "dead_letters:\n  max_len: lots\n", "config: line 2: cannot unmarshal !!str `lots` into int64"},
 		{"bad cidr", "targets:\n  deny_private: true\n  allow: [10.0.0.0/8, intranet]\n", `config: targets.allow[1] "intranet": want a CIDR`},
+		{"response bodies too big to keep", "delivery_log:\n  response_body_bytes: 1000000\n", "config: delivery_log.response_body_bytes 1000000: want at most 65536"},
+		{"disable_after past the health kept", "disable_after: 1000h\n", "config: disable_after 1000h0m0s: want at most 720h0m0s"},
+		{"negative disable_after", "disable_after: -1h\n", "config: disable_after is negative"},
+		{"unknown delivery_log key", "delivery_log:\n  max_ag: 1h\n", "config: unknown key delivery_log.max_ag (line 2)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
