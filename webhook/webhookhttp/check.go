@@ -1,7 +1,6 @@
 package webhookhttp
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/switchyard-go/switchyard/webhook"
@@ -19,14 +18,7 @@ type CheckResult struct {
 // filter, expr's message with the position).
 func (h *Handler) checkSubscription(w http.ResponseWriter, r *http.Request) {
 	var in subscriptionInput
-	body, status, err := readBody(w, r, adminBodyLimit)
-	if err == nil {
-		if err = strictJSON(body, &in); err != nil {
-			status, err = http.StatusBadRequest, fmt.Errorf("body: %v", err)
-		}
-	}
-	if err != nil {
-		writeError(w, status, err.Error())
+	if !readAdminJSON(w, r, &in) {
 		return
 	}
 	if err := webhook.Compile(in.Subscription); err != nil {

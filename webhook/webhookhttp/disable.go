@@ -317,14 +317,7 @@ func (h *Handler) recoverSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in RecoverRequest
-	body, status, err := readBody(w, r, adminBodyLimit)
-	if err == nil {
-		if err = strictJSON(body, &in); err != nil {
-			status, err = http.StatusBadRequest, fmt.Errorf("body: %v", err)
-		}
-	}
-	if err != nil {
-		writeError(w, status, err.Error())
+	if !readAdminJSON(w, r, &in) {
 		return
 	}
 	now := time.Now()

@@ -241,6 +241,23 @@ func strictJSON(b []byte, v any) error {
 	return nil
 }
 
+// readAdminJSON reads an admin request's body into v with strictJSON, or
+// answers the error (413 over adminBodyLimit, 400 otherwise) and returns
+// false.
+func readAdminJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, status, err := readBody(w, r, adminBodyLimit)
+	if err == nil {
+		if err = strictJSON(body, v); err != nil {
+			status, err = http.StatusBadRequest, fmt.Errorf("body: %v", err)
+		}
+	}
+	if err != nil {
+		writeError(w, status, err.Error())
+		return false
+	}
+	return true
+}
+
 // eventKeys are the fields of a posted event, spelt exactly.
 var eventKeys = map[string]bool{"name": true, "payload": true, "id": true, "correlation_id": true, "dry_run": true}
 

@@ -325,14 +325,7 @@ func (h *Handler) getSubscription(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) readSubscription(w http.ResponseWriter, r *http.Request) (webhook.Subscription, bool) {
 	var in subscriptionInput
-	body, status, err := readBody(w, r, adminBodyLimit)
-	if err == nil {
-		if err = strictJSON(body, &in); err != nil {
-			status, err = http.StatusBadRequest, fmt.Errorf("body: %v", err)
-		}
-	}
-	if err != nil {
-		writeError(w, status, err.Error())
+	if !readAdminJSON(w, r, &in) {
 		return in.Subscription, false
 	}
 	sub := in.Subscription
