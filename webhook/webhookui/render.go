@@ -62,6 +62,10 @@ var funcs = template.FuncMap{
 		}
 		return jsonUnescaper.Replace(b.String())
 	},
+	// seg is an id as one path segment of a link: html/template leaves
+	// '/', '?', '#' and a valid %XX of a path as they are, so an event id
+	// from a backend (any bytes) would otherwise link elsewhere.
+	"seg": func(id any) string { return url.PathEscape(fmt.Sprint(id)) },
 	"cut": func(n int, s string) string {
 		if r := []rune(s); len(r) > n {
 			return string(r[:n]) + "…"

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,12 +155,32 @@ func (c *Console) session(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // safeNext is where to go after logging in: a console path, else the
-// overview.
+// overview. The path is judged cleaned, as the browser resolves it
+// ("/ui/../v1/x" is "/v1/x", a page of the API, not of the console), and
+// no control character, space or backslash is let through: http.Redirect
+// sends a URL it cannot parse as it is, without cleaning it, and browsers
+// drop tabs and newlines from it.
 func safeNext(next string) string {
-	if strings.HasPrefix(next, "/ui/") && !strings.ContainsAny(next, "\\\r\n") && !strings.HasPrefix(next, "/ui//") {
-		return next
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return "/ui/"
+		}
 	}
-	return "/ui/"
+	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "/ui//") {
+		return "/ui/"
+	}
+	p, query, hasQuery := strings.Cut(next, "?")
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && !strings.HasSuffix(clean, "/") {
+		clean += "/"
+	}
+	if !strings.HasPrefix(clean, "/ui/") || strings.HasPrefix(clean, "//") {
+		return "/ui/"
+	}
+	if hasQuery {
+		clean += "?" + query
+	}
+	return clean
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
