@@ -63,6 +63,8 @@ type attemptRecorder struct {
 	closing     chan struct{}
 	closingOnce sync.Once
 	closeDrops  atomic.Int64
+	// progress tells flush how far the queue has been handled.
+	progress progress
 }
 
 // errRecorderClosed is what the attempts still queued when the close bound
@@ -71,7 +73,8 @@ var errRecorderClosed = errors.New("webhook: not written within the shutdown bou
 
 func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger, obs Observer, after func([]HealthSample)) *attemptRecorder {
 	r := &attemptRecorder{log: log, health: health, logger: logger, after: after,
-		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{}), closing: make(chan struct{})}
+		ch: make(chan logItem, recordQueue), quit: make(chan struct{}), done: make(chan struct{}), closing: make(chan struct{}),
+		progress: progress{moved: make(chan struct{})}}
 	r.abort, r.cancelAbort = context.WithCancel(context.Background())
 	r.obs, _ = obs.(LogObserver)
 	go r.run()
@@ -82,6 +85,7 @@ func newAttemptRecorder(log AttemptLog, health HealthStore, logger *slog.Logger,
 // attemptRecorder is closing: then the attempt is dropped, so that a log
 // that hangs does not hold the deliveries Close waits for.
 func (r *attemptRecorder) add(it logItem) {
+	r.progress.queued.Add(1)
 	select {
 	case r.ch <- it:
 		return
@@ -91,6 +95,7 @@ func (r *attemptRecorder) add(it logItem) {
 	case r.ch <- it:
 	case <-r.closing:
 		r.closeDrops.Add(1)
+		r.progress.handled(1)
 	}
 }
 
@@ -122,6 +127,7 @@ func (r *attemptRecorder) run() {
 			}
 		}
 		r.write(batch, r.quit)
+		r.progress.handled(len(batch))
 	}
 }
 
@@ -149,6 +155,7 @@ func (r *attemptRecorder) drain(batch []logItem) {
 		default:
 		}
 		r.write(batch, r.abort.Done())
+		r.progress.handled(len(batch))
 		batch = batch[:0]
 	}
 }
@@ -164,6 +171,7 @@ func (r *attemptRecorder) dropQueued(n int) {
 			more = false
 		}
 	}
+	r.progress.handled(n)
 	r.logger.Warn("webhook: delivery log: attempts still queued at shutdown not written within the bound, dropped",
 		"attempts", n, "bound", recordCloseBound)
 	if r.obs != nil {

@@ -89,10 +89,12 @@ func (r recovery) marker() string { return recoverRecorded + " (" + r.ID + ")" }
 // first events one after another, each waiting for the one before to be
 // delivered or to have its retry scheduled, and then emitting the rest
 // as the next such event. (An event whose first attempt fails is retried
-// as any delivery, after the others.) A bridge that stops midway goes on
-// where it was when the backend hands the event over again; an event is
-// sent only while the recovery's record is its newest attempt, so one
-// delivered or retried meanwhile is not sent again. The events' dead
+// as any delivery, after the others.) Each attempt is in the log before
+// the next event is sent. A bridge that stops midway goes on where it was
+// when the backend hands the event over again; an event is sent only while
+// the recovery's record is its newest attempt, so one delivered or retried
+// meanwhile is not sent again (but for the one being sent when it
+// stopped). The events' dead
 // letters for the subscription are removed so that a replay does not send
 // them again. At most MaxRecover events are scheduled per call.
 //
@@ -289,6 +291,11 @@ func (b *Bridge) handleRecovery(ctx context.Context, ev pubsub.Event) error {
 		if err != nil {
 			return err
 		}
+		// Its attempt in the log before the next is sent: handled again
+		// (a crash, a lost acknowledgement), the recovery skips it.
+		if err := b.flushLog(ctx); err != nil {
+			return fmt.Errorf("webhook: recovery %s: writing the attempt of %s to the delivery log: %w", r.ID, id, err)
+		}
 	}
 	if rest := r.Events[n:]; len(rest) > 0 {
 		r.Events = rest
@@ -301,6 +308,17 @@ func (b *Bridge) handleRecovery(ctx context.Context, ev pubsub.Event) error {
 		}
 	}
 	return nil
+}
+
+// flushLog waits, up to recordRetryFor, until the attempts queued so far
+// are in the delivery log.
+func (b *Bridge) flushLog(ctx context.Context) error {
+	if b.rec == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, recordRetryFor)
+	defer cancel()
+	return b.rec.flush(ctx)
 }
 
 // routeNow returns the subscription's route if it is in force and

@@ -136,3 +136,49 @@ func TestRecoverSendsManyInOrderAcrossLinks(t *testing.T) {
 		t.Errorf("delivered in the order %v, want %v", got, want)
 	}
 }
+
+// A recovery event handled twice in a row (a lost acknowledgement) sends
+// each event once: every attempt is in the log before the next is sent,
+// and before the handling returns.
+func TestARecoveryHandledTwiceSendsEachOnce(t *testing.T) {
+	s := newSink(t, nil)
+	log, _ := webhook.NewMemoryAttemptLog(webhook.MemoryAttemptLogConfig{})
+	h := newHarness(t, webhook.Config{AttemptLog: log, Subscriptions: []webhook.Subscription{{ID: "s", Topic: "t", URL: s.URL}}})
+	ctx := context.Background()
+	var batch webhook.AttemptBatch
+	for i := range 20 {
+		ev := pubsub.Event{ID: pubsub.ID(fmt.Sprintf("e%02d", i)), Name: "t", Payload: []byte(`{}`),
+			Meta: pubsub.Meta{CreatedAtUTC: time.Now().Add(time.Duration(i) * time.Millisecond)}}
+		batch.Events = append(batch.Events, ev)
+		batch.Attempts = append(batch.Attempts, webhook.Attempt{EventID: ev.ID, EventName: "t", SubscriptionID: "s", Attempt: 1,
+			At: time.Now(), Outcome: webhook.DeadLettered, Status: 500})
+	}
+	if err := log.Record(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	pub := &capturePublisher{}
+	if rep, err := webhook.Recover(ctx, webhook.Recovery{Log: log, Publisher: pub}, "s", time.Time{}, time.Time{}); err != nil || rep.Scheduled != 20 {
+		t.Fatalf("Recover = %+v, %v", rep, err)
+	}
+	link := pub.evs[0]
+	for range 2 {
+		if err := h.bridge.Handle(ctx, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	for _, hit := range s.waitFor(t, 20) {
+		got[hit.Header.Get("Webhook-Id")]++
+	}
+	if len(s.snapshot()) != 20 || len(got) != 20 {
+		t.Errorf("%d deliveries of %d events, want 20 once each", len(s.snapshot()), len(got))
+	}
+}
+
+type capturePublisher struct{ evs []pubsub.Event }
+
+func (p *capturePublisher) Emit(_ context.Context, evs ...pubsub.Event) error {
+	p.evs = append(p.evs, evs...)
+	return nil
+}
+func (p *capturePublisher) Close() error { return nil }
