@@ -40,6 +40,7 @@ func TestAdversaryDoorRefusesHostileFields(t *testing.T) {
 		"name escaped lone surrogate":        {`{"name": "a\ud800b", "payload": 1}`, "name"},
 		"correlation escaped lone surrogate": {`{"name": "a", "payload": 1, "correlation_id": "\udfff"}`, "correlation_id"},
 		"reserved retry name":                {`{"name": "switchyard.webhook.retry", "payload": 1}`, "name"},
+		"reserved recovery name":             {`{"name": "switchyard.webhook.recover", "payload": {"subscription_id": "s", "recovery": "r", "events": ["e"]}}`, "name"},
 		"missing payload":                    {`{"name": "a"}`, "payload"},
 		"unknown field":                      {`{"name": "a", "payload": 1, "Id": "x"}`, ""},
 	}
