@@ -1,76 +1,68 @@
 package outbox
 
-import "fmt"
+import "github.com/switchyard-go/switchyard/internal/sqlqueue"
 
-// Dialect is the SQL database the outbox table lives in.
-type Dialect int
+// Dialect is the SQL database the outbox table lives in. It is the same
+// type as inbox.Dialect.
+type Dialect = sqlqueue.Dialect
 
 const (
 	// Postgres is PostgreSQL through database/sql (github.com/jackc/pgx/v5/stdlib).
-	// Relays claim rows with FOR UPDATE SKIP LOCKED.
-	Postgres Dialect = iota + 1
+	// Relays claim rows with FOR UPDATE SKIP LOCKED and wake on
+	// LISTEN/NOTIFY.
+	Postgres = sqlqueue.Postgres
 	// SQLite is SQLite through database/sql (modernc.org/sqlite, pure Go).
 	// SQLite has a single writer, so each claim is atomic without locks.
-	SQLite
+	SQLite = sqlqueue.SQLite
+	// MySQL is MySQL 8 or MariaDB 10.6+ through database/sql
+	// (github.com/go-sql-driver/mysql). Relays claim rows with FOR UPDATE
+	// SKIP LOCKED in a transaction, since MySQL has no UPDATE … RETURNING.
+	MySQL = sqlqueue.MySQL
 )
-
-// String names the dialect.
-func (d Dialect) String() string {
-	switch d {
-	case Postgres:
-		return "postgres"
-	case SQLite:
-		return "sqlite"
-	}
-	return fmt.Sprintf("Dialect(%d)", int(d))
-}
-
-func (d Dialect) valid() bool { return d == Postgres || d == SQLite }
 
 // Table is the outbox table's name.
 const Table = "switchyard_outbox"
 
-// schema returns the statements that make the table and its index; each
-// is idempotent. Times are Unix milliseconds, the same on both dialects.
-func (d Dialect) schema() []string {
-	id, blob := "BIGSERIAL PRIMARY KEY", "BYTEA"
-	if d == SQLite {
-		id, blob = "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"
-	}
-	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + Table + ` (
-			id              ` + id + `,
-			event_id        TEXT    NOT NULL,
-			name            TEXT    NOT NULL,
-			payload         ` + blob + ` NOT NULL,
-			created_at_ns   BIGINT  NOT NULL,
-			correlation_id  TEXT    NOT NULL DEFAULT '',
-			attempts        INTEGER NOT NULL DEFAULT 0,
-			dry_run         BOOLEAN NOT NULL DEFAULT FALSE,
-			status          TEXT    NOT NULL DEFAULT 'pending',
-			tries           INTEGER NOT NULL DEFAULT 0,
-			next_attempt_ms BIGINT  NOT NULL DEFAULT 0,
-			claimed_by      TEXT    NOT NULL DEFAULT '',
-			claimed_until_ms BIGINT NOT NULL DEFAULT 0,
-			last_error      TEXT    NOT NULL DEFAULT '',
-			done_at_ms      BIGINT  NOT NULL DEFAULT 0
-		)`,
-		`CREATE INDEX IF NOT EXISTS ` + Table + `_due ON ` + Table + ` (status, next_attempt_ms, id)`,
-	}
+// KeysTable holds a row per ordering key (see [WriteOrdered]): the lock
+// that makes writers of one key commit in the order their rows are
+// numbered.
+const KeysTable = "switchyard_outbox_keys"
+
+// MaxOrderingKey is the longest ordering key, in bytes.
+const MaxOrderingKey = 255
+
+// queueTable is the outbox table as the relay's queue sees it.
+var queueTable = sqlqueue.Table{
+	Name:        Table,
+	Key:         []string{"id"},
+	Columns:     []string{"event_id", "name", "payload", "created_at_ns", "correlation_id", "attempts", "dry_run"},
+	Order:       "id",
+	Status:      "status",
+	Done:        "sent",
+	OrderingKey: "ordering_key",
 }
 
-// claimSQL claims up to $4 due rows for relay $1 until $2 (ms), at now $3,
-// oldest first, and returns them.
-func (d Dialect) claimSQL() string {
-	lock := ""
-	if d == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
+// schema returns the statements that make the tables; each is
+// idempotent. Times are Unix milliseconds, the same on every dialect.
+func schema(d Dialect) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + Table + ` (
+			id              ` + d.AutoID() + `,
+			event_id        ` + d.LongText() + ` NOT NULL,
+			name            ` + d.LongText() + ` NOT NULL,
+			payload         ` + d.Blob() + ` NOT NULL,
+			created_at_ns   BIGINT  NOT NULL,
+			correlation_id  ` + d.LongText() + ` NOT NULL,
+			attempts        INTEGER NOT NULL DEFAULT 0,
+			dry_run         BOOLEAN NOT NULL DEFAULT FALSE,
+			status          ` + d.Text(16) + ` NOT NULL DEFAULT 'pending',
+			ordering_key    ` + d.Text(MaxOrderingKey) + ` NOT NULL DEFAULT '',
+			` + d.LeaseColumns() + `
+		)`,
+		`CREATE TABLE IF NOT EXISTS ` + KeysTable + ` (
+			ordering_key ` + d.Key() + ` NOT NULL PRIMARY KEY,
+			writes       BIGINT NOT NULL DEFAULT 0,
+			updated_ms   BIGINT NOT NULL DEFAULT 0
+		)`,
 	}
-	return `UPDATE ` + Table + ` SET claimed_by = $1, claimed_until_ms = $2
-		WHERE id IN (
-			SELECT id FROM ` + Table + `
-			WHERE status = 'pending' AND next_attempt_ms <= $3 AND claimed_until_ms <= $3
-			ORDER BY id LIMIT $4` + lock + `
-		)
-		RETURNING id, event_id, name, payload, created_at_ns, correlation_id, attempts, dry_run, tries`
 }

@@ -13,24 +13,35 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite"
 
+	"github.com/switchyard-go/switchyard/internal/mysqltest"
 	"github.com/switchyard-go/switchyard/internal/pgtest"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/pubsubtest"
 )
 
-var pg *pgtest.Server
+var (
+	pg    *pgtest.Server
+	maria *mysqltest.Server
+)
 
 func TestMain(m *testing.M) {
-	var err error
-	pg, err = pgtest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	pg.Stop()
+	code := func() int {
+		var err error
+		if pg, err = pgtest.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pg.Stop()
+		if maria, err = mysqltest.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer maria.Stop()
+		return m.Run()
+	}()
 	os.Exit(code)
 }
 
@@ -65,6 +76,19 @@ func eachDB(t *testing.T, fn func(t *testing.T, db *sql.DB, d Dialect)) {
 		migrate(t, db, SQLite)
 		fn(t, db, SQLite)
 	})
+	t.Run("mysql", func(t *testing.T) {
+		dsn, err := maria.NewDatabase("outbox")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		migrate(t, db, MySQL)
+		fn(t, db, MySQL)
+	})
 }
 
 func migrate(t *testing.T, db *sql.DB, d Dialect) {
@@ -85,8 +109,11 @@ func count(t *testing.T, db *sql.DB, where string) int {
 	return n
 }
 
+// writer is the Writer of dialect d.
+func writer(d Dialect) Writer { return Writer{Dialect: d} }
+
 // writeN writes n events, each in a transaction of its own, and returns them.
-func writeN(t *testing.T, db *sql.DB, n int) []pubsub.Event {
+func writeN(t *testing.T, db *sql.DB, d Dialect, n int) []pubsub.Event {
 	t.Helper()
 	evs := make([]pubsub.Event, n)
 	for i := range evs {
@@ -95,7 +122,7 @@ func writeN(t *testing.T, db *sql.DB, n int) []pubsub.Event {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Write(context.Background(), tx, evs[i]); err != nil {
+		if err := writer(d).Write(context.Background(), tx, evs[i]); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Commit(); err != nil {
@@ -123,7 +150,7 @@ func TestAtomicWithTheBusinessChange(t *testing.T) {
 		}
 		tx, _ := db.Begin()
 		_, _ = tx.Exec(`INSERT INTO orders (id, total) VALUES (1, 990)`)
-		if err := Write(ctx, tx, pubsub.NewEvent(ctx, "order.created", []byte(`{"id":1}`))); err != nil {
+		if err := writer(d).Write(ctx, tx, pubsub.NewEvent(ctx, "order.created", []byte(`{"id":1}`))); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Rollback(); err != nil {
@@ -134,10 +161,10 @@ func TestAtomicWithTheBusinessChange(t *testing.T) {
 		}
 		tx, _ = db.Begin()
 		_, _ = tx.Exec(`INSERT INTO orders (id, total) VALUES (1, 990)`)
-		if err := Write(ctx, tx, pubsub.NewEvent(ctx, "order.created", []byte(`{"id":1}`)), pubsub.Event{ID: "bad"}); !errors.Is(err, pubsub.ErrInvalidEvent) {
+		if err := writer(d).Write(ctx, tx, pubsub.NewEvent(ctx, "order.created", []byte(`{"id":1}`)), pubsub.Event{ID: "bad"}); !errors.Is(err, pubsub.ErrInvalidEvent) {
 			t.Fatalf("Write with an invalid event = %v", err)
 		}
-		if err := Write(ctx, tx, pubsub.NewEvent(ctx, "order.created", []byte(`{"id":1}`))); err != nil {
+		if err := writer(d).Write(ctx, tx, pubsub.NewEvent(ctx, "order.created", []byte(`{"id":1}`))); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Commit(); err != nil {
@@ -151,7 +178,7 @@ func TestAtomicWithTheBusinessChange(t *testing.T) {
 
 func TestOrderAndFields(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sql.DB, d Dialect) {
-		want := writeN(t, db, 50)
+		want := writeN(t, db, d, 50)
 		rec := pubsubtest.NewRecorder()
 		r := relay(t, db, d, rec, RelayConfig{BatchSize: 7})
 		for {
@@ -181,7 +208,7 @@ func TestOrderAndFields(t *testing.T) {
 
 func TestRacingRelaysNeverDoublePublish(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sql.DB, d Dialect) {
-		want := writeN(t, db, 300)
+		want := writeN(t, db, d, 300)
 		rec := pubsubtest.NewRecorder()
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -209,7 +236,7 @@ func TestRacingRelaysNeverDoublePublish(t *testing.T) {
 
 func TestDeadRelaysRowsAreTakenOver(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sql.DB, d Dialect) {
-		want := writeN(t, db, 20)
+		want := writeN(t, db, d, 20)
 		// A relay claims every row and dies before publishing them.
 		dead := relay(t, db, d, pubsubtest.NewRecorder(), RelayConfig{Name: "dies", Lease: 300 * time.Millisecond, BatchSize: 100})
 		claimed, err := dead.claim(context.Background())
@@ -243,7 +270,7 @@ func TestDeadRelaysRowsAreTakenOver(t *testing.T) {
 
 func TestPublisherDownThenDead(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sql.DB, d Dialect) {
-		writeN(t, db, 5)
+		writeN(t, db, d, 5)
 		rec := pubsubtest.NewRecorder()
 		down := errors.New("broker down")
 		rec.FailWith(down)
@@ -284,7 +311,7 @@ func TestPublisherDownThenDead(t *testing.T) {
 func TestRetentionDeletesOnlyWhatItShould(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sql.DB, d Dialect) {
 		ctx := context.Background()
-		writeN(t, db, 4)
+		writeN(t, db, d, 4)
 		rec := pubsubtest.NewRecorder()
 		r := relay(t, db, d, rec, RelayConfig{BatchSize: 2, KeepSent: time.Millisecond})
 		if _, err := r.Step(ctx); err != nil { // 2 sent

@@ -1,20 +1,17 @@
 package outbox
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
+	"github.com/switchyard-go/switchyard/internal/sqlqueue"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -24,6 +21,8 @@ type RelayConfig struct {
 	// DB holds the outbox table (see [Migrate]). The caller owns it.
 	DB *sql.DB
 	// Dialect is DB's SQL dialect.
+	// default: detected from DB's driver (pgx, modernc.org/sqlite,
+	// go-sql-driver/mysql)
 	Dialect Dialect
 	// Publisher receives the events. The caller owns it.
 	Publisher pubsub.Publisher
@@ -109,6 +108,9 @@ func (c *RelayConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Dialect == 0 {
+		c.Dialect = sqlqueue.Detect(c.DB)
+	}
 }
 
 // Validate reports the first field of c that holds an invalid value.
@@ -116,8 +118,8 @@ func (c RelayConfig) Validate() error {
 	switch {
 	case c.DB == nil:
 		return errors.New("outbox: RelayConfig.DB is required")
-	case !c.Dialect.valid():
-		return errors.New("outbox: RelayConfig.Dialect must be Postgres or SQLite")
+	case c.Dialect != 0 && !c.Dialect.Valid(), c.Dialect == 0 && sqlqueue.Detect(c.DB) == 0:
+		return errors.New("outbox: RelayConfig.Dialect must be Postgres, SQLite or MySQL (it is detected from the drivers pgx, modernc.org/sqlite and go-sql-driver/mysql)")
 	case c.Publisher == nil:
 		return errors.New("outbox: RelayConfig.Publisher is required")
 	case c.BatchSize < 0 || c.MaxAttempts < 0 || c.Lease < 0 || c.PollInterval < 0 || c.KeepDead < 0:
@@ -131,8 +133,9 @@ func (c RelayConfig) Validate() error {
 // with a lease, so no row is published by two relays at once, and rows
 // of a relay that died are taken over when their lease ends.
 type Relay struct {
-	cfg  RelayConfig
-	gate *lifecycle.Gate
+	cfg   RelayConfig
+	gate  *lifecycle.Gate
+	queue *sqlqueue.Queue
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -141,7 +144,9 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Relay{cfg: cfg, gate: lifecycle.NewGate()}, nil
+	q := &sqlqueue.Queue{DB: cfg.DB, Dialect: cfg.Dialect, Table: queueTable, Owner: cfg.Name,
+		Lease: cfg.Lease, MaxTries: cfg.MaxAttempts, Backoff: sqlqueue.Backoff(cfg.Backoff)}
+	return &Relay{cfg: cfg, gate: lifecycle.NewGate(), queue: q}, nil
 }
 
 // Run publishes until ctx is done or Close is called; it then returns
@@ -187,12 +192,6 @@ func (r *Relay) Close() error {
 	return nil
 }
 
-type row struct {
-	id    int64
-	ev    pubsub.Event
-	tries int
-}
-
 // Step claims one batch, publishes it and records the outcome; it returns
 // how many rows it claimed. Run calls it in a loop; tests and callers
 // with their own scheduling may call it directly.
@@ -202,21 +201,17 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	evs := make([]pubsub.Event, len(rows))
-	ids := make([]any, len(rows))
 	for i, rw := range rows {
-		evs[i], ids[i] = rw.ev, rw.id
+		evs[i] = rw.Value
 	}
 	// Publishing is bounded by the lease: past it, another relay may
 	// claim the rows.
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
 	perr := r.cfg.Publisher.Emit(pctx, evs...)
 	cancel()
-	now := time.Now().UnixMilli()
 	if perr == nil {
-		_, err := r.exec(ctx, `UPDATE `+Table+` SET status = 'sent', done_at_ms = $1, claimed_until_ms = 0
-			WHERE claimed_by = $2 AND id IN (`+placeholders(3, len(ids))+`)`, append([]any{now, r.cfg.Name}, ids...)...)
-		if err != nil {
-			return len(rows), fmt.Errorf("outbox: marking %d rows sent (they will be published again): %w", len(rows), err)
+		if _, err := r.queue.Done(ctx, sqlqueue.Keys(rows)); err != nil {
+			return len(rows), fmt.Errorf("outbox: %w (they will be published again)", err)
 		}
 		if r.cfg.Hooks.Published != nil {
 			r.cfg.Hooks.Published(len(rows))
@@ -226,23 +221,16 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 	if r.cfg.Hooks.Failed != nil {
 		r.cfg.Hooks.Failed(len(rows), perr)
 	}
-	dead := 0
+	dead, now := 0, time.Now()
 	for _, rw := range rows {
-		tries := rw.tries + 1
-		status, next := "pending", now+r.cfg.Backoff(tries).Milliseconds()
-		if tries >= r.cfg.MaxAttempts {
-			status, dead = "dead", dead+1
-			r.cfg.Logger.Error("outbox: event dead after its last attempt", "event_id", rw.ev.ID, "event_name", rw.ev.Name, "tries", tries, "err", perr)
-		}
-		var doneAt int64
-		if status == "dead" {
-			doneAt = now
-		}
-		_, err := r.exec(ctx, `UPDATE `+Table+` SET status = $1, tries = $2, next_attempt_ms = $3, last_error = $4,
-			claimed_until_ms = 0, done_at_ms = $5 WHERE id = $6 AND claimed_by = $7`,
-			status, tries, next, truncate(perr.Error()), doneAt, rw.id, r.cfg.Name)
+		isDead, err := r.queue.Failed(ctx, rw.Key, rw.Tries, now, perr)
 		if err != nil {
-			return len(rows), fmt.Errorf("outbox: recording a failed publish: %w", err)
+			return len(rows), fmt.Errorf("outbox: %w", err)
+		}
+		if isDead {
+			dead++
+			r.cfg.Logger.Error("outbox: event dead after its last attempt", "event_id", rw.Value.ID, "event_name", rw.Value.Name,
+				"tries", rw.Tries+1, "ordering_key", rw.OrderingKey, "err", perr)
 		}
 	}
 	if dead > 0 && r.cfg.Hooks.Dead != nil {
@@ -251,89 +239,46 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 	return len(rows), fmt.Errorf("outbox: publishing %d events: %w", len(rows), perr)
 }
 
-func (r *Relay) claim(ctx context.Context) ([]row, error) {
-	now := time.Now()
-	q, err := r.cfg.DB.QueryContext(ctx, r.cfg.Dialect.claimSQL(),
-		r.cfg.Name, now.Add(r.cfg.Lease).UnixMilli(), now.UnixMilli(), r.cfg.BatchSize)
+func (r *Relay) claim(ctx context.Context) ([]sqlqueue.Row[pubsub.Event], error) {
+	rows, err := sqlqueue.Claim(ctx, r.queue, r.cfg.BatchSize, scanEvent)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: claiming rows: %w", err)
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	defer q.Close()
-	var rows []row
-	for q.Next() {
-		var rw row
-		var id, name, corr string
-		var createdNs int64
-		if err := q.Scan(&rw.id, &id, &name, &rw.ev.Payload, &createdNs, &corr, &rw.ev.Meta.Attempts, &rw.ev.Meta.IsDryRun, &rw.tries); err != nil {
-			return nil, fmt.Errorf("outbox: reading claimed rows: %w", err)
-		}
-		rw.ev.ID, rw.ev.Name, rw.ev.Meta.CorrelationID = pubsub.ID(id), pubsub.Name(name), corr
-		rw.ev.Meta.CreatedAtUTC = time.Unix(0, createdNs).UTC()
-		rows = append(rows, rw)
-	}
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("outbox: reading claimed rows: %w", err)
-	}
-	// RETURNING gives no order; publish oldest first.
-	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.id, b.id) })
 	return rows, nil
+}
+
+// scanEvent reads queueTable.Columns into an event.
+func scanEvent(scan func(dest ...any) error) (pubsub.Event, error) {
+	var ev pubsub.Event
+	var id, name, corr string
+	var createdNs int64
+	if err := scan(&id, &name, &ev.Payload, &createdNs, &corr, &ev.Meta.Attempts, &ev.Meta.IsDryRun); err != nil {
+		return ev, err
+	}
+	ev.ID, ev.Name, ev.Meta.CorrelationID = pubsub.ID(id), pubsub.Name(name), corr
+	ev.Meta.CreatedAtUTC = time.Unix(0, createdNs).UTC()
+	if ev.Payload == nil {
+		ev.Payload = []byte{}
+	}
+	return ev, nil
 }
 
 // Clean deletes sent rows older than KeepSent and, when KeepDead is set,
 // dead rows older than it; pending rows are never deleted. It returns how
 // many rows it deleted.
 func (r *Relay) Clean(ctx context.Context) (int, error) {
-	now := time.Now()
-	total := 0
-	del := func(status string, keep time.Duration) error {
-		res, err := r.exec(ctx, `DELETE FROM `+Table+` WHERE id IN (
-			SELECT id FROM `+Table+` WHERE status = $1 AND done_at_ms < $2 ORDER BY id LIMIT 10000)`,
-			status, now.Add(-keep).UnixMilli())
-		if err != nil {
-			return fmt.Errorf("outbox: deleting %s rows: %w", status, err)
-		}
-		n, _ := res.RowsAffected()
-		total += int(n)
-		return nil
+	n, err := r.queue.Clean(ctx, r.cfg.KeepSent, r.cfg.KeepDead)
+	if err == nil {
+		// Ordering keys nobody wrote for a day: the next write makes the
+		// row again.
+		_, err = r.cfg.Dialect.Exec(ctx, r.cfg.DB, `DELETE FROM `+KeysTable+` WHERE updated_ms < $1`,
+			time.Now().Add(-24*time.Hour).UnixMilli())
 	}
-	if r.cfg.KeepSent >= 0 {
-		if err := del("sent", r.cfg.KeepSent); err != nil {
-			return total, err
-		}
+	if n > 0 && r.cfg.Hooks.Deleted != nil {
+		r.cfg.Hooks.Deleted(n)
 	}
-	if r.cfg.KeepDead > 0 {
-		if err := del("dead", r.cfg.KeepDead); err != nil {
-			return total, err
-		}
+	if err != nil {
+		return n, fmt.Errorf("outbox: %w", err)
 	}
-	if total > 0 && r.cfg.Hooks.Deleted != nil {
-		r.cfg.Hooks.Deleted(total)
-	}
-	return total, nil
-}
-
-func (r *Relay) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	// Outcomes are recorded even as ctx ends: an unrecorded publish would
-	// be published again.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return r.cfg.DB.ExecContext(ctx, q, args...)
-}
-
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("$" + strconv.Itoa(from+i))
-	}
-	return b.String()
-}
-
-func truncate(s string) string {
-	if len(s) > 1000 {
-		return s[:1000]
-	}
-	return s
+	return n, nil
 }
