@@ -83,7 +83,9 @@ func (d Dialect) CheckAffectedRows(ctx context.Context, db *sql.DB) error {
 	if _, err := conn.ExecContext(ctx, `CREATE TEMPORARY TABLE IF NOT EXISTS switchyard_probe (k INT PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("probing the driver: %w", err)
 	}
-	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), `DROP TEMPORARY TABLE IF EXISTS switchyard_probe`) }()
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `DROP TEMPORARY TABLE IF EXISTS switchyard_probe`)
+	}()
 	if _, err := conn.ExecContext(ctx, `INSERT INTO switchyard_probe (k) VALUES (1)`); err != nil {
 		return fmt.Errorf("probing the driver: %w", err)
 	}
