@@ -12,19 +12,22 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	goredis "github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite"
 
 	"github.com/switchyard-go/switchyard/inbox"
+	"github.com/switchyard-go/switchyard/internal/mysqltest"
 	"github.com/switchyard-go/switchyard/internal/pgtest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
 var (
-	pg  *pgtest.Server
-	rds *redistest.Server
+	pg    *pgtest.Server
+	maria *mysqltest.Server
+	rds   *redistest.Server
 )
 
 func TestMain(m *testing.M) {
@@ -35,6 +38,11 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer pg.Stop()
+		if maria, err = mysqltest.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer maria.Stop()
 		dir, _ := os.MkdirTemp("", "switchyard-inbox-")
 		defer os.RemoveAll(dir)
 		if rds, err = redistest.Start(dir); err != nil {
@@ -56,13 +64,19 @@ func eachStore(t *testing.T, fn func(t *testing.T, s inbox.Store)) {
 		t.Cleanup(func() { _ = c.Close() })
 		fn(t, inbox.RedisStore{Client: c, Prefix: fmt.Sprintf("test%d", seq.Add(1))})
 	})
-	for _, kind := range []string{"postgres", "sqlite"} {
+	for _, kind := range []string{"postgres", "sqlite", "mysql"} {
 		t.Run(kind, func(t *testing.T) {
 			var db *sql.DB
 			var err error
-			if kind == "postgres" {
+			switch kind {
+			case "postgres":
 				db, err = sql.Open("pgx", pg.DSN)
-			} else {
+			case "mysql":
+				var dsn string
+				if dsn, err = maria.NewDatabase("inbox"); err == nil {
+					db, err = sql.Open("mysql", dsn)
+				}
+			default:
 				db, err = sql.Open("sqlite", filepath.Join(t.TempDir(), "inbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 			}
 			if err != nil {
