@@ -28,6 +28,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(relayProcessEnv) != "" {
+		os.Exit(m.Run()) // a relay process of TestOrderedRelaysKilled: no servers
+	}
 	code := func() int {
 		var err error
 		if pg, err = pgtest.Start(); err != nil {
@@ -49,7 +52,20 @@ var dbSeq atomic.Int64
 
 // eachDB runs fn against a fresh, migrated database of each dialect.
 func eachDB(t *testing.T, fn func(t *testing.T, db *sql.DB, d Dialect)) {
-	t.Run("postgres", func(t *testing.T) {
+	for _, d := range []Dialect{Postgres, SQLite, MySQL} {
+		t.Run(d.String(), func(t *testing.T) {
+			db, _, _ := openDB(t, d)
+			fn(t, db, d)
+		})
+	}
+}
+
+// openDB makes a fresh, migrated database of dialect d, and returns it
+// with its driver's name and DSN, for other processes to open.
+func openDB(t *testing.T, d Dialect) (db *sql.DB, driver, dsn string) {
+	t.Helper()
+	switch d {
+	case Postgres:
 		admin, err := sql.Open("pgx", pg.DSN)
 		if err != nil {
 			t.Fatal(err)
@@ -59,36 +75,23 @@ func eachDB(t *testing.T, fn func(t *testing.T, db *sql.DB, d Dialect)) {
 		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 			t.Fatal(err)
 		}
-		db, err := sql.Open("pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable")
-		if err != nil {
+		driver, dsn = "pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable"
+	case SQLite:
+		driver, dsn = "sqlite", filepath.Join(t.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	case MySQL:
+		var err error
+		if dsn, err = maria.NewDatabase("outbox"); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = db.Close() })
-		migrate(t, db, Postgres)
-		fn(t, db, Postgres)
-	})
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		migrate(t, db, SQLite)
-		fn(t, db, SQLite)
-	})
-	t.Run("mysql", func(t *testing.T) {
-		dsn, err := maria.NewDatabase("outbox")
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open("mysql", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		migrate(t, db, MySQL)
-		fn(t, db, MySQL)
-	})
+		driver = "mysql"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	migrate(t, db, d)
+	return db, driver, dsn
 }
 
 func migrate(t *testing.T, db *sql.DB, d Dialect) {
