@@ -11,25 +11,63 @@
 //
 // # Dialects
 //
-// PostgreSQL through database/sql (github.com/jackc/pgx/v5/stdlib) and
-// SQLite (modernc.org/sqlite, pure Go: the embedded default). [Migrate]
-// creates the table (switchyard_outbox) and its index; it is explicit,
-// idempotent and never drops anything.
+// PostgreSQL through database/sql (github.com/jackc/pgx/v5/stdlib),
+// SQLite (modernc.org/sqlite, pure Go: the embedded default) and MySQL 8
+// or MariaDB 10.6+ (github.com/go-sql-driver/mysql). [Write] speaks the
+// SQL of PostgreSQL and SQLite; on MySQL write with
+// Writer{Dialect: outbox.MySQL}. [Migrate] creates the tables
+// (switchyard_outbox, and switchyard_outbox_keys for ordering keys) and
+// their indexes, and adds the columns a table made by an earlier version
+// lacks; it is explicit, idempotent and never drops anything.
 //
 // # Relays
 //
 // A relay claims a bounded batch of due rows, oldest first, by writing its
-// name and a lease deadline into them in one statement (with FOR UPDATE
-// SKIP LOCKED on PostgreSQL; on SQLite the single writer makes the claim
-// atomic), publishes the batch in order with one Emit, and marks the rows
-// sent. Several relays on one table never publish a row at the same time;
-// the rows of a relay that died are claimed by the others once its lease
-// ends. A relay that outlives its lease may publish rows a second time
-// (consumers dedupe with package inbox). Order holds within a relay's
-// batches: run one relay where the order between all events matters.
+// name and a lease deadline into them — in one UPDATE … RETURNING with
+// FOR UPDATE SKIP LOCKED on PostgreSQL; in one READ COMMITTED transaction
+// of SELECT, SELECT … FOR UPDATE SKIP LOCKED and UPDATE on MySQL, which
+// has no UPDATE … RETURNING; in one UPDATE … RETURNING on SQLite, whose
+// single writer makes it atomic — publishes the batch in order with one
+// Emit, and marks the rows sent. Several relays on one table never
+// publish a row at the same time; the rows of a relay that died are
+// claimed by the others once its lease ends. A relay that dies after
+// publishing and before marking, or outlives its lease, publishes rows a
+// second time (consumers dedupe with package inbox).
 //
 // A failed Emit leaves the batch pending with one more try and a backoff;
 // after MaxAttempts tries a row is marked dead and logged. Retention
 // deletes sent rows after KeepSent and, only when KeepDead is set, dead
 // rows; pending rows are never deleted.
+//
+// # Order
+//
+// Events written with [Write] are published oldest first within each
+// batch; with several relays, batches of different relays interleave.
+//
+// Events written with [WriteOrdered] carry an ordering key, such as the
+// ID of the aggregate they are about, and are published, per key, in the
+// order their transactions committed, with any number of relays, relays
+// dying and publishes failing:
+//
+//   - WriteOrdered locks the key's row in switchyard_outbox_keys until the
+//     transaction ends, so transactions writing events of one key commit
+//     one after the other, and the rows of a key are numbered in commit
+//     order. (Writers of different keys do not wait for each other.)
+//   - A relay claims a row of a key only when no earlier row of the key is
+//     pending — claimed or not, due or not — and in the same claim the
+//     rows after it while they are due. No other relay can claim those:
+//     their oldest is pending. Nothing is skipped: a row that commits late
+//     is pending, and so is published, and the key's later rows wait for
+//     it.
+//   - A failed publish holds back the rest of its key until the row is
+//     published. A row that dies (after MaxAttempts) is the one exception:
+//     the key's later rows then go on, and the dead row stays in the table,
+//     logged and counted by Hooks.Dead; set MaxAttempts high where a key
+//     must wait for an operator instead.
+//   - A row published again (a relay died before marking it) comes again
+//     after the rows published with it: a consumer that skips repeats, as
+//     package inbox does, sees each key in commit order.
+//
+// A key's events go one claim at a time, so a single key moves at one
+// batch per claim round trip; many keys share each batch.
 package outbox
