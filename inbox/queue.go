@@ -344,7 +344,8 @@ func (q *Queue) Run(ctx context.Context) error {
 }
 
 // Step claims one batch of due records, handles them (up to Concurrency
-// at once) and records each outcome; it returns how many it claimed, and
+// at once), then records their outcomes: the done ones in one statement,
+// each failed try after it, calling OnError and OnDead. It returns how many it claimed, and
 // the errors of the database, not those of the handlers (see OnError).
 // Run calls it in a loop; tests and callers with their own scheduling
 // may call it directly.
@@ -379,39 +380,46 @@ func (q *Queue) step(ctx context.Context) (int, error) {
 	hctx := context.WithoutCancel(ctx)
 	sem := make(chan struct{}, q.cfg.Concurrency)
 	var wg sync.WaitGroup
-	errs := make([]error, len(rows))
-	for i, rw := range rows {
+	herrs := make([]error, len(rows))
+	for i := range rows {
+		r := &rows[i].Value
+		r.Key, r.Event.ID, r.Tries = rows[i].Key[0].(string), pubsub.ID(rows[i].Key[1].(string)), rows[i].Tries
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			errs[i] = q.handle(hctx, sq, rw)
+			herrs[i] = q.call(hctx, *r)
 		})
 	}
 	wg.Wait()
+	// The outcomes are recorded together: the batch's done records in one
+	// statement, then each failed try.
+	var done [][]any
+	for i, rw := range rows {
+		if herrs[i] == nil {
+			done = append(done, rw.Key)
+		}
+	}
+	var errs []error
+	if n, err := sq.Done(hctx, done); err != nil {
+		errs = append(errs, fmt.Errorf("inbox: %d records were handled but not recorded (they will be handled again): %w", len(done), err))
+	} else if n < len(done) {
+		q.cfg.Logger.Warn("inbox: records were handled after their lease ended; another queue may handle them again",
+			"queue", q.cfg.Name, "records", len(done)-n)
+	}
+	for i, rw := range rows {
+		if herrs[i] != nil {
+			if err := q.failed(hctx, sq, rw, herrs[i]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return len(rows), errors.Join(errs...)
 }
 
-// handle runs the handler of one claimed record and records the outcome.
-func (q *Queue) handle(ctx context.Context, sq *sqlqueue.Queue, rw sqlqueue.Row[Record]) error {
+// failed records a failed try of a claimed record and calls the
+// callbacks.
+func (q *Queue) failed(ctx context.Context, sq *sqlqueue.Queue, rw sqlqueue.Row[Record], herr error) error {
 	r := rw.Value
-	r.Key, r.Event.ID, r.Tries = rw.Key[0].(string), pubsub.ID(rw.Key[1].(string)), rw.Tries
-	q.mu.RLock()
-	h := q.byKey[r.Key]
-	q.mu.RUnlock()
-	ev := r.Event
-	ev.Meta.Attempts = r.Tries
-	herr := q.call(ctx, h, ev)
-	if herr == nil {
-		n, err := sq.Done(ctx, [][]any{rw.Key})
-		if err != nil {
-			return fmt.Errorf("inbox: %s was handled for %q but not recorded (it will be handled again): %w", r.Event.ID, r.Key, err)
-		}
-		if n == 0 {
-			q.cfg.Logger.Warn("inbox: a record was handled after its lease ended; another queue may handle it again",
-				"queue", q.cfg.Name, "key", r.Key, "event_id", r.Event.ID)
-		}
-		return nil
-	}
 	dead, err := sq.Failed(ctx, rw.Key, rw.Tries, time.Now(), herr)
 	if err != nil {
 		return fmt.Errorf("inbox: %w", err)
@@ -440,9 +448,15 @@ func (q *Queue) handle(ctx context.Context, sq *sqlqueue.Queue, rw sqlqueue.Row[
 	return nil
 }
 
-// call runs h under Recover and Timeout, abandoning it when it has not
-// returned a grace period after its deadline.
-func (q *Queue) call(ctx context.Context, h pubsub.Handler, ev pubsub.Event) error {
+// call runs the handler of r under Recover and Timeout, abandoning it
+// when it has not returned a grace period after its deadline. The event
+// it is given has Meta.Attempts = r.Tries.
+func (q *Queue) call(ctx context.Context, r Record) error {
+	q.mu.RLock()
+	h := q.byKey[r.Key]
+	q.mu.RUnlock()
+	ev := r.Event
+	ev.Meta.Attempts = r.Tries
 	if h == nil {
 		return fmt.Errorf("inbox: no handler is registered for %q", ev.Name)
 	}
