@@ -581,3 +581,45 @@ func TestQueueClaimsOnlyItsKeys(t *testing.T) {
 		}
 	})
 }
+
+func TestQueueCloseWaitsForHandlers(t *testing.T) {
+	eachSQLStore(t, func(t *testing.T, s inbox.SQLStore) {
+		const timeout = 200 * time.Millisecond
+		q := newQueue(t, inbox.QueueConfig{Store: s, Timeout: timeout})
+		name, slow, hung := pubsub.Name(uniq("order.created")), uniq("slow"), uniq("hung")
+		started, release, stuck := make(chan struct{}, 2), make(chan struct{}), make(chan struct{})
+		defer close(stuck)
+		mustRegister(t, q, name, slow, func(context.Context, pubsub.Event) error { started <- struct{}{}; <-release; return nil })
+		mustRegister(t, q, name, hung, func(context.Context, pubsub.Event) error { started <- struct{}{}; <-stuck; return nil })
+		ev := namedEvent(name)
+		mustStore(t, q, ev)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ran := make(chan error, 1)
+		go func() { ran <- q.Run(ctx) }()
+		<-started
+		<-started
+		closed := make(chan time.Time, 1)
+		closing := time.Now()
+		go func() { _ = q.Close(); closed <- time.Now() }()
+		close(release)
+		var at time.Time
+		select {
+		case at = <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Close did not return")
+		}
+		if d := at.Sub(closing); d > timeout+time.Second {
+			t.Errorf("Close took %s with a handler that never returns and a Timeout of %s", d, timeout)
+		}
+		if err := <-ran; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if r := record(t, q, slow, ev.ID); r.State != inbox.RecordDone {
+			t.Errorf("the record whose handler returned during Close is %+v, want done", r)
+		}
+		if r := record(t, q, hung, ev.ID); r.State != inbox.RecordPending || r.Tries != 1 || !strings.Contains(r.LastError, "abandoned") {
+			t.Errorf("the record whose handler never returned is %+v, want a failed try", r)
+		}
+	})
+}
