@@ -22,9 +22,10 @@ import (
 // value is the default its doc states.
 type QueueConfig struct {
 	// Store holds the table (see [SQLStore.Migrate]). The caller owns its
-	// DB.
+	// DB. Required.
 	Store SQLStore
-	// Name identifies this queue in the records it claims.
+	// Name identifies this queue in the records it claims; at most 255
+	// bytes.
 	// default: "<host>-<pid>-<n>"
 	Name string
 	// BatchSize is how many records one claim takes.
@@ -71,10 +72,13 @@ type QueueConfig struct {
 	KeepDead time.Duration
 	// OnError, when set, is called after each failed try, the last one
 	// included, with the record as it then is (Tries counts this try).
-	// It runs on the worker handling the record and must not block.
+	// Step calls it after the batch's handlers returned, for one record
+	// after another; it must not block.
+	// default: nil
 	OnError func(ctx context.Context, r Record, err error)
-	// OnDead, when set, is called once when a record is dead after its
-	// last try, after OnError, with the record and the last error.
+	// OnDead, when set, is called once when a record dies after its last
+	// try, after OnError, with the record and the last error.
+	// default: nil
 	OnDead func(ctx context.Context, r Record, err error)
 	// Logger receives errors of the database and dead records.
 	// default: nil, which discards
@@ -199,11 +203,15 @@ func NewQueue(cfg QueueConfig) (*Queue, error) {
 	return &Queue{cfg: cfg, gate: lifecycle.NewGate(), byName: map[pubsub.Name][]string{}, byKey: map[string]pubsub.Handler{}}, nil
 }
 
+// Name is the queue's name, written into the records it claims.
+func (q *Queue) Name() string { return q.cfg.Name }
+
 // Register adds h for events named name, under key: the records of key
 // are handled by h. A key is stable (it is what the table remembers),
-// belongs to one handler of one queue configuration, and is at most 255
-// bytes. Events stored before their key was registered have no record
-// of it.
+// unique in the queue, at most 255 bytes, and means one handler: every
+// queue that registers it (the workers of one service) registers the
+// same handler for the same name. Events stored before their key was
+// registered have no record of it.
 func (q *Queue) Register(name pubsub.Name, key string, h pubsub.Handler) error {
 	if name == "" || key == "" || h == nil {
 		return errors.New("inbox: Register needs a name, a key and a handler")

@@ -180,6 +180,9 @@ func TestQueueStoreAcksBeforeHandling(t *testing.T) {
 			t.Fatalf("handler got %s, want %s", id, first.ID)
 		}
 		mustStore(t, q, second) // the handler is blocked
+		if r := record(t, q, key, first.ID); r.State != inbox.RecordPending || r.ClaimedBy != q.Name() || !r.LeaseEnd.After(time.Now()) {
+			t.Errorf("record being handled = %+v, want pending under a running lease", r)
+		}
 		close(release)
 		waitFor(t, "both records done", func() bool {
 			return hasState(q, key, first.ID, inbox.RecordDone)() && hasState(q, key, second.ID, inbox.RecordDone)()

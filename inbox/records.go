@@ -48,18 +48,25 @@ type Record struct {
 	// NextAttempt is when a pending record that failed is due again;
 	// it is zero for one that never failed.
 	NextAttempt time.Time
+	// ClaimedBy is the Name of the queue that claimed the record last.
+	ClaimedBy string
+	// LeaseEnd is when the claim of a record being handled ends: a
+	// pending record is being handled while LeaseEnd is in the future.
+	// It is zero when the record is not claimed.
+	LeaseEnd time.Time
 }
 
 // recordColumns are the columns of a record but for its key and tries,
 // in the order scanRecord reads them.
-const recordColumns = "state, last_error, received_ms, next_attempt_ms, name, payload, created_at_ns, correlation_id, attempts, dry_run"
+const recordColumns = "state, last_error, received_ms, next_attempt_ms, claimed_by, claimed_until_ms, " +
+	"name, payload, created_at_ns, correlation_id, attempts, dry_run"
 
 // scanClaimed reads recordColumns into a record.
 func scanClaimed(scan func(dest ...any) error) (Record, error) {
 	var r Record
-	var received, next, created int64
+	var received, next, leaseEnd, created int64
 	var name, corr sql.NullString
-	if err := scan(&r.State, &r.LastError, &received, &next, &name, &r.Event.Payload, &created, &corr,
+	if err := scan(&r.State, &r.LastError, &received, &next, &r.ClaimedBy, &leaseEnd, &name, &r.Event.Payload, &created, &corr,
 		&r.Event.Meta.Attempts, &r.Event.Meta.IsDryRun); err != nil {
 		return r, err
 	}
@@ -73,6 +80,9 @@ func scanClaimed(scan func(dest ...any) error) (Record, error) {
 	r.ReceivedAt = time.UnixMilli(received)
 	if next > 0 {
 		r.NextAttempt = time.UnixMilli(next)
+	}
+	if leaseEnd > 0 {
+		r.LeaseEnd = time.UnixMilli(leaseEnd)
 	}
 	return r, nil
 }
