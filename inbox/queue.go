@@ -50,7 +50,8 @@ type QueueConfig struct {
 	// PollInterval is the wait after finding nothing to handle.
 	// default: 100ms
 	PollInterval time.Duration
-	// MaxAttempts is how many failed tries make a record dead.
+	// MaxAttempts is how many failed tries make a record dead; a try
+	// whose error wraps [pubsub.ErrPermanent] makes it dead at once.
 	// default: 10
 	MaxAttempts int
 	// Backoff is the wait before a failed record is tried again, given
@@ -428,6 +429,11 @@ func (q *Queue) step(ctx context.Context) (int, error) {
 // callbacks.
 func (q *Queue) failed(ctx context.Context, sq *sqlqueue.Queue, rw sqlqueue.Row[Record], herr error) error {
 	r := rw.Value
+	if errors.Is(herr, pubsub.ErrPermanent) {
+		last := *sq // this try is the last
+		last.MaxTries = 1
+		sq = &last
+	}
 	dead, err := sq.Failed(ctx, rw.Key, rw.Tries, time.Now(), herr)
 	if err != nil {
 		return fmt.Errorf("inbox: %w", err)

@@ -202,6 +202,9 @@ func TestQueueStoreAcksBeforeHandling(t *testing.T) {
 		if err := q.Store(ctx, pubsub.NewEvent(ctx, "nobody.wants.this", nil)); err != nil {
 			t.Errorf("Store of an event without handlers = %v", err)
 		}
+		if err := q.Store(ctx, pubsub.Event{Name: name}); !errors.Is(err, pubsub.ErrPermanent) || !errors.Is(err, pubsub.ErrInvalidEvent) {
+			t.Errorf("Store of an event without an ID = %v, want a permanent error", err)
+		}
 	})
 }
 
@@ -405,6 +408,25 @@ func TestQueueDeadAndRetry(t *testing.T) {
 		}
 		if len(deadCalls) != 1 {
 			t.Errorf("OnDead called %d times", len(deadCalls))
+		}
+	})
+}
+
+func TestQueuePermanentErrorIsDeadAtOnce(t *testing.T) {
+	eachSQLStore(t, func(t *testing.T, s inbox.SQLStore) {
+		var dead []inbox.Record
+		q := newQueue(t, inbox.QueueConfig{Store: s, OnDead: func(_ context.Context, r inbox.Record, _ error) { dead = append(dead, r) }})
+		name, key := pubsub.Name(uniq("order.created")), uniq("charge")
+		mustRegister(t, q, name, key, func(context.Context, pubsub.Event) error {
+			return fmt.Errorf("unknown currency: %w", pubsub.ErrPermanent)
+		})
+		ev := namedEvent(name)
+		mustStore(t, q, ev)
+		if n, err := q.Step(context.Background()); n != 1 || err != nil {
+			t.Fatalf("Step = %d, %v", n, err)
+		}
+		if r := record(t, q, key, ev.ID); r.State != inbox.RecordDead || r.Tries != 1 || len(dead) != 1 {
+			t.Errorf("record = %+v after a permanent failure (%d OnDead calls), want dead after 1 try", r, len(dead))
 		}
 	})
 }
