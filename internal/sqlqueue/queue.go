@@ -231,6 +231,7 @@ func claimInTx[T any](ctx context.Context, q *Queue, n int, now time.Time, scan 
 	d := q.Dialect
 	keys, err := readKeys(ctx, q, tx, q.selectKeys(), append([]any{q.Owner, now.Add(q.Lease).UnixMilli(), now.UnixMilli(), n}, q.WhereArgs...)...)
 	if err != nil || len(keys) == 0 {
+		_ = tx.Rollback() // also when nothing is due: the deferred one is for errors
 		return nil, err
 	}
 	in, args := q.keyIn(keys, 2)
