@@ -604,6 +604,14 @@ func TestQueueClaimsOnlyItsKeys(t *testing.T) {
 		if n, err := mail.Step(context.Background()); n != 1 || err != nil || mailed.Load() != 1 {
 			t.Fatalf("mail Step = %d, %v, mailed %d", n, err, mailed.Load())
 		}
+		for range 3 { // nothing to claim
+			if n, err := mail.Step(context.Background()); n != 0 || err != nil {
+				t.Fatalf("mail Step = %d, %v", n, err)
+			}
+		}
+		if st := s.DB.Stats(); st.InUse != 0 {
+			t.Errorf("%d connections in use after the steps, want 0", st.InUse)
+		}
 	})
 }
 
