@@ -14,8 +14,8 @@ import (
 
 // Run handles stored records until ctx is done or Close is called, and
 // deletes old ones every minute (see [Queue.Clean]). When stopped it
-// claims no more records, waits for the handlers in hand (each bounded
-// by Timeout plus its grace), records their outcomes and returns nil.
+// claims no more records, waits for the batch in hand (see [Queue.Close]),
+// records its outcomes and returns nil.
 // Handlers are not cancelled by ctx: their context carries ctx's values
 // and ends at their Timeout. Database errors are logged and retried;
 // they do not stop it. Several Run calls on one queue may run at once.
@@ -61,10 +61,10 @@ func (q *Queue) Run(ctx context.Context) error {
 
 // Step claims one batch of due records, handles them (up to Concurrency
 // at once), then records their outcomes: the done ones in one statement,
-// each failed try after it, calling OnError and OnDead. It returns how many it claimed, and
-// the errors of the database, not those of the handlers (see OnError).
-// Run calls it in a loop; tests and callers with their own scheduling
-// may call it directly.
+// then each failed try, calling OnError and OnDead. It returns how many
+// records it claimed, and the errors of the database, not those of the
+// handlers (see OnError). Run calls it in a loop; tests and callers with
+// their own scheduling may call it directly.
 func (q *Queue) Step(ctx context.Context) (int, error) {
 	if !q.gate.Enter() {
 		return 0, pubsub.ErrClosed
@@ -73,9 +73,10 @@ func (q *Queue) Step(ctx context.Context) (int, error) {
 	return q.step(ctx)
 }
 
-// Close stops Run and Step and waits for them, and so for the handlers
-// in hand, each bounded by Timeout plus its grace. It is safe to call
-// more than once; Store keeps working after it.
+// Close stops Run and Step and waits for them, and so for the batch in
+// hand, whose handlers are each bounded by Timeout plus its grace (the
+// batch by less than Lease). It is safe to call more than once; Store
+// keeps working after it.
 func (q *Queue) Close() error {
 	q.gate.Close()
 	return nil
