@@ -37,3 +37,57 @@ func ExampleMiddleware() {
 	// Output:
 	// charging for evt-1
 }
+
+// The stored inbox: the broker's handler only stores the event, which the
+// broker then acknowledges; a worker handles it afterwards, trying again
+// after a failure.
+func ExampleQueue() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:inbox-queue-example?mode=memory&cache=shared")
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one connection to the shared in-memory database
+	store := inbox.SQLStore{DB: db}
+	if err := store.Migrate(ctx); err != nil {
+		panic(err)
+	}
+	q, err := inbox.NewQueue(inbox.QueueConfig{Store: store, Backoff: pubsub.ConstantBackoff(0)})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	declined := true
+	if err := q.Register("order.created", "billing.charge", func(ctx context.Context, ev pubsub.Event) error {
+		fmt.Println("charging for", ev.ID, "attempt", ev.Meta.Attempts)
+		if declined {
+			declined = false
+			return fmt.Errorf("card declined")
+		}
+		return nil
+	}); err != nil {
+		panic(err)
+	}
+	// In a service: go sub.Consume(ctx, q.Store, nil); go q.Run(ctx).
+	ev := pubsub.Event{ID: "evt-1", Name: "order.created"}
+	for range 2 { // delivered twice, stored once
+		if err := q.Store(ctx, ev); err != nil {
+			panic(err)
+		}
+	}
+	for range 3 { // what Run does in a loop
+		if _, err := q.Step(ctx); err != nil {
+			panic(err)
+		}
+	}
+	r, err := q.Record(ctx, "billing.charge", "evt-1")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(r.State, "after", r.Tries, "failed try:", r.LastError)
+	// Output:
+	// charging for evt-1 attempt 0
+	// charging for evt-1 attempt 1
+	// done after 1 failed try: card declined
+}

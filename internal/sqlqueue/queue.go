@@ -73,6 +73,43 @@ type Queue struct {
 	// DoneSet, when set, is added to the SET of a row marked done; $1 in
 	// it is the time in Unix milliseconds.
 	DoneSet string
+	// Where, when set, is a condition rows must also meet to be claimed
+	// or cleaned, so that queues with disjoint conditions share a table.
+	// It names the table's columns unqualified, and $1, $2, … in it stand
+	// for WhereArgs (no $ may appear in its literals). It must hold on
+	// columns that do not change while a row is pending, and cannot be
+	// combined with Table.OrderingKey.
+	Where     string
+	WhereArgs []any
+}
+
+// where is " AND (Where)" with its placeholders counted from $from, and
+// its args; both empty without a Where.
+func (q *Queue) where(from int) (string, []any) {
+	if q.Where == "" {
+		return "", nil
+	}
+	return " AND (" + shift(q.Where, from-1) + ")", q.WhereArgs
+}
+
+// shift adds by to the number of every $N in query.
+func shift(query string, by int) string {
+	var b strings.Builder
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		if c != '$' || i+1 >= len(query) || query[i+1] < '0' || query[i+1] > '9' {
+			b.WriteByte(c)
+			continue
+		}
+		j := i + 1
+		for j < len(query) && query[j] >= '0' && query[j] <= '9' {
+			j++
+		}
+		n, _ := strconv.Atoi(query[i+1 : j])
+		b.WriteString("$" + strconv.Itoa(n+by))
+		i = j - 1
+	}
+	return b.String()
 }
 
 // Row is a claimed row.
@@ -102,6 +139,9 @@ type Scan[T any] func(scan func(dest ...any) error) (T, error)
 // that value that follow it while they are due. Nobody else can claim
 // those, since their oldest is pending and claimed here.
 func Claim[T any](ctx context.Context, q *Queue, n int, scan Scan[T]) ([]Row[T], error) {
+	if q.Where != "" && q.Table.OrderingKey != "" {
+		return nil, fmt.Errorf("claiming rows of %s: a Where condition cannot be combined with an ordering key", q.Table.Name)
+	}
 	now := time.Now()
 	var rows []Row[T]
 	var err error
@@ -131,7 +171,8 @@ func (q *Queue) returned() string {
 	return strings.Join(append(cols, q.Table.Columns...), ", ")
 }
 
-// claimable is the condition on a row o of being claimable at $3.
+// claimable is the condition on a row o of being claimable at $3, with
+// Where's arguments from $5.
 func (q *Queue) claimable() string {
 	t := q.Table
 	c := `o.` + t.Status + ` = '` + Pending + `' AND o.next_attempt_ms <= $3 AND o.claimed_until_ms <= $3`
@@ -140,7 +181,8 @@ func (q *Queue) claimable() string {
 		c += ` AND (o.` + k + ` = '' OR NOT EXISTS (SELECT 1 FROM ` + t.Name + ` p WHERE p.` + k + ` = o.` + k +
 			` AND p.` + t.Status + ` = '` + Pending + `' AND p.` + t.Key[0] + ` < o.` + t.Key[0] + `))`
 	}
-	return c
+	w, _ := q.where(5)
+	return c + w
 }
 
 func (q *Queue) selectKeys() string {
@@ -160,7 +202,7 @@ func claimInOne[T any](ctx context.Context, q *Queue, n int, now time.Time, scan
 	query := `UPDATE ` + q.Table.Name + ` SET claimed_by = $1, claimed_until_ms = $2
 		WHERE (` + q.keyList() + `) IN (` + q.selectKeys() + lock + `)
 		RETURNING ` + q.returned()
-	rs, err := q.Dialect.Query(ctx, q.DB, query, q.Owner, now.Add(q.Lease).UnixMilli(), now.UnixMilli(), n)
+	rs, err := q.Dialect.Query(ctx, q.DB, query, append([]any{q.Owner, now.Add(q.Lease).UnixMilli(), now.UnixMilli(), n}, q.WhereArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("claiming rows of %s: %w", q.Table.Name, err)
 	}
@@ -187,14 +229,16 @@ func claimInTx[T any](ctx context.Context, q *Queue, n int, now time.Time, scan 
 		}
 	}()
 	d := q.Dialect
-	keys, err := readKeys(ctx, q, tx, q.selectKeys(), q.Owner, now.Add(q.Lease).UnixMilli(), now.UnixMilli(), n)
+	keys, err := readKeys(ctx, q, tx, q.selectKeys(), append([]any{q.Owner, now.Add(q.Lease).UnixMilli(), now.UnixMilli(), n}, q.WhereArgs...)...)
 	if err != nil || len(keys) == 0 {
+		_ = tx.Rollback() // also when nothing is due: the deferred one is for errors
 		return nil, err
 	}
 	in, args := q.keyIn(keys, 2)
+	w, wargs := q.where(2 + len(args))
 	rs, err := d.Query(ctx, tx, `SELECT `+q.returned()+` FROM `+q.Table.Name+` WHERE `+in+
-		` AND `+q.Table.Status+` = '`+Pending+`' AND next_attempt_ms <= $1 AND claimed_until_ms <= $1 FOR UPDATE SKIP LOCKED`,
-		append([]any{now.UnixMilli()}, args...)...)
+		` AND `+q.Table.Status+` = '`+Pending+`' AND next_attempt_ms <= $1 AND claimed_until_ms <= $1`+w+` FOR UPDATE SKIP LOCKED`,
+		append(append([]any{now.UnixMilli()}, args...), wargs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("locking rows of %s: %w", q.Table.Name, err)
 	}
@@ -342,7 +386,8 @@ func (q *Queue) Done(ctx context.Context, keys [][]any) (int, error) {
 
 // Failed records a failed try, at, of a row claimed with tries earlier
 // failures: it is pending again after the backoff, or dead after its
-// last try. It reports whether the row is now dead. Rows of one batch
+// last try. It reports whether the row is now dead, which it is not when
+// the row is no longer claimed by q.Owner (then nothing changed). Rows of one batch
 // are given one time, so that they are due again together.
 func (q *Queue) Failed(ctx context.Context, key []any, tries int, at time.Time, cause error) (dead bool, err error) {
 	now := at.UnixMilli()
@@ -352,18 +397,21 @@ func (q *Queue) Failed(ctx context.Context, key []any, tries int, at time.Time, 
 		status, doneAt, dead = Dead, now, true
 	}
 	in, args := q.keyIn([][]any{key}, 7)
-	_, err = q.exec(ctx, `UPDATE `+q.Table.Name+` SET `+q.Table.Status+` = $1, tries = $2, next_attempt_ms = $3, last_error = $4,
+	res, err := q.exec(ctx, `UPDATE `+q.Table.Name+` SET `+q.Table.Status+` = $1, tries = $2, next_attempt_ms = $3, last_error = $4,
 		claimed_until_ms = 0, done_at_ms = $5 WHERE claimed_by = $6 AND `+in,
 		append([]any{status, tries, next, Truncate(cause.Error(), 1000), doneAt, q.Owner}, args...)...)
 	if err != nil {
 		return false, fmt.Errorf("recording a failed try of a row of %s: %w", q.Table.Name, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return false, nil // no longer ours: its lease ended and another claimed it
 	}
 	return dead, nil
 }
 
 // Clean deletes done rows that were done before keepDone ago and, when
 // keepDead is positive, dead rows dead before keepDead ago, up to 10,000
-// of each; pending rows are never deleted. A negative keepDone keeps done
+// of each, of the rows that meet Where; pending rows are never deleted. A negative keepDone keeps done
 // rows. It returns how many rows it deleted.
 func (q *Queue) Clean(ctx context.Context, keepDone, keepDead time.Duration) (int, error) {
 	now := time.Now()
@@ -387,15 +435,17 @@ func (q *Queue) Clean(ctx context.Context, keepDone, keepDead time.Duration) (in
 }
 
 func (q *Queue) deleteOld(ctx context.Context, status string, before int64) (int, error) {
-	where := q.Table.Status + ` = $1 AND done_at_ms < $2`
+	w, wargs := q.where(3)
+	where := q.Table.Status + ` = $1 AND done_at_ms < $2` + w
+	args := append([]any{status, before}, wargs...)
 	var res sql.Result
 	var err error
 	if q.Dialect == MySQL {
 		// MySQL has no LIMIT in an IN subquery, but DELETE takes one.
-		res, err = q.exec(ctx, `DELETE FROM `+q.Table.Name+` WHERE `+where+` ORDER BY `+q.Table.Order+` LIMIT 10000`, status, before)
+		res, err = q.exec(ctx, `DELETE FROM `+q.Table.Name+` WHERE `+where+` ORDER BY `+q.Table.Order+` LIMIT 10000`, args...)
 	} else {
 		res, err = q.exec(ctx, `DELETE FROM `+q.Table.Name+` WHERE (`+q.keyList()+`) IN (
-			SELECT `+q.keyList()+` FROM `+q.Table.Name+` WHERE `+where+` ORDER BY `+q.Table.Order+` LIMIT 10000)`, status, before)
+			SELECT `+q.keyList()+` FROM `+q.Table.Name+` WHERE `+where+` ORDER BY `+q.Table.Order+` LIMIT 10000)`, args...)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("deleting %s rows of %s: %w", status, q.Table.Name, err)
