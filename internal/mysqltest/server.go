@@ -63,9 +63,20 @@ func Start() (*Server, error) {
 	}
 	args := append([]string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--skip-name-resolve"}, userArgs...)
-	if out, err := exec.Command(install, args...).CombinedOutput(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("mysqltest: mariadb-install-db: %v\n%s", err, out)
+	// mariadb-install-db has been seen to crash once in a while; a second
+	// run into an empty directory is a new start.
+	for try := 1; ; try++ {
+		out, err := exec.Command(install, args...).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == 3 {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("mysqltest: mariadb-install-db: %v\n%s", err, out)
+		}
+		if err := os.RemoveAll(data); err != nil {
+			return nil, err
+		}
 	}
 	var lastErr error
 	for range 3 { // a free port can be taken between our probe and the server's bind
