@@ -68,9 +68,20 @@ func (d Dialect) Rebind(query string, args []any) (string, []any) {
 	if d != MySQL || !strings.Contains(query, "$") {
 		return query, args
 	}
+	out := make([]any, 0, len(args))
+	query = placeholders(query, func(n int) string {
+		if n >= 1 && n <= len(args) {
+			out = append(out, args[n-1])
+		}
+		return "?"
+	})
+	return query, out
+}
+
+// placeholders replaces every $N in query with what to(N) returns.
+func placeholders(query string, to func(n int) string) string {
 	var b strings.Builder
 	b.Grow(len(query))
-	out := make([]any, 0, len(args))
 	for i := 0; i < len(query); i++ {
 		c := query[i]
 		if c != '$' || i+1 >= len(query) || query[i+1] < '0' || query[i+1] > '9' {
@@ -82,13 +93,10 @@ func (d Dialect) Rebind(query string, args []any) (string, []any) {
 			j++
 		}
 		n, _ := strconv.Atoi(query[i+1 : j])
-		if n >= 1 && n <= len(args) {
-			out = append(out, args[n-1])
-		}
-		b.WriteByte('?')
+		b.WriteString(to(n))
 		i = j - 1
 	}
-	return b.String(), out
+	return b.String()
 }
 
 // Execer runs statements: *sql.DB, *sql.Tx and *sql.Conn.

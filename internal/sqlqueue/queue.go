@@ -94,22 +94,7 @@ func (q *Queue) where(from int) (string, []any) {
 
 // shift adds by to the number of every $N in query.
 func shift(query string, by int) string {
-	var b strings.Builder
-	for i := 0; i < len(query); i++ {
-		c := query[i]
-		if c != '$' || i+1 >= len(query) || query[i+1] < '0' || query[i+1] > '9' {
-			b.WriteByte(c)
-			continue
-		}
-		j := i + 1
-		for j < len(query) && query[j] >= '0' && query[j] <= '9' {
-			j++
-		}
-		n, _ := strconv.Atoi(query[i+1 : j])
-		b.WriteString("$" + strconv.Itoa(n+by))
-		i = j - 1
-	}
-	return b.String()
+	return placeholders(query, func(n int) string { return "$" + strconv.Itoa(n+by) })
 }
 
 // Row is a claimed row.
