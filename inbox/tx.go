@@ -25,20 +25,22 @@ type TxHandler func(ctx context.Context, tx *sql.Tx, ev pubsub.Event) error
 // before: the transaction is rolled back and the call returns nil. A
 // duplicate delivered while another transaction holds the row waits on
 // the table's primary key until that transaction ends, then is skipped,
-// or runs when that transaction rolled back. A row left by another form
-// of the inbox (a [Middleware] claim) under the same key is refused with
-// an error that wraps [pubsub.ErrPermanent]: a handler key belongs to one
-// form. Otherwise h runs (a panic becomes a [*pubsub.PanicError],
-// opts.Timeout bounds it when set); its error rolls everything back and
-// is returned, so the redelivery runs it again. Then the transaction
-// commits; an error from Commit is returned wrapped, and since the
-// commit is atomic the redelivery either skips the event or runs it
-// afresh.
+// or runs when that transaction rolled back (on MySQL, some of several
+// duplicates waiting behind a rollback may instead fail with a deadlock
+// error; their redeliveries are skipped or run as above). A row left
+// under the same key by another form of the inbox (a [Middleware] claim
+// still 'processing') is refused with an error that wraps
+// [pubsub.ErrPermanent]: a handler key belongs to one form. Otherwise h
+// runs (a panic becomes a [*pubsub.PanicError], opts.Timeout bounds it
+// when set); its error rolls everything back and is returned, so the
+// redelivery runs it again. Then the transaction commits; an error from
+// Commit is returned wrapped, and since the commit is atomic the
+// redelivery either skips the event or runs it afresh.
 //
-// The done row is remembered for opts.Keep and until [SQLStore.Clean]
-// deletes it. opts.Lease is not used: a transaction needs no lease, as
-// the database rolls it back when its connection dies. The table must
-// exist ([SQLStore.Migrate]).
+// The done row stays until [SQLStore.Clean] runs after opts.Keep; a
+// redelivery later than that runs h again. opts.Lease is not used: a
+// transaction needs no lease, as the database rolls it back when its
+// connection dies. The table must exist ([SQLStore.Migrate]).
 //
 // It panics when key is empty or h is nil. A store without a DB, or with
 // an invalid Dialect, is not checked here: every call of the returned
