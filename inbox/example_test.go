@@ -91,3 +91,39 @@ func ExampleQueue() {
 	// charging for evt-1 attempt 1
 	// done after 1 failed try: card declined
 }
+
+// A transactional handler's writes commit with the inbox's done mark, so
+// its effect happens once per event even if the process dies between
+// the two.
+func ExampleTransactional() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:inbox-tx-example?mode=memory&cache=shared")
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	store := inbox.SQLStore{DB: db}
+	if err := store.Migrate(ctx); err != nil {
+		panic(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE charges (order_id TEXT NOT NULL)`); err != nil {
+		panic(err)
+	}
+	charge := inbox.Transactional(store, "billing.charge", inbox.Options{}, func(ctx context.Context, tx *sql.Tx, ev pubsub.Event) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO charges (order_id) VALUES ($1)`, string(ev.Payload))
+		return err
+	})
+	ev := pubsub.Event{ID: "evt-1", Name: "order.created", Payload: []byte("order-42")}
+	for range 3 { // delivered three times
+		if err := charge(ctx, ev); err != nil {
+			panic(err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM charges`).Scan(&n); err != nil {
+		panic(err)
+	}
+	fmt.Println("charges:", n)
+	// Output:
+	// charges: 1
+}

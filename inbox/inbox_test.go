@@ -31,6 +31,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		// A consumer process of TestTransactionalSurvivesSIGKILL: it
+		// uses the servers of its parent.
+		os.Exit(m.Run())
+	}
 	code := func() int {
 		var err error
 		if pg, err = pgtest.Start(); err != nil {
