@@ -3,7 +3,8 @@
 //
 //	POST /orders  →  an order row and an outbox row, in one SQLite transaction
 //	              →  the outbox relay publishes the event to the Redis stream "events"
-//	              →  a billing consumer handles it once (inbox dedup in Redis)
+//	              →  a billing consumer writes a charge row once per order: the
+//	                 transactional inbox commits it with the event's done mark
 //	              →  webhook-bridge, reading the same stream, delivers it as a signed webhook
 //
 // Run it beside a Redis, the bridge and a receiver:
@@ -80,8 +81,13 @@ func run(ctx context.Context, redisAddr, dbPath, listen string, log *slog.Logger
 		return err
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, total INTEGER NOT NULL)`); err != nil {
-		return err
+	for _, stmt := range []string{
+		`CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, total INTEGER NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS charges (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, order_event TEXT NOT NULL)`,
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
 	}
 	if err := outbox.Migrate(ctx, db, outbox.SQLite); err != nil {
 		return err
@@ -104,14 +110,22 @@ func run(ctx context.Context, redisAddr, dbPath, listen string, log *slog.Logger
 	defer relay.Close()
 
 	// A consumer that must charge each order once, however often the
-	// event is delivered.
+	// event is delivered: the charge row and the inbox's done mark commit
+	// in one transaction.
 	sub, err := redis.NewSubscriber(ctx, client, redis.SubscriberConfig{Streams: []string{"events"}, Group: "billing", Logger: log})
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
-	reg := inbox.NewRegistry(inbox.RedisStore{Client: client}, inbox.Options{Timeout: 10 * time.Second})
-	if err := reg.Register("order.created", "billing.charge", func(ctx context.Context, ev pubsub.Event) error {
+	store := inbox.SQLStore{DB: db}
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	reg := inbox.NewRegistry(store, inbox.Options{Timeout: 10 * time.Second})
+	if err := reg.RegisterTx("order.created", "billing.charge", func(ctx context.Context, tx *sql.Tx, ev pubsub.Event) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (event_id, order_event) VALUES ($1, $2)`, string(ev.ID), string(ev.Payload)); err != nil {
+			return err
+		}
 		log.Info("billing: charging", "event_id", ev.ID, "order", string(ev.Payload), "correlation_id", ev.Meta.CorrelationID)
 		return nil
 	}); err != nil {
@@ -155,7 +169,8 @@ func run(ctx context.Context, redisAddr, dbPath, listen string, log *slog.Logger
 }
 
 // placeOrder stores the order and its event in one transaction: both or
-// neither.
+// neither. The order's ID is the event's ordering key, so that the
+// order's later events (paid, shipped) are published after it.
 func placeOrder(ctx context.Context, db *sql.DB, total int) (int64, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -168,7 +183,7 @@ func placeOrder(ctx context.Context, db *sql.DB, total int) (int64, error) {
 	}
 	id, _ := res.LastInsertId()
 	ev := pubsub.NewEvent(ctx, "order.created", fmt.Appendf(nil, `{"body":{"order_id":%d,"total":%d}}`, id, total))
-	if err := outbox.Write(ctx, tx, ev); err != nil {
+	if err := outbox.WriteOrdered(ctx, tx, fmt.Sprint("order-", id), ev); err != nil {
 		return 0, err
 	}
 	return id, tx.Commit()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -35,8 +36,9 @@ func TestOrderFlowsToBillingOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	dbPath := filepath.Join(t.TempDir(), "orders.db")
 	go func() {
-		done <- run(ctx, srv.Addr, filepath.Join(t.TempDir(), "orders.db"), "127.0.0.1:0", slog.New(slog.NewTextHandler(&logs, nil)), ready)
+		done <- run(ctx, srv.Addr, dbPath, "127.0.0.1:0", slog.New(slog.NewTextHandler(&logs, nil)), ready)
 	}()
 	addr := <-ready
 	defer func() { cancel(); <-done }()
@@ -57,5 +59,20 @@ func TestOrderFlowsToBillingOnce(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `order="{\"body\":{\"order_id\":1,\"total\":990}}"`) {
 		t.Errorf("billing saw another payload:\n%s", logs.String())
+	}
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var charges int
+	for charges == 0 && time.Now().Before(deadline) { // the charge commits after its log line
+		if err := db.QueryRow(`SELECT COUNT(*) FROM charges`).Scan(&charges); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the database
+	}
+	if charges != 1 {
+		t.Errorf("%d charge rows, want 1", charges)
 	}
 }
