@@ -49,58 +49,55 @@ var dbSeq atomic.Int64
 
 // eachDB runs fn against a fresh, migrated database of each dialect.
 func eachDB(t *testing.T, fn func(t *testing.T, db *sql.DB, d Dialect)) {
-	t.Run("postgres", func(t *testing.T) {
+	for _, d := range []Dialect{Postgres, SQLite, MySQL} {
+		t.Run(d.String(), func(t *testing.T) { fn(t, openDB(t, d), d) })
+	}
+}
+
+// openDB returns a fresh, migrated database of dialect d, closed when tb
+// ends.
+func openDB(tb testing.TB, d Dialect) *sql.DB {
+	tb.Helper()
+	var db *sql.DB
+	var err error
+	switch d {
+	case Postgres:
 		admin, err := sql.Open("pgx", pg.DSN)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		defer admin.Close()
 		name := fmt.Sprintf("outbox_%d_%d", time.Now().UnixNano(), dbSeq.Add(1))
 		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		db, err := sql.Open("pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable")
-		if err != nil {
-			t.Fatal(err)
+		db, err = sql.Open("pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable")
+	case SQLite:
+		db, err = sql.Open("sqlite", filepath.Join(tb.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	case MySQL:
+		var dsn string
+		if dsn, err = maria.NewDatabase("outbox"); err == nil {
+			db, err = sql.Open("mysql", dsn)
 		}
-		t.Cleanup(func() { _ = db.Close() })
-		migrate(t, db, Postgres)
-		fn(t, db, Postgres)
-	})
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		migrate(t, db, SQLite)
-		fn(t, db, SQLite)
-	})
-	t.Run("mysql", func(t *testing.T) {
-		dsn, err := maria.NewDatabase("outbox")
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open("mysql", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		migrate(t, db, MySQL)
-		fn(t, db, MySQL)
-	})
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	migrate(tb, db, d)
+	return db
 }
 
-func migrate(t *testing.T, db *sql.DB, d Dialect) {
-	t.Helper()
+func migrate(tb testing.TB, db *sql.DB, d Dialect) {
+	tb.Helper()
 	for range 2 { // idempotent
 		if err := Migrate(context.Background(), db, d); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 }
 
-func count(t *testing.T, db *sql.DB, where string) int {
+func count(t testing.TB, db *sql.DB, where string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow("SELECT COUNT(*) FROM " + Table + " WHERE " + where).Scan(&n); err != nil {
@@ -132,7 +129,7 @@ func writeN(t *testing.T, db *sql.DB, d Dialect, n int) []pubsub.Event {
 	return evs
 }
 
-func relay(t *testing.T, db *sql.DB, d Dialect, pub pubsub.Publisher, cfg RelayConfig) *Relay {
+func relay(t testing.TB, db *sql.DB, d Dialect, pub pubsub.Publisher, cfg RelayConfig) *Relay {
 	t.Helper()
 	cfg.DB, cfg.Dialect, cfg.Publisher = db, d, pub
 	r, err := NewRelay(cfg)
