@@ -62,48 +62,48 @@ func eachDB(t *testing.T, fn func(t *testing.T, db *sql.DB, d Dialect)) {
 
 // openDB makes a fresh, migrated database of dialect d, and returns it
 // with its driver's name and DSN, for other processes to open.
-func openDB(t *testing.T, d Dialect) (db *sql.DB, driver, dsn string) {
-	t.Helper()
+func openDB(tb testing.TB, d Dialect) (db *sql.DB, driver, dsn string) {
+	tb.Helper()
 	switch d {
 	case Postgres:
 		admin, err := sql.Open("pgx", pg.DSN)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		defer admin.Close()
 		name := fmt.Sprintf("outbox_%d_%d", time.Now().UnixNano(), dbSeq.Add(1))
 		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		driver, dsn = "pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable"
 	case SQLite:
-		driver, dsn = "sqlite", filepath.Join(t.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+		driver, dsn = "sqlite", filepath.Join(tb.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 	case MySQL:
 		var err error
 		if dsn, err = maria.NewDatabase("outbox"); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		driver = "mysql"
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { _ = db.Close() })
-	migrate(t, db, d)
+	tb.Cleanup(func() { _ = db.Close() })
+	migrate(tb, db, d)
 	return db, driver, dsn
 }
 
-func migrate(t *testing.T, db *sql.DB, d Dialect) {
-	t.Helper()
+func migrate(tb testing.TB, db *sql.DB, d Dialect) {
+	tb.Helper()
 	for range 2 { // idempotent
 		if err := Migrate(context.Background(), db, d); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 }
 
-func count(t *testing.T, db *sql.DB, where string) int {
+func count(t testing.TB, db *sql.DB, where string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow("SELECT COUNT(*) FROM " + Table + " WHERE " + where).Scan(&n); err != nil {
@@ -135,7 +135,7 @@ func writeN(t *testing.T, db *sql.DB, d Dialect, n int) []pubsub.Event {
 	return evs
 }
 
-func relay(t *testing.T, db *sql.DB, d Dialect, pub pubsub.Publisher, cfg RelayConfig) *Relay {
+func relay(t testing.TB, db *sql.DB, d Dialect, pub pubsub.Publisher, cfg RelayConfig) *Relay {
 	t.Helper()
 	cfg.DB, cfg.Dialect, cfg.Publisher = db, d, pub
 	r, err := NewRelay(cfg)

@@ -37,9 +37,22 @@ type RelayConfig struct {
 	// claims next. It must exceed the longest Emit of a batch.
 	// default: 30s
 	Lease time.Duration
-	// PollInterval is the wait after finding nothing to publish.
+	// PollInterval is the wait after finding nothing to publish. On
+	// PostgreSQL a relay is also woken when rows commit (see NoNotify), so
+	// there it only bounds the delay while notifications do not arrive.
 	// default: 100ms
 	PollInterval time.Duration
+	// NoNotify turns LISTEN/NOTIFY off: the relay then only polls.
+	// Otherwise, on PostgreSQL through pgx's database/sql driver
+	// (github.com/jackc/pgx/v5/stdlib), Run holds one connection of DB
+	// that listens on NotifyChannel, which the trigger Migrate installs
+	// notifies once per committed transaction that inserted into the
+	// outbox, whoever wrote the rows; each notification wakes the relay at
+	// once. When the listener fails, Run logs it (at most once a minute),
+	// polls, and reconnects with a backoff. Other drivers and dialects, and
+	// a DB limited to one open connection, only poll.
+	// default: false (notifications on where they work)
+	NoNotify bool
 	// MaxAttempts is how many failed publishes a row gets before it is
 	// marked dead.
 	// default: 10
@@ -136,6 +149,11 @@ type Relay struct {
 	cfg   RelayConfig
 	gate  *lifecycle.Gate
 	queue *sqlqueue.Queue
+	// listening, when set (by tests), is called with the backend's PID
+	// each time the listener has run LISTEN.
+	listening func(pid uint32)
+	// notified, when set (by tests), is called for each notification.
+	notified func()
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -150,7 +168,8 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 }
 
 // Run publishes until ctx is done or Close is called; it then returns
-// after the batch in hand. It returns nil when stopped that way. Errors
+// after the batch in hand (and, on PostgreSQL, once its listener has
+// closed its connection). It returns nil when stopped that way. Errors
 // of the database or the publisher are logged, reported to Hooks, and
 // retried; they do not stop it.
 func (r *Relay) Run(ctx context.Context) error {
@@ -158,6 +177,21 @@ func (r *Relay) Run(ctx context.Context) error {
 		return pubsub.ErrClosed
 	}
 	defer r.gate.Leave()
+	var wake <-chan struct{} // nil, which never fires, when polling only
+	if r.notifies() {
+		lctx, stop := context.WithCancel(ctx)
+		ch := make(chan struct{}, 1) // a burst of notifications is one wake
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.listen(lctx, ch)
+		}()
+		defer func() {
+			stop()
+			<-done
+		}()
+		wake = ch
+	}
 	lastClean := time.Time{}
 	for {
 		n, err := r.Step(ctx)
@@ -182,6 +216,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-wake:
+			t.Stop()
 		}
 	}
 }

@@ -141,5 +141,10 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
 			return fail(err)
 		}
 	}
+	if d == Postgres {
+		if err := installNotify(ctx, db); err != nil {
+			return fail(err)
+		}
+	}
 	return nil
 }
