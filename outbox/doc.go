@@ -70,4 +70,27 @@
 //
 // A key's events go one claim at a time, so a single key moves at one
 // batch per claim round trip; many keys share each batch.
+//
+// # From commit to publish
+//
+// On PostgreSQL, Migrate installs a statement-level trigger that
+// notifies the channel switchyard_outbox ([NotifyChannel]) once per
+// committed transaction that wrote to the outbox, whichever program wrote
+// it (PostgreSQL folds a transaction's notifications into one). A relay
+// on pgx's database/sql driver listens on a connection of its own and
+// claims at once; PollInterval then only bounds the wait while its
+// listener reconnects. Measured on 2 cores with a 1 s PollInterval
+// (BenchmarkCommitToPublish: from tx.Commit returning to Emit), p50/p99
+// were 0.6/1.2 ms at 100 transactions a second and 0.4/5.2 ms at 1,000.
+// PostgreSQL takes a lock at commit to send a notification, so
+// transactions that write to the outbox commit one after another (their
+// commit p99 went from 0.9 to 1.9 ms at 1,000 a second); NoNotify turns
+// the listening off.
+//
+// With NoNotify, and on SQLite and MySQL, relays poll: an event waits
+// half the PollInterval on average and up to about one (p50 ≈ 50 ms, p99
+// ≈ 100 ms with the 100 ms default); a relay kept busy by a steady
+// stream picks events up sooner (MySQL at 1,000 a second: p50 3 ms).
+// SQLite's single writer adds the writers' queue to that (p99 285 ms at
+// 1,000 a second).
 package outbox
