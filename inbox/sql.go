@@ -114,27 +114,59 @@ func (s SQLStore) Migrate(ctx context.Context) error {
 // Claim inserts a 'processing' row, or takes over one whose lease ended.
 func (s SQLStore) Claim(ctx context.Context, key string, id pubsub.ID, lease time.Duration) (State, error) {
 	d := s.dialect()
+	if err := checkLengths(d, key, id); err != nil {
+		return 0, err
+	}
 	now := time.Now()
+	if d == MySQL {
+		return s.claimMySQL(ctx, key, id, now, lease)
+	}
 	q := `INSERT INTO ` + Table + ` (handler_key, event_id, state, until_ms)
 		VALUES ($1, $2, 'processing', $3)
 		ON CONFLICT (handler_key, event_id) DO UPDATE SET state = 'processing', until_ms = excluded.until_ms
 		WHERE ` + Table + `.state = 'processing' AND ` + Table + `.until_ms < $4`
-	if d == MySQL {
-		// until_ms is compared before it is assigned: MySQL assigns left
-		// to right, and the state does not change.
-		q = `INSERT INTO ` + Table + ` (handler_key, event_id, state, until_ms)
-		VALUES ($1, $2, 'processing', $3)
-		ON DUPLICATE KEY UPDATE until_ms = IF(state = 'processing' AND until_ms < $4, VALUES(until_ms), until_ms)`
-	}
 	res, err := d.Exec(ctx, s.DB, q, key, string(id), now.Add(lease).UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return 0, err
 	}
-	if n, _ := res.RowsAffected(); n == 1 || (d == MySQL && n == 2) {
-		return Claimed, nil // MySQL counts an updated row twice
+	if n, _ := res.RowsAffected(); n == 1 {
+		return Claimed, nil
 	}
+	return s.claimState(ctx, key, id)
+}
+
+// claimMySQL is Claim in two statements, each of which changes exactly
+// the rows it counts, so that the count is right whether or not the DSN
+// sets clientFoundRows (which makes ON DUPLICATE KEY UPDATE count a row
+// it found and left as it was): a new row, or the takeover of a lapsed
+// claim (its until_ms, in the past, becomes a time in the future).
+func (s SQLStore) claimMySQL(ctx context.Context, key string, id pubsub.ID, now time.Time, lease time.Duration) (State, error) {
+	d := MySQL
+	until := now.Add(lease).UnixMilli()
+	res, err := d.Exec(ctx, s.DB, d.InsertIgnore(Table, []string{"handler_key", "event_id", "state", "until_ms"}, nil),
+		key, string(id), "processing", until)
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return Claimed, nil
+	}
+	res, err = d.Exec(ctx, s.DB, `UPDATE `+Table+` SET until_ms = $3
+		WHERE handler_key = $1 AND event_id = $2 AND state = 'processing' AND until_ms < $4`, key, string(id), until, now.UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return Claimed, nil
+	}
+	return s.claimState(ctx, key, id)
+}
+
+// claimState is what a claim that took nothing found.
+func (s SQLStore) claimState(ctx context.Context, key string, id pubsub.ID) (State, error) {
+	d := s.dialect()
 	var state string
-	err = d.QueryRow(ctx, s.DB, `SELECT state FROM `+Table+` WHERE handler_key = $1 AND event_id = $2`, key, string(id)).Scan(&state)
+	err := d.QueryRow(ctx, s.DB, `SELECT state FROM `+Table+` WHERE handler_key = $1 AND event_id = $2`, key, string(id)).Scan(&state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Busy, nil // released meanwhile; the redelivery claims it
@@ -144,6 +176,20 @@ func (s SQLStore) Claim(ctx context.Context, key string, id pubsub.ID, lease tim
 		return AlreadyDone, nil
 	}
 	return Busy, nil
+}
+
+// checkLengths refuses, as a permanent error, a handler key or event ID
+// longer than MySQL's key columns keep (255 bytes): cut to a prefix that
+// another event shares, it would make that event look handled.
+func checkLengths(d Dialect, key string, id pubsub.ID) error {
+	if d != MySQL {
+		return nil
+	}
+	if len(key) > 255 || len(id) > 255 {
+		return fmt.Errorf("inbox: the handler key (%d bytes) or event ID (%d bytes) is longer than the 255 bytes the MySQL table keeps (%w)",
+			len(key), len(id), pubsub.ErrPermanent)
+	}
+	return nil
 }
 
 // Done marks the row handled until keep from now.

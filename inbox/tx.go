@@ -68,6 +68,9 @@ var txColumns = []string{"handler_key", "event_id", "state", "until_ms", "done_a
 
 func runTx(ctx context.Context, store SQLStore, key string, opts Options, h TxHandler, ev pubsub.Event) (err error) {
 	d := store.dialect()
+	if err := checkLengths(d, key, ev.ID); err != nil {
+		return err
+	}
 	tx, err := store.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("inbox: beginning the transaction of %s for %q: %w", ev.ID, key, err)

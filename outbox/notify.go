@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,9 +67,11 @@ $$`); err != nil {
 	return tx.Commit()
 }
 
-// notifies reports whether Run listens for notifications: on PostgreSQL
-// through pgx's database/sql driver, unless turned off, and when DB may
-// open a connection besides the one the listener holds.
+// notifies reports whether Run may listen for notifications: on
+// PostgreSQL through pgx's database/sql driver, unless turned off, and
+// when DB may open a connection besides the one the listener holds. Run
+// then listens only when [reserveListener] finds DB can spare the
+// connection besides those other relays' listeners hold.
 func (r *Relay) notifies() bool {
 	if r.cfg.NoNotify || r.cfg.Dialect != Postgres {
 		return false
@@ -77,6 +80,38 @@ func (r *Relay) notifies() bool {
 		return false // not pgx's (importing it here would register it in every program)
 	}
 	return r.cfg.DB.Stats().MaxOpenConnections != 1
+}
+
+// listeners counts, per DB, the relays whose listener holds one of its
+// connections, so that listeners never take the connections their relays
+// claim with.
+var listeners struct {
+	sync.Mutex
+	n map[*sql.DB]int
+}
+
+// reserveListener takes a listener's place on db when db can still open a
+// connection besides those of its listeners and the one to claim with; it
+// reports whether it did. releaseListener gives the place back.
+func reserveListener(db *sql.DB) bool {
+	listeners.Lock()
+	defer listeners.Unlock()
+	if max := db.Stats().MaxOpenConnections; max > 0 && listeners.n[db]+2 > max {
+		return false
+	}
+	if listeners.n == nil {
+		listeners.n = map[*sql.DB]int{}
+	}
+	listeners.n[db]++
+	return true
+}
+
+func releaseListener(db *sql.DB) {
+	listeners.Lock()
+	defer listeners.Unlock()
+	if listeners.n[db]--; listeners.n[db] <= 0 {
+		delete(listeners.n, db)
+	}
 }
 
 const (

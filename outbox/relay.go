@@ -49,8 +49,10 @@ type RelayConfig struct {
 	// notifies once per committed transaction that inserted into the
 	// outbox, whoever wrote the rows; each notification wakes the relay at
 	// once. When the listener fails, Run logs it (at most once a minute),
-	// polls, and reconnects with a backoff. Other drivers and dialects, and
-	// a DB limited to one open connection, only poll.
+	// polls, and reconnects with a backoff. Other drivers and dialects
+	// only poll, and so does a relay whose listener would leave its DB
+	// (limited by SetMaxOpenConns) no connection besides those the
+	// listeners of the process's relays on it hold and one to claim with.
 	// default: false (notifications on where they work)
 	NoNotify bool
 	// MaxAttempts is how many failed publishes a row gets before it is
@@ -178,7 +180,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer r.gate.Leave()
 	var wake <-chan struct{} // nil, which never fires, when polling only
-	if r.notifies() {
+	if r.notifies() && reserveListener(r.cfg.DB) {
+		defer releaseListener(r.cfg.DB)
 		lctx, stop := context.WithCancel(ctx)
 		ch := make(chan struct{}, 1) // a burst of notifications is one wake
 		done := make(chan struct{})
@@ -305,10 +308,7 @@ func scanEvent(scan func(dest ...any) error) (pubsub.Event, error) {
 func (r *Relay) Clean(ctx context.Context) (int, error) {
 	n, err := r.queue.Clean(ctx, r.cfg.KeepSent, r.cfg.KeepDead)
 	if err == nil {
-		// Ordering keys nobody wrote for a day: the next write makes the
-		// row again.
-		_, err = r.cfg.Dialect.Exec(ctx, r.cfg.DB, `DELETE FROM `+KeysTable+` WHERE updated_ms < $1`,
-			time.Now().Add(-24*time.Hour).UnixMilli())
+		err = r.cleanKeys(ctx, time.Now().Add(-24*time.Hour).UnixMilli())
 	}
 	if n > 0 && r.cfg.Hooks.Deleted != nil {
 		r.cfg.Hooks.Deleted(n)
@@ -317,4 +317,54 @@ func (r *Relay) Clean(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("outbox: %w", err)
 	}
 	return n, nil
+}
+
+// cleanKeys deletes the rows of ordering keys nobody wrote since before
+// (Unix ms), up to 10,000: the next write makes the row again. A key row
+// a writer holds locked is skipped, not waited for, so that a long
+// transaction writing a key idle for a day does not stop the relay; the
+// writer's update makes it recent anyway.
+func (r *Relay) cleanKeys(ctx context.Context, before int64) error {
+	d, db := r.cfg.Dialect, r.cfg.DB
+	switch d {
+	case SQLite: // one writer: nothing is locked by another
+		_, err := d.Exec(ctx, db, `DELETE FROM `+KeysTable+` WHERE updated_ms < $1`, before)
+		return err
+	case Postgres:
+		_, err := d.Exec(ctx, db, `DELETE FROM `+KeysTable+` WHERE ordering_key IN (
+			SELECT ordering_key FROM `+KeysTable+` WHERE updated_ms < $1 LIMIT 10000 FOR UPDATE SKIP LOCKED)`, before)
+		return err
+	}
+	// MySQL takes neither SKIP LOCKED in a DELETE nor a subquery on the
+	// table it deletes from: the rows are locked, then deleted.
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	rs, err := d.Query(ctx, tx, `SELECT ordering_key FROM `+KeysTable+` WHERE updated_ms < $1 LIMIT 10000 FOR UPDATE SKIP LOCKED`, before)
+	if err != nil {
+		return err
+	}
+	var keys []any
+	for rs.Next() {
+		var k []byte
+		if err := rs.Scan(&k); err != nil {
+			rs.Close()
+			return err
+		}
+		keys = append(keys, k)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	in, args := sqlqueue.InList("ordering_key", keys, 1)
+	if _, err := d.Exec(ctx, tx, `DELETE FROM `+KeysTable+` WHERE `+in, args...); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -179,15 +179,19 @@ func (d Dialect) LongText() string {
 }
 
 // InsertIgnore is an INSERT of cols into table that does nothing, and
-// affects no row, when a row with the same conflict columns exists.
+// affects no row, when a row with the same conflict columns exists. On
+// MySQL it is INSERT IGNORE, whose count of affected rows, unlike that of
+// ON DUPLICATE KEY UPDATE, does not depend on the DSN's clientFoundRows;
+// it also turns some errors into warnings (a value too long is cut), so
+// the caller checks the lengths of what it inserts.
 func (d Dialect) InsertIgnore(table string, cols, conflict []string) string {
 	ph := make([]string, len(cols))
 	for i := range cols {
 		ph[i] = "$" + strconv.Itoa(i+1)
 	}
-	q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
+	values := " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
 	if d == MySQL {
-		return q + " ON DUPLICATE KEY UPDATE " + conflict[0] + " = " + conflict[0]
+		return "INSERT IGNORE INTO " + table + values
 	}
-	return q + " ON CONFLICT (" + strings.Join(conflict, ", ") + ") DO NOTHING"
+	return "INSERT INTO " + table + values + " ON CONFLICT (" + strings.Join(conflict, ", ") + ") DO NOTHING"
 }

@@ -79,7 +79,10 @@ func claimTails[T any](ctx context.Context, q *Queue, heads []Row[T], m int, now
 	return readRows(q, rs, scan)
 }
 
-// inList is "col IN ($from, …)" for vals, with its args.
+// InList is "(col) IN (($from), …)" for vals, with its args.
+func InList(col string, vals []any, from int) (string, []any) { return inList(col, vals, from) }
+
+// inList is "(col) IN (($from), …)" for vals, with its args.
 func inList(col string, vals []any, from int) (string, []any) {
 	keys := make([][]any, len(vals))
 	for i, v := range vals {

@@ -16,14 +16,11 @@ type Column struct {
 }
 
 // AddMissingColumns adds to table the columns it lacks, as tables made by
-// an earlier version do. It never changes or drops a column.
+// an earlier version do. It never changes or drops a column. The columns
+// are read from the catalog, not from a SELECT * whose plan a driver may
+// have cached before the table changed (PostgreSQL then refuses it).
 func (d Dialect) AddMissingColumns(ctx context.Context, db *sql.DB, table string, cols []Column) error {
-	rs, err := db.QueryContext(ctx, `SELECT * FROM `+table+` WHERE 1 = 0`)
-	if err != nil {
-		return fmt.Errorf("reading the columns of %s: %w", table, err)
-	}
-	have, err := rs.Columns()
-	rs.Close()
+	have, err := d.columns(ctx, db, table)
 	if err != nil {
 		return fmt.Errorf("reading the columns of %s: %w", table, err)
 	}
@@ -41,6 +38,37 @@ func (d Dialect) AddMissingColumns(ctx context.Context, db *sql.DB, table string
 		}
 	}
 	return nil
+}
+
+// columns names the columns of table, as the catalog of d lists them.
+func (d Dialect) columns(ctx context.Context, db *sql.DB, table string) ([]string, error) {
+	q := `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`
+	switch d {
+	case SQLite:
+		q = `SELECT name FROM pragma_table_info($1)`
+	case MySQL:
+		q = `SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = $1`
+	}
+	rs, err := d.Query(ctx, db, q, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var names []string
+	for rs.Next() {
+		var n string
+		if err := rs.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no table %s", table)
+	}
+	return names, nil
 }
 
 // CreateIndex creates the index name on table (cols) when it does not
