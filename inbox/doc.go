@@ -73,6 +73,6 @@
 // database of the service's own data; every form uses it, and a handler
 // key belongs to one form. [SQLStore.Migrate] creates it and adds the
 // columns a table made by an earlier version lacks. On MySQL, keys and
-// event IDs are compared byte for byte and may be up to 255 bytes long,
-// and the DSN must not set clientFoundRows (Migrate refuses it).
+// event IDs are compared byte for byte and may be up to 255 bytes long;
+// longer ones are refused as permanent errors.
 package inbox

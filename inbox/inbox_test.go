@@ -203,7 +203,7 @@ func TestLapsedClaimIsTakenOver(t *testing.T) {
 	eachStore(t, func(t *testing.T, s inbox.Store) {
 		ev := event()
 		// A process claimed the event and died.
-		if st, err := s.Claim(context.Background(), "k", ev.ID, 50*time.Millisecond); err != nil || st != inbox.Claimed {
+		if st, err := s.Claim(context.Background(), "k", ev.ID, time.Second); err != nil || st != inbox.Claimed {
 			t.Fatalf("Claim = %v, %v", st, err)
 		}
 		if st, _ := s.Claim(context.Background(), "k", ev.ID, time.Minute); st != inbox.Busy {

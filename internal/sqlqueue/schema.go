@@ -95,34 +95,3 @@ func (d Dialect) CreateIndex(ctx context.Context, db *sql.DB, table, name, cols 
 	}
 	return nil
 }
-
-// CheckAffectedRows makes sure db's driver counts the rows a statement
-// changed, not those it found: on MySQL, the DSN option clientFoundRows
-// would make a duplicate look inserted. It changes nothing.
-func (d Dialect) CheckAffectedRows(ctx context.Context, db *sql.DB) error {
-	if d != MySQL {
-		return nil
-	}
-	conn, err := db.Conn(ctx) // a temporary table belongs to its connection
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `CREATE TEMPORARY TABLE IF NOT EXISTS switchyard_probe (k INT PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("probing the driver: %w", err)
-	}
-	defer func() {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `DROP TEMPORARY TABLE IF EXISTS switchyard_probe`)
-	}()
-	if _, err := conn.ExecContext(ctx, `INSERT INTO switchyard_probe (k) VALUES (1)`); err != nil {
-		return fmt.Errorf("probing the driver: %w", err)
-	}
-	res, err := conn.ExecContext(ctx, `INSERT INTO switchyard_probe (k) VALUES (1) ON DUPLICATE KEY UPDATE k = k`)
-	if err != nil {
-		return fmt.Errorf("probing the driver: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 0 {
-		return fmt.Errorf("the MySQL DSN sets clientFoundRows=true, which makes a duplicate look like a new row; remove it")
-	}
-	return nil
-}
