@@ -117,16 +117,10 @@ func TestAdv8MigrateAnInboxOfTheFirstVersion(t *testing.T) {
 			var db *sql.DB
 			var err error
 			if kind == "postgres" {
-				admin, err := sql.Open("pgx", pg.DSN)
-				if err != nil {
-					t.Fatal(err)
+				var dsn string
+				if dsn, err = pg.NewDatabase("inbox_old"); err == nil {
+					db, err = sql.Open("pgx", dsn)
 				}
-				defer admin.Close()
-				name := fmt.Sprintf("inbox_old_%d", time.Now().UnixNano())
-				if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-					t.Fatal(err)
-				}
-				db, err = sql.Open("pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable")
 			} else {
 				db, err = sql.Open("sqlite", filepath.Join(t.TempDir(), "old.db")+"?_pragma=busy_timeout(10000)")
 			}

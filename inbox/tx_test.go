@@ -27,8 +27,6 @@ type sqlDB struct {
 	db      *sql.DB
 }
 
-var pgSeq atomic.Int64
-
 // newSQLDB makes a fresh database of kind, opened and with the inbox
 // table migrated; it is closed when t ends.
 func newSQLDB(t *testing.T, kind string) sqlDB {
@@ -36,17 +34,11 @@ func newSQLDB(t *testing.T, kind string) sqlDB {
 	d := sqlDB{kind: kind}
 	switch kind {
 	case "postgres":
-		admin, err := sql.Open("pgx", pg.DSN)
+		dsn, err := pg.NewDatabase("inbox_tx")
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := fmt.Sprintf("inbox_tx_%d_%d", time.Now().UnixNano(), pgSeq.Add(1))
-		_, err = admin.Exec("CREATE DATABASE " + name)
-		_ = admin.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.driver, d.dsn, d.dialect = "pgx", strings.Replace(pg.DSN, "/postgres?", "/"+name+"?", 1), inbox.Postgres
+		d.driver, d.dsn, d.dialect = "pgx", dsn, inbox.Postgres
 	case "mysql":
 		dsn, err := maria.NewDatabase("inbox_tx")
 		if err != nil {

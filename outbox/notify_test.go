@@ -29,7 +29,7 @@ func listener(t *testing.T, db *sql.DB) *pgx.Conn {
 	if err := db.QueryRow(`SELECT current_database()`).Scan(&name); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable")
+	conn, err := pgx.Connect(ctx, pg.DatabaseDSN(name))
 	if err != nil {
 		t.Fatal(err)
 	}

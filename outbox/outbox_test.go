@@ -48,8 +48,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var dbSeq atomic.Int64
-
 // eachDB runs fn against a fresh, migrated database of each dialect.
 func eachDB(t *testing.T, fn func(t *testing.T, db *sql.DB, d Dialect)) {
 	for _, d := range []Dialect{Postgres, SQLite, MySQL} {
@@ -66,16 +64,11 @@ func openDB(tb testing.TB, d Dialect) (db *sql.DB, driver, dsn string) {
 	tb.Helper()
 	switch d {
 	case Postgres:
-		admin, err := sql.Open("pgx", pg.DSN)
-		if err != nil {
+		var err error
+		if dsn, err = pg.NewDatabase("outbox"); err != nil {
 			tb.Fatal(err)
 		}
-		defer admin.Close()
-		name := fmt.Sprintf("outbox_%d_%d", time.Now().UnixNano(), dbSeq.Add(1))
-		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-			tb.Fatal(err)
-		}
-		driver, dsn = "pgx", pg.DSN[:len(pg.DSN)-len("postgres?sslmode=disable")]+name+"?sslmode=disable"
+		driver = "pgx"
 	case SQLite:
 		driver, dsn = "sqlite", filepath.Join(tb.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 	case MySQL:

@@ -3,7 +3,6 @@
 package mysqltest
 
 import (
-	"bufio"
 	"database/sql"
 	"fmt"
 	"net"
@@ -12,12 +11,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the driver NewDatabase opens
+	"github.com/switchyard-go/switchyard/internal/logready"
 )
 
 // Server is a running mariadbd.
@@ -110,31 +109,10 @@ func start(mariadbd, dir, data string, userArgs []string) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("mysqltest: starting mariadbd: %w", err)
 	}
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		var log []string
-		for sc.Scan() {
-			log = append(log, sc.Text())
-			if strings.Contains(sc.Text(), "ready for connections") {
-				ready <- nil
-				for sc.Scan() {
-				}
-				return
-			}
-		}
-		ready <- fmt.Errorf("mysqltest: mariadbd exited:\n%s", strings.Join(log, "\n"))
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			_ = cmd.Wait()
-			return nil, err
-		}
-	case <-time.After(60 * time.Second):
+	if err := logready.Wait(stderr, "ready for connections", 60*time.Second); err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
-		return nil, fmt.Errorf("mysqltest: mariadbd not ready within 60s")
+		return nil, fmt.Errorf("mysqltest: mariadbd: %w", err)
 	}
 	return &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, cmd: cmd}, nil
 }

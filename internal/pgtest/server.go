@@ -3,7 +3,9 @@
 package pgtest
 
 import (
-	"bufio"
+	"database/sql"
+	"sync/atomic"
+
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the driver NewDatabase opens
+	"github.com/switchyard-go/switchyard/internal/logready"
 )
 
 // Server is a running postgres.
@@ -100,31 +105,34 @@ func Start() (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("pgtest: starting postgres: %w", err)
 	}
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		var log []string
-		for sc.Scan() {
-			log = append(log, sc.Text())
-			if strings.Contains(sc.Text(), "ready to accept connections") {
-				ready <- nil
-				for sc.Scan() {
-				}
-				return
-			}
-		}
-		ready <- fmt.Errorf("pgtest: postgres exited:\n%s", strings.Join(log, "\n"))
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return nil, err
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("pgtest: postgres not ready within 30s")
+	if err := logready.Wait(stderr, "ready to accept connections", 30*time.Second); err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("pgtest: postgres: %w", err)
 	}
 	return &Server{DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), dir: dir, cmd: cmd}, nil
+}
+
+// DatabaseDSN is the DSN of database name on the server, as the superuser.
+func (s *Server) DatabaseDSN(name string) string {
+	return strings.Replace(s.DSN, "/postgres?", "/"+name+"?", 1)
+}
+
+var dbSeq atomic.Int64
+
+// NewDatabase creates a database of its own, named after prefix, and
+// returns its DSN.
+func (s *Server) NewDatabase(prefix string) (string, error) {
+	admin, err := sql.Open("pgx", s.DSN)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("%s_%d_%d", prefix, time.Now().UnixNano(), dbSeq.Add(1))
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
+	}
+	return s.DatabaseDSN(name), nil
 }
 
 // Stop ends the server and removes its files.

@@ -3,13 +3,13 @@
 package redistest
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/switchyard-go/switchyard/internal/logready"
 )
 
 // Server is a redis-server process started by [Start].
@@ -71,32 +71,10 @@ func (s *Server) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redistest: starting redis-server: %w", err)
 	}
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		var log []string
-		for sc.Scan() {
-			line := sc.Text()
-			log = append(log, line)
-			if strings.Contains(line, s.ready) {
-				ready <- nil
-				for sc.Scan() { // keep draining so the server never blocks on its log
-				}
-				return
-			}
-		}
-		ready <- fmt.Errorf("redistest: redis-server exited before it was ready:\n%s", strings.Join(log, "\n"))
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			_ = cmd.Wait()
-			return err
-		}
-	case <-time.After(20 * time.Second):
+	if err := logready.Wait(out, s.ready, 20*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return fmt.Errorf("redistest: redis-server on %s not ready within 20s", s.Addr)
+		return fmt.Errorf("redistest: redis-server on %s: %w", s.Addr, err)
 	}
 	s.cmd = cmd
 	return nil
