@@ -258,17 +258,16 @@ type Bridge struct {
 type route struct {
 	sub      Subscription
 	filter   *vm.Program
-	keys     [][]byte
-	macs     []*sync.Pool // per key, reusable HMAC-SHA256 states
-	endpoint string       // scheme://host:port, for slots and circuits
-	cond     *condition   // what its filter requires, for the index; nil for none
+	signers  []signer   // one per secret, decoded once
+	endpoint string     // scheme://host:port, for slots and circuits
+	cond     *condition // what its filter requires, for the index; nil for none
 	// limitedAt is when a rate limit last held a delivery back (unix ns).
 	limitedAt atomic.Int64
 }
 
-// sign is signKeys with pooled HMAC states.
+// sign signs a delivery once with each of the route's secrets.
 func (r *route) sign(id string, timestamp int64, body []byte) string {
-	return signWith(r.macs, id, timestamp, body)
+	return signWith(r.signers, id, timestamp, body)
 }
 
 // New returns a bridge; it compiles cfg.Subscriptions and refuses the
@@ -328,9 +327,8 @@ func compileRoute(s Subscription) (*route, error) {
 		r.cond = &c
 	}
 	for _, sec := range s.Secrets {
-		k, _ := decodeSecret(sec) // checked by Validate
-		r.keys = append(r.keys, k)
-		r.macs = append(r.macs, macPool(k))
+		sg, _ := parseSigner(sec) // checked by Validate
+		r.signers = append(r.signers, sg)
 	}
 	return r, nil
 }

@@ -131,7 +131,7 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventH
 	set("User-Agent", "switchyard-webhook-bridge")
 	set("Webhook-Id", eh.msgID)
 	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
-	if len(s.keys) > 0 {
+	if len(s.signers) > 0 {
 		set("Webhook-Signature", s.sign(eh.msgID, ts, ev.Payload))
 	}
 	set("Ce-Specversion", "1.0")

@@ -33,10 +33,14 @@ type Subscription struct {
 	Filter string `json:"filter,omitempty" yaml:"filter"`
 	// URL receives a POST per delivery; http or https. Required.
 	URL string `json:"url" yaml:"url"`
-	// Secrets sign deliveries ("whsec_" and the base64 of 24 to 64
-	// bytes, as Standard Webhooks asks); with several, each signs, so
-	// receivers can rotate. In YAML and JSON the key is
-	// "secret", a string or a list.
+	// Secrets sign deliveries, each once, as Standard Webhooks asks: a
+	// "whsec_" secret (the base64 of 24 to 64 bytes) adds a "v1"
+	// HMAC-SHA256 signature, a "whsk_" ed25519 private key (the base64
+	// of its 32-byte seed, or of the 64 bytes of seed and public key) a
+	// "v1a" signature, which receivers verify with the "whpk_" public key
+	// ([PublicKey]). With several, of either kind, each signs, so
+	// receivers can rotate. In YAML and JSON the key is "secret", a
+	// string or a list.
 	// default: none, deliveries are not signed
 	Secrets Secrets `json:"secret,omitempty" yaml:"secret"`
 	// Headers are added to each request. Names must be HTTP tokens and
@@ -95,7 +99,7 @@ func (s Subscription) Validate() error {
 		return fail("url %q has no host", redact.Endpoint(s.URL))
 	}
 	for i, sec := range s.Secrets {
-		if _, err := decodeSecret(sec); err != nil {
+		if err := checkSecret(sec); err != nil {
 			return fail("secret %d: %v", i+1, err)
 		}
 	}
@@ -130,6 +134,22 @@ func (s Subscription) Validate() error {
 		}
 	}
 	return nil
+}
+
+// PublicKeys returns the "whpk_" public key of each "whsk_" private key
+// among the secrets, in their order: what receivers verify the "v1a"
+// signatures with, and safe to show. Keys that do not decode are left
+// out ([Subscription.Validate] refuses them).
+func (s Subscription) PublicKeys() []string {
+	var out []string
+	for _, sec := range s.Secrets {
+		if IsPrivateKey(sec) {
+			if pk, err := PublicKey(sec); err == nil {
+				out = append(out, pk)
+			}
+		}
+	}
+	return out
 }
 
 // clone returns s with its own copies of the secrets, headers and rate

@@ -21,6 +21,10 @@ func (h *Handler) checkSubscription(w http.ResponseWriter, r *http.Request) {
 	if !readAdminJSON(w, r, &in) {
 		return
 	}
+	if err := h.signingKeys(r.Context(), &in.Subscription, in.Signing, false); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err := webhook.Compile(in.Subscription); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

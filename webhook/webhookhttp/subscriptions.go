@@ -34,6 +34,11 @@ type SubscriptionView struct {
 	RateLimit   *webhook.RateLimit `json:"rate_limit,omitempty"`
 	Disabled    bool               `json:"disabled,omitempty"`
 	SecretCount int                `json:"secret_count"`
+	// PublicKeys are the "whpk_" public keys of the subscription's
+	// ed25519 private keys ("whsk_" secrets, which sign with "v1a"), in
+	// the order of its secrets: what receivers verify with. Read-only;
+	// a "whpk_" key sent back in "secret" keeps its private key.
+	PublicKeys []string `json:"public_keys,omitempty"`
 	// Source is "config" (read-only) or "api".
 	Source string `json:"source"`
 	// DisabledReason, DisabledAt and DisabledBy say why a subscription is
@@ -56,7 +61,8 @@ func (v SubscriptionView) withDisabled(off map[string]Disabled) SubscriptionView
 func viewOf(s webhook.Subscription, source string) SubscriptionView {
 	return SubscriptionView{
 		ID: s.ID, Topic: s.Topic, Filter: s.Filter, URL: s.URL, Headers: s.Headers, Timeout: s.Timeout,
-		MaxAttempts: s.MaxAttempts, RateLimit: s.RateLimit, Disabled: s.Disabled, SecretCount: len(s.Secrets), Source: source,
+		MaxAttempts: s.MaxAttempts, RateLimit: s.RateLimit, Disabled: s.Disabled, SecretCount: len(s.Secrets),
+		PublicKeys: s.PublicKeys(), Source: source,
 	}
 }
 
@@ -64,7 +70,11 @@ func viewOf(s webhook.Subscription, source string) SubscriptionView {
 // fields of webhook.Subscription, and the read-only fields of a view.
 type subscriptionInput struct {
 	webhook.Subscription
+	// Signing "ed25519" adds an ed25519 key pair made by the bridge to
+	// the secrets; see Handler.signingKeys.
+	Signing        string          `json:"signing,omitempty"`
 	SecretCount    *int            `json:"secret_count,omitempty"`
+	PublicKeys     json.RawMessage `json:"public_keys,omitempty"`
 	Source         string          `json:"source,omitempty"`
 	DisabledReason string          `json:"disabled_reason,omitempty"`
 	DisabledAt     json.RawMessage `json:"disabled_at,omitempty"`
@@ -336,6 +346,10 @@ func (h *Handler) readSubscription(w http.ResponseWriter, r *http.Request) (webh
 		}
 		sub.ID = id
 	}
+	if err := h.signingKeys(r.Context(), &sub, in.Signing, r.PathValue("id") == ""); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return sub, false
+	}
 	if err := webhook.Compile(sub); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return sub, false
@@ -351,6 +365,84 @@ func (h *Handler) readSubscription(w http.ResponseWriter, r *http.Request) (webh
 		}
 	}
 	return sub, true
+}
+
+// SigningEd25519 is the value of "signing" that has the bridge make an
+// ed25519 key pair for a subscription: its private key ("whsk_") is
+// added to the secrets and signs with "v1a"; only its public key
+// ("whpk_", in the view's public_keys) is ever shown.
+const SigningEd25519 = "ed25519"
+
+// signingKeys applies to sub's secrets what the admin API adds to them.
+// A "whpk_" public key in "secret" stands for the stored "whsk_" private
+// key it belongs to: so a PUT keeps a key whose private half was never
+// shown, and drops the secrets it does not list (the end of a rotation).
+// signing "ed25519" then adds a key pair made here: on create, to the
+// secrets given; on PUT, to those the PUT leaves in force (the stored
+// ones when "secret" is absent), so both old and new sign until the old
+// are dropped. create is false for PUT and check.
+func (h *Handler) signingKeys(ctx context.Context, sub *webhook.Subscription, signing string, create bool) error {
+	switch signing {
+	case "", SigningEd25519:
+	default:
+		return fmt.Errorf("subscription %q: signing %q: want %q (a key pair made by the bridge; HMAC secrets are given in \"secret\")",
+			sub.ID, shown(signing), SigningEd25519)
+	}
+	refers := slices.ContainsFunc(sub.Secrets, webhook.IsPublicKey)
+	if !refers && (signing == "" || create || sub.Secrets != nil) {
+		if signing != "" {
+			return addSigningKey(sub)
+		}
+		return nil
+	}
+	if h.subs.isReadOnly(sub.ID) {
+		return nil // put refuses it, naming the config file
+	}
+	var kept webhook.Subscription
+	if !create {
+		st, err := h.subs.stored(ctx, sub.ID)
+		if err == nil {
+			kept = st
+		}
+	}
+	if sub.Secrets == nil {
+		sub.Secrets = append(webhook.Secrets{}, kept.Secrets...)
+	} else if refers {
+		byPublic := map[string]string{}
+		for _, sec := range kept.Secrets {
+			if pk, err := webhook.PublicKey(sec); err == nil {
+				byPublic[pk] = sec
+			}
+		}
+		out := make(webhook.Secrets, len(sub.Secrets))
+		for i, sec := range sub.Secrets {
+			out[i] = sec
+			if !webhook.IsPublicKey(sec) {
+				continue
+			}
+			priv, ok := byPublic[sec]
+			if !ok {
+				return fmt.Errorf("subscription %q: secret %d: a \"whpk_\" public key cannot sign; here it may only name a private key the subscription already has, and it has none with this public key",
+					sub.ID, i+1)
+			}
+			out[i] = priv
+		}
+		sub.Secrets = out
+	}
+	if signing != "" {
+		return addSigningKey(sub)
+	}
+	return nil
+}
+
+// addSigningKey adds a new ed25519 private key to sub's secrets.
+func addSigningKey(sub *webhook.Subscription) error {
+	priv, _, err := webhook.NewSigningKey()
+	if err != nil {
+		return fmt.Errorf("subscription %q: making an ed25519 key: %v", sub.ID, err)
+	}
+	sub.Secrets = append(append(webhook.Secrets{}, sub.Secrets...), priv)
+	return nil
 }
 
 func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request) {
