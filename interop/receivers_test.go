@@ -38,6 +38,20 @@ type delivery struct {
 	// nodeDecoded is decodeURIComponent of ce-id, ce-type and
 	// x-correlation-id in the Node receiver.
 	nodeDecoded map[string]string
+	// nodeV1a holds the Node receiver's v1a verdicts, one per public key
+	// of the subscription.
+	nodeV1a []nodeV1aCheck
+}
+
+// nodeV1aCheck is what the Node receiver said of a delivery's v1a
+// signatures with one whpk_ public key: "ok" or the error thrown.
+type nodeV1aCheck struct {
+	Key int `json:"key"`
+	// NodeCrypto is the v1a algorithm with node:crypto's ed25519.
+	NodeCrypto string `json:"node_crypto"`
+	// StandardWebhooks is npm standardwebhooks given the whpk_ key, which
+	// its released versions cannot use.
+	StandardWebhooks string `json:"standardwebhooks"`
 }
 
 func (d delivery) subscription() string { return d.header.Get("Webhook-Subscription") }
@@ -168,6 +182,7 @@ type nodeLine struct {
 	Headers   [][2]string       `json:"headers"`
 	Body      []byte            `json:"body"`
 	Checks    []nodeCheck       `json:"checks"`
+	V1a       []nodeV1aCheck    `json:"v1a"`
 	Decoded   map[string]string `json:"decoded"`
 }
 
@@ -193,13 +208,24 @@ type nodeReceiver struct {
 // subscription; its deliveries go to ds.
 func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string) *nodeReceiver {
 	t.Helper()
+	return startNodeReceiverWithKeys(t, ds, secrets, nil)
+}
+
+// startNodeReceiverWithKeys is startNodeReceiver with the whpk_ public
+// keys of each subscription too, for its v1a verdicts.
+func startNodeReceiverWithKeys(t *testing.T, ds *deliveries, secrets, publicKeys map[string][]string) *nodeReceiver {
+	t.Helper()
 	conf, err := json.Marshal(secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := json.Marshal(publicKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("node", filepath.Join(nodeDir, "receiver.mjs"))
 	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "RECEIVER_SECRETS="+string(conf))
+	cmd.Env = append(os.Environ(), "RECEIVER_SECRETS="+string(conf), "RECEIVER_PUBLIC_KEYS="+string(keys))
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -238,7 +264,7 @@ func startNodeReceiver(t *testing.T, ds *deliveries, secrets map[string][]string
 				}
 			default:
 				ds.add(delivery{via: "node", path: l.Path, header: fromNodeHeaders(t, l.Headers), body: l.Body,
-					status: l.Status, node: l.Checks, nodeDecoded: l.Decoded})
+					status: l.Status, node: l.Checks, nodeDecoded: l.Decoded, nodeV1a: l.V1a})
 			}
 		}
 		_ = cmd.Wait()
@@ -291,7 +317,7 @@ func (n *nodeReceiver) check(d *delivery) error {
 	}
 	select {
 	case l := <-ch:
-		d.node, d.nodeDecoded = l.Checks, l.Decoded
+		d.node, d.nodeDecoded, d.nodeV1a = l.Checks, l.Decoded, l.V1a
 		return nil
 	case <-n.exited:
 		return errors.New("the Node receiver exited")

@@ -4,7 +4,9 @@
 // each delivery as one JSON line on stdout for the Go tests in interop/.
 //
 // Configuration comes in the environment:
-//   RECEIVER_SECRETS  JSON object: subscription id -> list of whsec_ secrets
+//   RECEIVER_SECRETS      JSON object: subscription id -> list of whsec_ secrets
+//   RECEIVER_PUBLIC_KEYS  JSON object: subscription id -> list of whpk_
+//                         ed25519 public keys, for v1a signatures
 // Requests to a path starting with /fail-first are answered 500 the first
 // time a webhook-id is seen there, 204 afterwards; others get 204.
 // Deliveries made to the Go tests' own receiver are checked too, on
@@ -14,6 +16,7 @@
 // delivery:
 //   {"path", "status", "headers": [[name, base64 of the value's bytes]],
 //    "body": base64, "checks": [{"secret": i, "<verifier>": "ok" | error}],
+//    "v1a": [{"key": i, "node_crypto": "ok" | error, "standardwebhooks": "ok" | error}],
 //    "decoded": {"ce-id", "ce-type", "x-correlation-id": decodeURIComponent of each}}
 
 import http from "node:http";
@@ -23,6 +26,7 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Webhook as SvixWebhook } from "svix";
 
 const secrets = JSON.parse(process.env.RECEIVER_SECRETS ?? "{}");
+const publicKeys = JSON.parse(process.env.RECEIVER_PUBLIC_KEYS ?? "{}");
 const seen = new Set();
 
 function outcome(fn) {
@@ -50,6 +54,41 @@ function verifyDelivery(secret, headers, body /* Buffer */) {
     if (version === "v1" && got.length === mac.length && crypto.timingSafeEqual(got, mac)) return;
   }
   throw new Error("no matching signature");
+}
+
+// Standard Webhooks v1a, written from the specification with node:crypto
+// (OpenSSL's ed25519): one of the "v1a,<base64>" entries must be an
+// ed25519 signature of "id.timestamp." and the raw body by the key whose
+// public key is publicKey ("whpk_" and the base64 of its 32 bytes). No
+// released Standard Webhooks library verifies v1a (npm standardwebhooks
+// 1.1.1 among them), so this is the Node verifier; docs/webhook-bridge.md
+// gives receivers the same function. Keep the two the same.
+function verifyV1a(publicKey, headers, body /* Buffer */) {
+  if (!publicKey.startsWith("whpk_")) throw new Error("not a whpk_ public key");
+  const raw = Buffer.from(publicKey.slice("whpk_".length), "base64");
+  if (raw.length !== 32) throw new Error(`public key of ${raw.length} bytes, want 32`);
+  const key = crypto.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" });
+  const id = headers["webhook-id"], ts = headers["webhook-timestamp"];
+  if (!id || !/^[0-9]+$/.test(ts ?? "")) throw new Error("missing webhook headers");
+  if (Math.abs(Date.now() / 1000 - Number(ts)) > 300) throw new Error("timestamp too old or too new");
+  const signed = Buffer.concat([Buffer.from(`${id}.${ts}.`), body]);
+  for (const sig of (headers["webhook-signature"] ?? "").split(" ")) {
+    const [version, b64] = sig.split(",");
+    if (version !== "v1a" || !b64) continue;
+    const got = Buffer.from(b64, "base64");
+    if (got.length === 64 && crypto.verify(null, signed, key, got)) return;
+  }
+  throw new Error("no matching v1a signature");
+}
+
+function v1aChecks(sub, headers, body) {
+  return (publicKeys[sub] ?? []).map((publicKey, i) => ({
+    key: i,
+    node_crypto: outcome(() => verifyV1a(publicKey, headers, body)),
+    // What the npm library makes of a whpk_ key: the interop tests
+    // expect it to fail until a release verifies v1a.
+    standardwebhooks: outcome(() => new StandardWebhook(publicKey).verify(body, headers, { jsonParse: false })),
+  }));
 }
 
 function checks(sub, headers, body) {
@@ -123,6 +162,7 @@ const server = http.createServer((req, res) => {
       headers,
       body: body.toString("base64"),
       checks: checks(req.headers["webhook-subscription"] ?? "", req.headers, body),
+      v1a: v1aChecks(req.headers["webhook-subscription"] ?? "", req.headers, body),
       decoded: decoded(req.headers),
     };
     process.stdout.write(JSON.stringify(line) + "\n", () => {
@@ -154,6 +194,7 @@ lines.on("line", (text) => {
   const reply = {
     reply: ask.verify,
     checks: checks(headers["webhook-subscription"] ?? "", headers, body),
+    v1a: v1aChecks(headers["webhook-subscription"] ?? "", headers, body),
     decoded: decoded(headers),
   };
   process.stdout.write(JSON.stringify(reply) + "\n");
