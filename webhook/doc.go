@@ -37,7 +37,7 @@
 //
 //	webhook-id                             MessageID(event ID), the same on every retry and replica
 //	webhook-timestamp                      Unix seconds of this attempt
-//	webhook-signature                      "v1,<base64 HMAC-SHA256 of webhook-id.timestamp.body>" per secret, space-separated
+//	webhook-signature                      per secret, space-separated: "v1,<base64 HMAC-SHA256 of webhook-id.timestamp.body>" (whsec_), "v1a,<base64 ed25519 signature of it>" (whsk_)
 //	ce-specversion                         1.0
 //	ce-id, ce-type, ce-source, ce-time     CloudEvents binary mode, percent-encoded: the event ID, its name, Config.Source, its creation time
 //	x-correlation-id                       the event's correlation ID, percent-encoded
@@ -46,11 +46,27 @@
 //	content-type                           application/json for JSON payloads, else application/octet-stream
 //
 // plus the subscription's headers, which can replace none of these nor
-// the ones HTTP manages ([Subscription.Headers]). Secrets are "whsec_"
-// and the base64 of 24 to 64 bytes. Redirects are not followed. 2xx is
+// the ones HTTP manages ([Subscription.Headers]). Redirects are not followed. 2xx is
 // success; 410 dead-letters at once; anything else (and no response within
 // the timeout) is retried on the [RetryPolicy] schedule, or after the
 // receiver's Retry-After on 429 and 5xx.
+//
+// # Signing
+//
+// Each of a subscription's [Subscription.Secrets] signs every delivery
+// once, so that receivers can rotate. A "whsec_" secret (the base64 of 24
+// to 64 bytes) signs "v1", HMAC-SHA256, the default; a "whsk_" ed25519
+// private key (the base64 of its 32-byte seed, or of the 64 bytes of seed
+// and public key) signs "v1a", Standard Webhooks' asymmetric scheme, which
+// receivers verify with the "whpk_" public key ([PublicKey],
+// [Subscription.PublicKeys]) without being able to sign. Both kinds may be
+// mixed: an old "whsec_" and a new "whsk_" send "v1,… v1a,…" until the old
+// one is removed. [NewSigningKey] makes a key pair; [Sign] and [Verify]
+// (which takes a "whsec_" secret or a "whpk_" public key) are the scheme
+// for other programs. Keys are decoded once, when a subscription is set;
+// a key that does not decode, has the wrong length or is a "whpk_" public
+// key is refused by [Subscription.Validate], naming the subscription and
+// the secret's position.
 //
 // An event ID that [CheckEventID] accepts (1 to [MaxEventIDLen] ASCII
 // letters, digits, '-' and '_') is the webhook-id as it is. Any other ID

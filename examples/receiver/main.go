@@ -9,6 +9,10 @@
 //	    topic: "*"
 //	    url: http://127.0.0.1:8081/webhook
 //	    secret: whsec_...
+//
+// For a subscription that signs with an ed25519 key (secret: whsk_...,
+// signatures "v1a"), give the receiver its public key instead:
+// WEBHOOK_SECRET=whpk_... (webhook.Verify takes either).
 package main
 
 import (
