@@ -18,6 +18,16 @@
 // already accepted within DedupeWindow is not emitted again: the answer
 // lists it under "duplicates" (200 when every event was one).
 //
+// # Signing keys
+//
+// A subscription created or replaced with "signing": "ed25519" gets an
+// ed25519 key pair made by the handler ([SigningEd25519]): the private
+// key ("whsk_") joins its secrets and signs "v1a"; it is never shown, as
+// no secret is, while [SubscriptionView.PublicKeys] shows its "whpk_"
+// public key for receivers. In a PUT's "secret", a "whpk_" public key
+// stands for the stored private key it belongs to, so a rotation ends by
+// listing only the new public key.
+//
 // # Errors
 //
 // Every error answer, 404 and 405 included, is
