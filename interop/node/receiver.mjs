@@ -26,7 +26,7 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Webhook as SvixWebhook } from "svix";
 
 const secrets = JSON.parse(process.env.RECEIVER_SECRETS ?? "{}");
-const publicKeys = JSON.parse(process.env.RECEIVER_PUBLIC_KEYS ?? "{}");
+const publicKeys = JSON.parse(process.env.RECEIVER_PUBLIC_KEYS || "{}") ?? {};
 const seen = new Set();
 
 function outcome(fn) {
