@@ -254,3 +254,54 @@ func waitAllSent(t *testing.T, db *sql.DB, within time.Duration) {
 		time.Sleep(20 * time.Millisecond) // polling the relays' progress
 	}
 }
+
+// slowPublisher takes a while over each batch and counts them.
+type slowPublisher struct {
+	batches chan struct{}
+}
+
+func (p *slowPublisher) Emit(ctx context.Context, evs ...pubsub.Event) error {
+	select {
+	case p.batches <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(20 * time.Millisecond) // a publish that takes time
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *slowPublisher) Close() error { return nil }
+
+// TestCloseWithABacklogReturnsAfterTheBatchInHand: Run goes from batch to
+// batch while rows wait; Close stops it after the batch in hand, not once
+// the backlog is through.
+func TestCloseWithABacklogReturnsAfterTheBatchInHand(t *testing.T) {
+	db, _, _ := openDB(t, SQLite)
+	writeN(t, db, SQLite, 200)
+	pub := &slowPublisher{batches: make(chan struct{}, 1)}
+	r := relay(t, db, SQLite, pub, RelayConfig{BatchSize: 1})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	<-pub.batches // publishing
+	start := time.Now()
+	_ = r.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run went on through the backlog after Close")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Close took %s with 200 rows of 20ms each waiting", took)
+	}
+	if left := count(t, db, "status = 'pending'"); left < 100 {
+		t.Errorf("only %d rows left pending: Run did not stop at Close", left)
+	}
+}

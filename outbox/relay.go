@@ -208,7 +208,14 @@ func (r *Relay) Run(ctx context.Context) error {
 			lastClean = time.Now()
 		}
 		if n > 0 && err == nil {
-			continue // more may be waiting
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.gate.Done():
+				return nil
+			default:
+				continue // more may be waiting
+			}
 		}
 		t := time.NewTimer(r.cfg.PollInterval)
 		select {
