@@ -169,9 +169,11 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	return &Relay{cfg: cfg, gate: lifecycle.NewGate(), queue: q}, nil
 }
 
-// Run publishes until ctx is done or Close is called; it then returns
-// after the batch in hand (and, on PostgreSQL, once its listener has
-// closed its connection). It returns nil when stopped that way. Errors
+// Run publishes until ctx is done or Close is called; either ends the
+// context of the batch in hand's Emit, and Run returns once that Emit
+// has (and, on PostgreSQL, once its listener has closed its
+// connection); rows whose outcome was not recorded are published again
+// after their lease. It returns nil when stopped that way. Errors
 // of the database or the publisher are logged, reported to Hooks, and
 // retried; they do not stop it.
 func (r *Relay) Run(ctx context.Context) error {
@@ -179,6 +181,19 @@ func (r *Relay) Run(ctx context.Context) error {
 		return pubsub.ErrClosed
 	}
 	defer r.gate.Leave()
+	// Close ends the batch in hand as ctx's end does: its Emit's context
+	// is cancelled, so that Close does not wait out a hanging publish
+	// (up to Lease). Rows whose outcome was not recorded are published
+	// again once their lease ends.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.gate.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	var wake <-chan struct{} // nil, which never fires, when polling only
 	if r.notifies() && reserveListener(r.cfg.DB) {
 		defer releaseListener(r.cfg.DB)
@@ -256,7 +271,12 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 	perr := r.cfg.Publisher.Emit(pctx, evs...)
 	cancel()
 	if perr == nil {
-		if _, err := r.queue.Done(ctx, sqlqueue.Keys(rows)); err != nil {
+		// Published: record it even when ctx ended meanwhile (Close or
+		// shutdown), rather than publish the batch again.
+		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err := r.queue.Done(mctx, sqlqueue.Keys(rows))
+		mcancel()
+		if err != nil {
 			return len(rows), fmt.Errorf("outbox: %w (they will be published again)", err)
 		}
 		if r.cfg.Hooks.Published != nil {

@@ -163,8 +163,11 @@ func (q *Queue) claimable() string {
 	c := `o.` + t.Status + ` = '` + Pending + `' AND o.next_attempt_ms <= $3 AND o.claimed_until_ms <= $3`
 	if t.OrderingKey != "" {
 		k := t.OrderingKey
-		c += ` AND (o.` + k + ` = '' OR NOT EXISTS (SELECT 1 FROM ` + t.Name + ` p WHERE p.` + k + ` = o.` + k +
-			` AND p.` + t.Status + ` = '` + Pending + `' AND p.` + t.Key[0] + ` < o.` + t.Key[0] + `))`
+		// The oldest pending row of its key: the set of those is
+		// computed once per claim, not a lookup per pending row, which
+		// made a claim cost a lookup for every row of every held-back key.
+		c += ` AND (o.` + k + ` = '' OR o.` + t.Key[0] + ` IN (SELECT MIN(p.` + t.Key[0] + `) FROM ` + t.Name + ` p WHERE p.` +
+			t.Status + ` = '` + Pending + `' AND p.` + k + ` <> '' GROUP BY p.` + k + `))`
 	}
 	w, _ := q.where(5)
 	return c + w
