@@ -59,8 +59,8 @@ func TestHelperRelayProcess(t *testing.T) {
 }
 
 // TestOrderedRelaysKilled: three relay processes publish to a real Redis
-// stream what 10,000 transactions over 100 keys commit (SQLite: 2,000
-// over 20), concurrently and
+// stream what 10,000 transactions over 100 keys commit (SQLite: 4,000
+// over 40), concurrently and
 // out of the order they wrote their rows in, while one relay after another
 // is SIGKILLed mid-work and started again. Per key, the stream holds the
 // events in commit order (an event a killed relay published but had not
@@ -92,7 +92,7 @@ func TestOrderedRelaysKilled(t *testing.T) {
 					select {
 					case <-stopKilling:
 						return
-					case <-time.After(time.Duration(300+rnd.IntN(500)) * time.Millisecond): // the next crash
+					case <-time.After(time.Duration(200+rnd.IntN(300)) * time.Millisecond): // the next crash
 					}
 					i := rnd.IntN(3)
 					relays.kill(i)
@@ -104,8 +104,8 @@ func TestOrderedRelaysKilled(t *testing.T) {
 			if d == SQLite {
 				// One process writes at a time: writers and relay processes
 				// take turns on the file's lock, each wait a sleep in
-				// SQLite's busy handler; a fifth of the work shows the same.
-				events, keys, writers = 2000, 20, 2
+				// SQLite's busy handler; less work shows the same.
+				events, keys, writers = 4000, 40, 2
 			}
 			began := time.Now()
 			writeOrderedConcurrently(t, db, d, keys, events, writers)
