@@ -18,7 +18,10 @@
 // MySQL it may instead fail with a deadlock error, and its redelivery is
 // skipped or run). The promise covers only what the handler writes
 // through the transaction it is given: a call to another system (HTTP,
-// email, another database) can still happen more than once.
+// email, another database) can still happen more than once. A handler
+// that writes through another transaction of the same database waits
+// on the inbox's row lock until its context ends: give handlers a
+// deadline (Options.Timeout) and the tx.
 //
 //	charge := inbox.Transactional(store, "billing.charge", inbox.Options{},
 //		func(ctx context.Context, tx *sql.Tx, ev pubsub.Event) error {
