@@ -19,9 +19,10 @@
 // skipped or run). The promise covers only what the handler writes
 // through the transaction it is given: a call to another system (HTTP,
 // email, another database) can still happen more than once. A handler
-// that writes through another transaction of the same database waits
-// on the inbox's row lock until its context ends: give handlers a
-// deadline (Options.Timeout) and the tx.
+// that writes through another transaction of the same database can wait
+// for locks the inbox's transaction holds (on SQLite any write does: one
+// writer at a time) until its context ends, so write through the tx,
+// and give handlers a deadline (Options.Timeout).
 //
 //	charge := inbox.Transactional(store, "billing.charge", inbox.Options{},
 //		func(ctx context.Context, tx *sql.Tx, ev pubsub.Event) error {
