@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -174,9 +175,19 @@ subscriptions:
 	if _, err := fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"na"); err != nil {
 		t.Fatal(err)
 	}
-	// The request is in the handler once the server answers another one.
-	if st, _ := p.do(t, http.MethodGet, "/healthz", "", ""); st == 0 {
-		t.Fatal("no answer")
+	// The slow connection has been accepted once the server answers a
+	// request on a connection dialled after it (the listener accepts in
+	// order); a pooled keep-alive connection would prove nothing.
+	probe, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if _, err := fmt.Fprintf(probe, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(probe).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 ") {
+		t.Fatalf("no answer on a new connection: %q %v", line, err)
 	}
 	start := time.Now()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
