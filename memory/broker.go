@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a [Broker]. The zero value is ready to use.
@@ -26,6 +28,14 @@ type Options struct {
 	// errors of subscribers without an ErrorHandler.
 	// default: nil, which discards
 	Logger *slog.Logger
+	// TracerProvider makes a producer span per Emit ("send memory") and
+	// a consumer span per handled event ("process memory"), its child;
+	// each event keeps the trace context it was emitted under, through
+	// retries and delays, and the handler's context holds it. With no
+	// TracerProvider set anywhere no span is made and an event emitted
+	// under a context holding trace context still passes it on.
+	// default: nil, the global one (otel.GetTracerProvider)
+	TracerProvider trace.TracerProvider
 }
 
 const (
@@ -91,7 +101,8 @@ type Broker struct {
 	dead   []DeadLetter
 	nextID int
 
-	sched *scheduler
+	sched  *scheduler
+	tracer *tracing.Tracer
 }
 
 // NewBroker returns a broker configured by opts. It panics when opts is
@@ -108,6 +119,7 @@ func NewBroker(opts Options) *Broker {
 		stop:   stop,
 		byName: make(map[string]*group),
 		subs:   make(map[*Subscriber]struct{}),
+		tracer: tracing.New(opts.TracerProvider),
 	}
 	b.groups.Store(new([]*group))
 	b.sched = newScheduler(b)
@@ -128,7 +140,14 @@ func (b *Broker) EmitAt(ctx context.Context, at time.Time, events ...pubsub.Even
 	return b.emit(ctx, at, events)
 }
 
-func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) error {
+// system and destination are the messaging.system and
+// messaging.destination.name of the broker's spans.
+const (
+	system      = "switchyard.memory"
+	destination = "memory"
+)
+
+func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -140,22 +159,51 @@ func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) 
 	if b.closed.Load() {
 		return pubsub.ErrClosed
 	}
+	ctx, span := b.tracer.Send(ctx, system, destination, events)
+	defer func() { span.End(err) }()
+	traces := carried(ctx, len(events))
 	if !at.IsZero() && at.After(time.Now()) {
-		b.sched.add(at, slices.Clone(events))
+		b.sched.add(at, slices.Clone(events), traces)
 		return nil
 	}
-	return b.deliver(ctx, events)
+	return b.deliver(ctx, events, traces)
+}
+
+// carried returns the trace context each of n events emitted under ctx
+// carries; nil when none carries any.
+func carried(ctx context.Context, n int) []*trace.SpanContext {
+	c := tracing.Carried(ctx)
+	var traces []*trace.SpanContext
+	for i := range n {
+		sc := c.SpanContext(i)
+		if !sc.IsValid() {
+			continue
+		}
+		if traces == nil {
+			traces = make([]*trace.SpanContext, n)
+		}
+		if i > 0 && traces[i-1] != nil && traces[i-1].Equal(sc) {
+			traces[i] = traces[i-1]
+		} else {
+			traces[i] = &sc
+		}
+	}
+	return traces
 }
 
 // deliver puts events into the groups, waiting for room until ctx is
-// done. The caller holds emitMu for reading, or is the scheduler.
-func (b *Broker) deliver(ctx context.Context, events []pubsub.Event) error {
+// done; traces (nil, or one per event) are their trace contexts. The
+// caller holds emitMu for reading, or is the scheduler.
+func (b *Broker) deliver(ctx context.Context, events []pubsub.Event, traces []*trace.SpanContext) error {
 	for _, g := range *b.groups.Load() {
 		for i := range events {
 			if !g.wants(events[i].Name) {
 				continue
 			}
 			env := envelope{ev: events[i]}
+			if traces != nil {
+				env.trace = traces[i]
+			}
 			select {
 			case g.ch <- env:
 				continue

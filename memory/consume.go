@@ -140,7 +140,9 @@ func (c *consumer) work(w *slot) {
 		ctx, deadline := rc.Get(c.ctx, c.base, c.timeout)
 		w.env = env
 		w.state.Store(deadline)
-		err := c.h(pubsub.HandlerContext(ctx, env.ev), env.ev)
+		hctx, span := c.s.b.tracer.Process(pubsub.HandlerContext(ctx, env.ev), system, destination, c.s.g.name, env.ev, env.parent())
+		err := c.h(hctx, env.ev)
+		span.End(err)
 		if !w.state.CompareAndSwap(deadline, idle) {
 			// Abandoned: the watchdog failed the event and gave this slot
 			// to another goroutine; what the handler returned no longer
@@ -217,6 +219,7 @@ func (c *consumer) fail(env envelope, err error, hung bool) {
 	if permanent || env.deliveries >= s.cfg.MaxAttempts {
 		dl := &pubsub.DeadLetterError{Attempts: env.deliveries, Err: err}
 		s.b.addDeadLetter(DeadLetter{Event: env.ev, Group: s.g.name, Err: err, Attempts: env.deliveries, At: time.Now()})
+		s.b.tracer.DeadLetter(system, "memory dead letters", env.ev, env.parent(), dl)
 		ev := env.ev
 		c.eh(c.ctx, dl, &ev)
 		return

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/switchyard-go/switchyard/pubsub"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // envelope is an event on its way through a group, with the number of
@@ -13,6 +14,15 @@ import (
 type envelope struct {
 	ev         pubsub.Event
 	deliveries int
+	trace      *trace.SpanContext // nil: none
+}
+
+// parent returns the trace context env carries; not valid when none.
+func (env envelope) parent() trace.SpanContext {
+	if env.trace == nil {
+		return trace.SpanContext{}
+	}
+	return *env.trace
 }
 
 // group is a consumer group: one queue that its subscribers share.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/pubsub"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // scheduler emits delayed events when they are due, from one goroutine
@@ -25,16 +26,17 @@ type schedItem struct {
 	at     time.Time
 	seq    uint64 // keeps emit order among events due at the same time
 	events []pubsub.Event
+	traces []*trace.SpanContext
 }
 
 func newScheduler(b *Broker) *scheduler {
 	return &scheduler{b: b, wake: make(chan struct{}, 1)}
 }
 
-func (s *scheduler) add(at time.Time, events []pubsub.Event) {
+func (s *scheduler) add(at time.Time, events []pubsub.Event, traces []*trace.SpanContext) {
 	s.mu.Lock()
 	s.seq++
-	heap.Push(&s.items, schedItem{at: at, seq: s.seq, events: events})
+	heap.Push(&s.items, schedItem{at: at, seq: s.seq, events: events, traces: traces})
 	if !s.started {
 		s.started = true
 		s.wg.Add(1)
@@ -65,7 +67,7 @@ func (s *scheduler) run() {
 		s.mu.Unlock()
 
 		for _, it := range due {
-			if err := s.b.deliver(s.b.life, it.events); err != nil {
+			if err := s.b.deliver(s.b.life, it.events, it.traces); err != nil {
 				return // the broker is closing
 			}
 		}

@@ -25,6 +25,7 @@ type coalescer struct {
 type emitReq struct {
 	ev     pubsub.Event
 	stream string
+	tc     traceFields
 	done   chan error // buffered: a writer never waits for the caller
 }
 
@@ -44,7 +45,7 @@ func newCoalescer(p *Publisher) *coalescer {
 // emit queues one event and waits for its write. The caller holds the
 // publisher's lock for reading, so the queue is open. When ctx is done
 // first, it returns ctx.Err() and the event may still be written.
-func (c *coalescer) emit(ctx context.Context, ev pubsub.Event, stream string) error {
+func (c *coalescer) emit(ctx context.Context, ev pubsub.Event, stream string, tc traceFields) error {
 	c.start.Do(func() {
 		c.writers.Add(coalesceWriters)
 		for range coalesceWriters {
@@ -52,7 +53,7 @@ func (c *coalescer) emit(ctx context.Context, ev pubsub.Event, stream string) er
 		}
 	})
 	req := c.reqs.Get().(*emitReq)
-	req.ev, req.stream = ev, stream
+	req.ev, req.stream, req.tc = ev, stream, tc
 	select {
 	case c.queue <- req:
 	case <-ctx.Done():
@@ -93,7 +94,7 @@ func (c *coalescer) write() {
 		pipe := c.p.client.Pipeline()
 		cmds = cmds[:0]
 		for _, req := range batch {
-			cmds = append(cmds, pipe.Do(ctx, c.p.xadd(req.stream, req.ev)...))
+			cmds = append(cmds, pipe.Do(ctx, c.p.xadd(req.stream, req.ev, req.tc)...))
 		}
 		wait := c.p.waitCmd(ctx, pipe)
 		_, _ = pipe.Exec(ctx)

@@ -86,6 +86,7 @@ func (r *run) writeDead(j job, ev pubsub.Event, reason error, args []any, try in
 		return false
 	}
 	r.settle(j.stream, j.msg.ID)
+	r.s.tracer.DeadLetter("redis", DeadKey(j.stream), ev, traceOf(j.msg.Values), reason)
 	r.eh(r.ctx, reason, &ev)
 	return true
 }

@@ -40,7 +40,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted %v as %+v", values, ev)
 		}
 		// What decodes must survive a round trip through the encoder.
-		back, err := decode(id, fields(appendFields(nil, ev)))
+		back, err := decode(id, fields(appendFields(nil, ev, traceFields{})))
 		if err != nil || back.Name != ev.Name || string(back.Payload) != string(ev.Payload) || back.Meta.Attempts != ev.Meta.Attempts {
 			t.Fatalf("round trip of %+v gave %+v, %v", ev, back, err)
 		}

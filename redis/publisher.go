@@ -12,7 +12,9 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -60,6 +62,14 @@ type PublisherConfig struct {
 	// WaitTimeout bounds the wait for WaitReplicas.
 	// default: 1s
 	WaitTimeout time.Duration
+	// TracerProvider makes the producer span of each Emit ("send
+	// <stream>"); the events carry its trace context in their
+	// traceparent and tracestate fields. With no TracerProvider set
+	// anywhere no span is made, and an Emit under a context that holds
+	// trace context (say, in a handler of an event that carried one)
+	// still passes that on.
+	// default: nil, the global one (otel.GetTracerProvider)
+	TracerProvider trace.TracerProvider
 }
 
 // ErrNotReplicated says that a write was made but fewer replicas than
@@ -101,6 +111,7 @@ type Publisher struct {
 	mu     sync.RWMutex // held for reading by Emits, for writing by Close
 	closed bool
 	single *coalescer
+	tracer *tracing.Tracer
 }
 
 // NewPublisher returns a publisher writing through client, which the caller
@@ -123,7 +134,7 @@ func NewPublisher(client goredis.UniversalClient, cfg PublisherConfig) (*Publish
 			cfg.WaitTimeout = time.Second
 		}
 	}
-	p := &Publisher{client: client, cfg: cfg}
+	p := &Publisher{client: client, cfg: cfg, tracer: tracing.New(cfg.TracerProvider)}
 	p.single = newCoalescer(p)
 	return p, nil
 }
@@ -172,7 +183,7 @@ func (p *Publisher) EmitAt(ctx context.Context, at time.Time, events ...pubsub.E
 	return p.write(ctx, at, events)
 }
 
-func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Event) error {
+func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Event) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -196,17 +207,25 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 		return nil
 	}
 
+	ctx, span := p.tracer.Send(ctx, "redis", destination(p.cfg.Stream, streams), events)
+	defer func() { span.End(err) }()
+	tc := tracing.Carried(ctx)
+	fields := func(i int) traceFields {
+		tp, ts := tc.Fields(i)
+		return traceFields{tp, ts}
+	}
+
 	delayed := !at.IsZero() && at.After(time.Now())
 	if len(events) == 1 && !delayed {
-		return p.single.emit(ctx, events[0], streams[0])
+		return p.single.emit(ctx, events[0], streams[0], fields(0))
 	}
 	pipe := p.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(events))
 	for i, ev := range events {
 		if delayed {
-			cmds[i] = pipe.ZAdd(ctx, DelayedKey(streams[i]), goredis.Z{Score: float64(at.UnixMilli()), Member: delayedMember(appendFields(nil, ev))})
+			cmds[i] = pipe.ZAdd(ctx, DelayedKey(streams[i]), goredis.Z{Score: float64(at.UnixMilli()), Member: delayedMember(appendFields(nil, ev, fields(i)))})
 		} else {
-			cmds[i] = pipe.Do(ctx, p.xadd(streams[i], ev)...)
+			cmds[i] = pipe.Do(ctx, p.xadd(streams[i], ev, fields(i))...)
 		}
 	}
 	wait := p.waitCmd(ctx, pipe)
@@ -253,7 +272,7 @@ func (p *Publisher) waitErr(wait *goredis.Cmd) error {
 
 // xadd returns the whole XADD command for ev, built in one slice that the
 // client sends as it is.
-func (p *Publisher) xadd(stream string, ev pubsub.Event) []any {
+func (p *Publisher) xadd(stream string, ev pubsub.Event, tc traceFields) []any {
 	args := make([]any, 0, 22)
 	args = append(args, "xadd", stream)
 	switch {
@@ -262,7 +281,19 @@ func (p *Publisher) xadd(stream string, ev pubsub.Event) []any {
 	case p.cfg.MaxAge > 0:
 		args = append(args, "minid", "~", time.Now().Add(-p.cfg.MaxAge).UnixMilli())
 	}
-	return appendFields(append(args, "*"), ev)
+	return appendFields(append(args, "*"), ev, tc)
+}
+
+// destination names where an Emit wrote, for its span: the one stream all
+// its events went to, or the configured stream when they went to several
+// (partitions, routes).
+func destination(configured string, streams []string) string {
+	for _, s := range streams[1:] {
+		if s != streams[0] {
+			return configured
+		}
+	}
+	return streams[0]
 }
 
 // Close waits for Emits in flight; later ones return [pubsub.ErrClosed].

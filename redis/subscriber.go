@@ -12,8 +12,10 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -127,6 +129,16 @@ type SubscriberConfig struct {
 	// the subscriber's notices.
 	// default: nil, which discards
 	Logger *slog.Logger
+	// TracerProvider makes a consumer span per handled event ("process
+	// <stream>"), the child of the trace context the entry carries
+	// (traceparent, tracestate) and linked to it; the handler's context
+	// holds it. An entry dead-lettered adds a producer span ("send
+	// <stream>:dead"), in the event's trace. With no TracerProvider set
+	// anywhere no span is made, and the handler's context still carries
+	// the entry's trace context, so that what it emits continues the
+	// trace.
+	// default: nil, the global one (otel.GetTracerProvider)
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports the first field of c that holds an invalid value.
@@ -219,7 +231,8 @@ type Subscriber struct {
 	// the consumer in the group rather than wait on Redis again.
 	unreachable atomic.Bool
 
-	gate *lifecycle.Gate
+	gate   *lifecycle.Gate
+	tracer *tracing.Tracer
 }
 
 // NewSubscriber makes the group on each stream (creating the stream when
@@ -234,7 +247,7 @@ func NewSubscriber(ctx context.Context, client goredis.UniversalClient, cfg Subs
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Subscriber{client: client, cfg: cfg, gate: lifecycle.NewGate()}
+	s := &Subscriber{client: client, cfg: cfg, gate: lifecycle.NewGate(), tracer: tracing.New(cfg.TracerProvider)}
 	if len(cfg.Names) > 0 {
 		s.names = make(map[pubsub.Name]bool, len(cfg.Names))
 		for _, n := range cfg.Names {

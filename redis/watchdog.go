@@ -47,7 +47,9 @@ func (r *run) call(w *slot, rc *lifecycle.RunContext, j job, ev pubsub.Event, un
 	ctx, deadline := rc.Get(r.ctx, r.base, r.s.cfg.HandlerTimeout)
 	w.j, w.ev, w.unlock = j, ev, unlock
 	w.state.Store(deadline)
-	err = r.h(pubsub.HandlerContext(ctx, ev), ev)
+	ctx, span := r.s.tracer.Process(pubsub.HandlerContext(ctx, ev), "redis", j.stream, r.s.cfg.Group, ev, traceOf(j.msg.Values))
+	err = r.h(ctx, ev)
+	span.End(err)
 	return err, w.state.CompareAndSwap(deadline, slotIdle)
 }
 

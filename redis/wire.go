@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -19,11 +22,14 @@ const (
 	fieldCorrelationID = "correlation_id"
 	fieldAttempts      = "attempts"
 	fieldDryRun        = "dry_run"
+	fieldTraceparent   = tracing.FieldTraceparent
+	fieldTracestate    = tracing.FieldTracestate
 )
 
-// appendFields appends the XADD field/value list of ev to vals. Optional
-// fields are written only when set, so that entries stay small.
-func appendFields(vals []any, ev pubsub.Event) []any {
+// appendFields appends the XADD field/value list of ev to vals, with the
+// trace context tc. Optional fields are written only when set, so that
+// entries stay small.
+func appendFields(vals []any, ev pubsub.Event, tc traceFields) []any {
 	vals = append(vals,
 		fieldID, string(ev.ID),
 		fieldName, string(ev.Name),
@@ -41,7 +47,28 @@ func appendFields(vals []any, ev pubsub.Event) []any {
 	if ev.Meta.IsDryRun {
 		vals = append(vals, fieldDryRun, "1")
 	}
+	if tc.parent != "" {
+		vals = append(vals, fieldTraceparent, tc.parent)
+		if tc.state != "" {
+			vals = append(vals, fieldTracestate, tc.state)
+		}
+	}
 	return vals
+}
+
+// traceFields are the values of the traceparent and tracestate fields.
+type traceFields struct{ parent, state string }
+
+// traceOf returns the trace context an entry carries; it is not valid when
+// it carries none (or one that does not parse, which is ignored: trace
+// context is never a reason to refuse an event).
+func traceOf(values map[string]any) trace.SpanContext {
+	tp, _ := values[fieldTraceparent].(string)
+	if tp == "" {
+		return trace.SpanContext{}
+	}
+	ts, _ := values[fieldTracestate].(string)
+	return tracing.Parse(tp, ts)
 }
 
 // decode turns a stream entry into an event. The entry ID stands in for a

@@ -61,7 +61,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	ev := pubsub.Event{ID: "e1", Name: "n", Payload: []byte("\x00\xffraw"), Meta: pubsub.Meta{
 		CreatedAtUTC: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), CorrelationID: "c", Attempts: 4, IsDryRun: true,
 	}}
-	got, err := decode("1-1", fields(appendFields(nil, ev)))
+	got, err := decode("1-1", fields(appendFields(nil, ev, traceFields{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	minimal := pubsub.NewEvent(context.Background(), "m", nil)
 	minimal.Meta = pubsub.Meta{}
-	if n := len(appendFields(nil, minimal)); n != 6 {
+	if n := len(appendFields(nil, minimal, traceFields{})); n != 6 {
 		t.Errorf("an event with no meta encodes to %d values, want id, name and payload only", n)
 	}
 }

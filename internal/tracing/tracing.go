@@ -1,0 +1,142 @@
+// Package tracing carries OpenTelemetry trace context with events and
+// makes the spans the messaging semantic conventions describe: a producer
+// span per Emit, a consumer span per handled event.
+//
+// Trace context travels as W3C Trace Context (the wire fields traceparent
+// and tracestate, whatever propagator the process configured: the wire
+// format fixes them). A process that configured no TracerProvider makes no
+// span and allocates nothing for events that carry no trace context; an
+// event that does carry one still passes it on, so that a service without
+// OpenTelemetry does not break the trace of those around it.
+package tracing
+
+import (
+	"context"
+	"reflect"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// The wire fields of the trace context (docs/wire-format.md).
+const (
+	FieldTraceparent = "traceparent"
+	FieldTracestate  = "tracestate"
+)
+
+// ScopeName is the instrumentation scope of every span switchyard makes.
+const ScopeName = "github.com/switchyard-go/switchyard"
+
+// w3c is the propagator of the wire fields.
+var w3c propagation.TraceContext
+
+// Tracer makes spans with a TracerProvider given in a config, or with the
+// global one (otel.GetTracerProvider) when none was given, looked up at
+// each use so that one set after the constructor ran still counts.
+type Tracer struct {
+	tp     trace.TracerProvider // nil: the global one
+	t      trace.Tracer         // of tp, when tp is not nil
+	global atomic.Pointer[globalTracer]
+}
+
+// globalTracer caches the tracer of the global TracerProvider last seen.
+type globalTracer struct {
+	tp trace.TracerProvider
+	t  trace.Tracer // nil: spans would record nothing
+}
+
+// New returns a Tracer of tp; nil means the global TracerProvider.
+func New(tp trace.TracerProvider) *Tracer {
+	if tp == nil {
+		return &Tracer{}
+	}
+	return &Tracer{tp: tp, t: tp.Tracer(ScopeName)}
+}
+
+// globalUnset is the package of the global TracerProvider that stands in
+// until otel.SetTracerProvider is called: spans it makes record nothing.
+const globalUnset = "go.opentelemetry.io/otel/internal/global"
+
+// tracer returns the tracer to use, or nil when spans would record
+// nothing: no TracerProvider set, or a no-op one.
+func (t *Tracer) tracer() trace.Tracer {
+	if t == nil {
+		return nil
+	}
+	if t.tp != nil {
+		if _, off := t.tp.(noop.TracerProvider); off {
+			return nil
+		}
+		return t.t
+	}
+	tp := otel.GetTracerProvider()
+	typ := reflect.TypeOf(tp)
+	if g := t.global.Load(); g != nil && typ.Comparable() && g.tp == tp {
+		return g.t
+	}
+	g := &globalTracer{tp: tp}
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+	default:
+		if typ.Kind() != reflect.Pointer || typ.Elem().PkgPath() != globalUnset {
+			g.t = tp.Tracer(ScopeName)
+		}
+	}
+	if typ.Comparable() {
+		t.global.Store(g)
+	}
+	return g.t
+}
+
+// On reports whether spans are made.
+func (t *Tracer) On() bool { return t.tracer() != nil }
+
+// Fields returns the traceparent and tracestate values for sc; both are
+// empty when sc is not valid.
+func Fields(sc trace.SpanContext) (traceparent, tracestate string) {
+	if !sc.IsValid() {
+		return "", ""
+	}
+	c := carrier{}
+	w3c.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
+	return c[FieldTraceparent], c[FieldTracestate]
+}
+
+// Parse returns the span context that traceparent and tracestate carry
+// (marked remote); it is not valid when traceparent is empty or malformed.
+func Parse(traceparent, tracestate string) trace.SpanContext {
+	if traceparent == "" {
+		return trace.SpanContext{}
+	}
+	c := carrier{FieldTraceparent: traceparent}
+	if tracestate != "" {
+		c[FieldTracestate] = tracestate
+	}
+	return trace.SpanContextFromContext(w3c.Extract(context.Background(), c))
+}
+
+// carrier is a TextMapCarrier over the two fields.
+type carrier map[string]string
+
+func (c carrier) Get(key string) string { return c[key] }
+func (c carrier) Set(key, value string) { c[key] = value }
+func (c carrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Continue returns ctx carrying sc as its remote parent, so that events
+// emitted and spans started under it continue sc's trace; ctx itself when
+// sc is not valid.
+func Continue(ctx context.Context, sc trace.SpanContext) context.Context {
+	if !sc.IsValid() {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
+}
