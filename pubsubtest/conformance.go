@@ -26,6 +26,7 @@ func Run(t *testing.T, h Harness) {
 		{"DeadlineErrorIsRetried", testDeadlineRetried},
 		{"HungHandlerIsAbandoned", testHungPoison},
 		{"HandlerContextCarriesCorrelation", testHandlerContext},
+		{"HandlerContextContinuesTrace", testHandlerTrace},
 		{"ConcurrentEmitters", testConcurrentEmitters},
 		{"OrderForSingleConsumer", testOrder},
 		{"GroupKeepsEventsBetweenSubscribers", testGroupKeepsEvents},

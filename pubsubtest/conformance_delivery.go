@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/pubsub"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func testRoundTrip(t *testing.T, f *fixture) {
@@ -282,6 +283,41 @@ func testHandlerContext(t *testing.T, f *fixture) {
 	next := pubsub.NewEvent(hctx, "follow.up", nil)
 	if next.Meta.CorrelationID != "flow-42" || !next.Meta.IsDryRun {
 		t.Errorf("event made in the handler has correlation %q, dry run %v; want flow-42, true", next.Meta.CorrelationID, next.Meta.IsDryRun)
+	}
+}
+
+// testHandlerTrace: no TracerProvider is set (the suite sets none), and
+// the trace context of the emitting context still reaches the handler, as
+// the remote parent of whatever it does.
+func testHandlerTrace(t *testing.T, f *fixture) {
+	f.need(TraceContext)
+	got := make(chan trace.SpanContext, 1)
+	f.consume(f.sub(SubscriberConfig{}), func(ctx context.Context, ev pubsub.Event) error {
+		got <- trace.SpanContextFromContext(ctx)
+		return nil
+	}, nil)
+	ts, err := trace.ParseTraceState("vendor=a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		TraceFlags: trace.FlagsSampled,
+		TraceState: ts,
+	})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	if err := f.b.Publisher.Emit(ctx, pubsub.NewEvent(ctx, "traced", nil)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h.TraceID() != sc.TraceID() || h.SpanID() != sc.SpanID() || !h.IsSampled() || h.TraceState().Get("vendor") != "a1" {
+			t.Errorf("handler context holds trace %s span %s sampled %v state %q; want %s %s true \"vendor=a1\"",
+				h.TraceID(), h.SpanID(), h.IsSampled(), h.TraceState(), sc.TraceID(), sc.SpanID())
+		}
+	case <-time.After(f.timeout):
+		t.Fatal("event not delivered")
 	}
 }
 

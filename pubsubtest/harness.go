@@ -77,4 +77,8 @@ const (
 	// with a snapshot of all goroutines (which fails when other tests run
 	// in parallel in the same process).
 	GoroutineLeakCheck Capability = "GoroutineLeakCheck"
+	// TraceContext: an event carries the OpenTelemetry trace context it
+	// was emitted under (W3C Trace Context), and its handler's context
+	// holds it, with or without a TracerProvider.
+	TraceContext Capability = "TraceContext"
 )
