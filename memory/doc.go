@@ -55,6 +55,11 @@
 //     subscriber.
 //   - Nothing is durable. Events still buffered, waiting for a retry, or
 //     scheduled with [Broker.EmitAt] when the broker is closed are dropped.
+//   - Trace context. Each event keeps the OpenTelemetry trace context it
+//     was emitted under, and its handler's context holds it; with a
+//     TracerProvider ([Options.TracerProvider], else the global one) as the
+//     consumer span "process memory", the child of the Emit's "send
+//     memory" span.
 //
 // # Configuration
 //

@@ -72,4 +72,19 @@
 // that carries the consumed event's correlation ID and dry-run flag
 // ([HandlerContext]), so an event emitted while handling another continues
 // its correlation without any plumbing.
+//
+// # Tracing
+//
+// Trace context travels the same way, with no field of [Event]: the
+// switchyard backends take the OpenTelemetry span context of the context
+// given to Emit, carry it with each event (W3C Trace Context; package redis
+// writes it as the traceparent and tracestate fields of each entry), and
+// hand each handler a context that holds it. With a TracerProvider set
+// (otel.SetTracerProvider, or the backend's TracerProvider option) they
+// make the spans of the OpenTelemetry messaging conventions: a producer
+// span "send <destination>" per Emit, the parent of a consumer span
+// "process <destination>" per handled event (retries included), whose
+// context the handler gets; with none they make no span and only pass the
+// context on. The conformance suite checks the passing on (capability
+// TraceContext).
 package pubsub

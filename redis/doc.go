@@ -12,7 +12,8 @@
 // # Wire format
 //
 // One stream entry per event, one field per attribute (id, name, payload,
-// created_at, correlation_id, attempts, dry_run), the payload as raw bytes,
+// created_at, correlation_id, attempts, dry_run, and the W3C trace context
+// as traceparent and tracestate), the payload as raw bytes,
 // so that any language or redis-cli can publish and read; see
 // docs/wire-format.md. Unknown fields are ignored. An entry without a name
 // or payload, or with an attempts, created_at or dry_run value that does
@@ -189,6 +190,8 @@
 //	PartitionKey  the event's ID    text whose hash picks the partition
 //	MaxLen        0 (no limit)      XADD MAXLEN ~ n
 //	MaxAge        0 (no limit)      XADD MINID ~ (now - age)
+//	WaitReplicas  0 (no wait)       WAIT for this many replicas after each write
+//	TracerProvider global           producer span "send <stream>" per Emit
 //
 // SubscriberConfig:
 //
@@ -210,4 +213,22 @@
 //	ForgetIdleConsumers 1h          remove other consumers idle this long with nothing pending (<0: never)
 //	DelayedPoll   250ms             how often due delayed events are moved
 //	Logger        nil (discard)     where errors go without an ErrorHandler
+//	TracerProvider global           consumer span "process <stream>" per handled event
+//
+// # Tracing
+//
+// Each event carries the OpenTelemetry trace context it was emitted under
+// in its traceparent and tracestate fields, and each handler's context
+// holds it: with a TracerProvider (the config's, else the global one) as
+// the consumer span "process <stream>", the child of the producer span
+// "send <stream>" that Emit made, itself the child of the caller's span;
+// every attempt of a retried event is another child, and a dead letter
+// adds a "send <stream>:dead" span. Attributes follow the OpenTelemetry
+// messaging conventions (messaging.system "redis",
+// messaging.destination.name, messaging.consumer.group.name,
+// messaging.message.id, messaging.operation.type) plus
+// switchyard.event.name and switchyard.event.attempts. Without a
+// TracerProvider no span is made and the trace context is passed on as it
+// came. go-redis's own instrumentation (redisotel) can be added to the
+// client for spans of each Redis command.
 package redis
