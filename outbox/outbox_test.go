@@ -70,7 +70,7 @@ func openDB(tb testing.TB, d Dialect) (db *sql.DB, driver, dsn string) {
 		}
 		driver = "pgx"
 	case SQLite:
-		driver, dsn = "sqlite", filepath.Join(tb.TempDir(), "outbox.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+		driver, dsn = "sqlite", filepath.Join(tb.TempDir(), "outbox.db")+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)"
 	case MySQL:
 		var err error
 		if dsn, err = maria.NewDatabase("outbox"); err != nil {
