@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // benchEvents returns n events with 256-byte payloads.
@@ -103,4 +104,32 @@ func BenchmarkEmit(b *testing.B) {
 		})
 		reportRate(b, b.N)
 	})
+}
+
+// BenchmarkEndToEndTraced is BenchmarkEndToEnd/batch100 with an
+// OpenTelemetry SDK TracerProvider that samples every span (and exports
+// none): the cost of tracing switched on, a send span per Emit and a
+// process span per event.
+func BenchmarkEndToEndTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	br := memory.NewBroker(memory.Options{TracerProvider: tp})
+	defer br.Close()
+	evs := benchEvents(100)
+	n := b.N * len(evs)
+	done := consumeN(b, br, n, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := br.Emit(context.Background(), evs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatal("not every event was handled")
+	}
+	b.StopTimer()
+	reportRate(b, n)
 }
