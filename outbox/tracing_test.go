@@ -122,7 +122,7 @@ func writeIn(t *testing.T, ctx context.Context, db *sql.DB, w Writer, evs ...pub
 func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) string {
 	for _, kv := range s.Attributes() {
 		if kv.Key == k {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
