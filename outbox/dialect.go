@@ -35,7 +35,7 @@ const MaxOrderingKey = 255
 var queueTable = sqlqueue.Table{
 	Name:        Table,
 	Key:         []string{"id"},
-	Columns:     []string{"event_id", "name", "payload", "created_at_ns", "correlation_id", "attempts", "dry_run"},
+	Columns:     []string{"event_id", "name", "payload", "created_at_ns", "correlation_id", "attempts", "dry_run", "traceparent", "tracestate"},
 	Order:       "id",
 	Status:      "status",
 	Done:        "sent",
@@ -44,6 +44,9 @@ var queueTable = sqlqueue.Table{
 
 // schema returns the statements that make the tables; each is
 // idempotent. Times are Unix milliseconds, the same on every dialect.
+// traceparent and tracestate hold the W3C trace context an event
+// continues, NULL when it has none (and in rows written before they
+// existed).
 func schema(d Dialect) []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + Table + ` (
@@ -57,6 +60,8 @@ func schema(d Dialect) []string {
 			dry_run         BOOLEAN NOT NULL DEFAULT FALSE,
 			status          ` + d.Text(16) + ` NOT NULL DEFAULT 'pending',
 			ordering_key    ` + d.Text(MaxOrderingKey) + ` NOT NULL DEFAULT '',
+			traceparent     ` + d.LongText() + `,
+			tracestate      ` + d.LongText() + `,
 			` + d.LeaseColumns() + `
 		)`,
 		`CREATE TABLE IF NOT EXISTS ` + KeysTable + ` (

@@ -71,6 +71,32 @@
 // A key's events go one claim at a time, so a single key moves at one
 // batch per claim round trip; many keys share each batch.
 //
+// # Tracing
+//
+// Each row keeps the W3C trace context (the traceparent and tracestate
+// columns) of the request that wrote it, so that its consumers continue
+// that trace rather than the relay's. When spans are made (a
+// TracerProvider in the [Writer], or a global one), Write starts and ends
+// a producer span "create switchyard_outbox" per event, a child of the
+// span in its ctx (messaging.system "switchyard.outbox", the event's ID
+// and name), and the row keeps that span's context. Without a
+// TracerProvider no span is made and the row keeps the span context ctx
+// holds, if any, such as a remote one an HTTP middleware extracted; rows
+// written without one, or before [Migrate] added the columns, keep NULL.
+//
+// The relay publishes each batch under a context that gives every event
+// its own row's trace context (the Emit's send span links to each), so a
+// handler's span, with switchyard's redis and memory backends, is in the
+// request's trace: request → create → process, while the relay's send
+// span is in the relay's trace, linked to the create spans. Events
+// without trace context carry the Emit's own (its send span's). Only
+// switchyard's redis and memory publishers honour the per-event
+// contexts; any other [pubsub.Publisher] gets the relay's ctx alone. Trace columns that do not parse (a row
+// edited by hand) are ignored: the event is published without them.
+//
+// Run [Migrate] before writing with this version to a table made by an
+// earlier one: Write stores the trace columns, which it adds.
+//
 // # From commit to publish
 //
 // On PostgreSQL, Migrate installs a statement-level trigger that

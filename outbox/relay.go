@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard-go/switchyard/internal/sqlqueue"
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -262,12 +265,23 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	evs := make([]pubsub.Event, len(rows))
+	var parents []trace.SpanContext // made when a row has trace context
 	for i, rw := range rows {
-		evs[i] = rw.Value
+		evs[i] = rw.Value.ev
+		if rw.Value.parent.IsValid() {
+			if parents == nil {
+				parents = make([]trace.SpanContext, len(rows))
+			}
+			parents[i] = rw.Value.parent
+		}
 	}
 	// Publishing is bounded by the lease: past it, another relay may
 	// claim the rows.
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
+	if parents != nil {
+		// Each event continues the trace of the request that wrote it.
+		pctx = tracing.WithEventParents(pctx, parents)
+	}
 	perr := r.cfg.Publisher.Emit(pctx, evs...)
 	cancel()
 	if perr == nil {
@@ -295,7 +309,7 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 		}
 		if isDead {
 			dead++
-			r.cfg.Logger.Error("outbox: event dead after its last attempt", "event_id", rw.Value.ID, "event_name", rw.Value.Name,
+			r.cfg.Logger.Error("outbox: event dead after its last attempt", "event_id", rw.Value.ev.ID, "event_name", rw.Value.ev.Name,
 				"tries", rw.Tries+1, "ordering_key", rw.OrderingKey, "err", perr)
 		}
 	}
@@ -305,7 +319,14 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 	return len(rows), fmt.Errorf("outbox: publishing %d events: %w", len(rows), perr)
 }
 
-func (r *Relay) claim(ctx context.Context) ([]sqlqueue.Row[pubsub.Event], error) {
+// row is what a relay reads of a claimed row: its event, and the trace
+// context the event continues (not valid when none).
+type row struct {
+	ev     pubsub.Event
+	parent trace.SpanContext
+}
+
+func (r *Relay) claim(ctx context.Context) ([]sqlqueue.Row[row], error) {
 	rows, err := sqlqueue.Claim(ctx, r.queue, r.cfg.BatchSize, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
@@ -313,20 +334,23 @@ func (r *Relay) claim(ctx context.Context) ([]sqlqueue.Row[pubsub.Event], error)
 	return rows, nil
 }
 
-// scanEvent reads queueTable.Columns into an event.
-func scanEvent(scan func(dest ...any) error) (pubsub.Event, error) {
+// scanEvent reads queueTable.Columns into a row. Trace context that does
+// not parse (a row edited by hand) is ignored: the event is published
+// without it.
+func scanEvent(scan func(dest ...any) error) (row, error) {
 	var ev pubsub.Event
 	var id, name, corr string
 	var createdNs int64
-	if err := scan(&id, &name, &ev.Payload, &createdNs, &corr, &ev.Meta.Attempts, &ev.Meta.IsDryRun); err != nil {
-		return ev, err
+	var traceparent, tracestate sql.NullString
+	if err := scan(&id, &name, &ev.Payload, &createdNs, &corr, &ev.Meta.Attempts, &ev.Meta.IsDryRun, &traceparent, &tracestate); err != nil {
+		return row{}, err
 	}
 	ev.ID, ev.Name, ev.Meta.CorrelationID = pubsub.ID(id), pubsub.Name(name), corr
 	ev.Meta.CreatedAtUTC = time.Unix(0, createdNs).UTC()
 	if ev.Payload == nil {
 		ev.Payload = []byte{}
 	}
-	return ev, nil
+	return row{ev: ev, parent: tracing.Parse(traceparent.String, tracestate.String)}, nil
 }
 
 // Clean deletes sent rows older than KeepSent and, when KeepDead is set,

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard-go/switchyard/internal/sqlqueue"
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -24,6 +27,28 @@ type Writer struct {
 	// Dialect is the database's dialect.
 	// default: PostgreSQL or SQLite
 	Dialect Dialect
+	// TracerProvider makes a producer span "create switchyard_outbox" per
+	// event written, a child of the span in the ctx of Write, whose trace
+	// context the event's row keeps (the traceparent and tracestate
+	// columns) for the relay to publish it with (see the package doc).
+	// With no TracerProvider set anywhere no span is made, and the row
+	// keeps the trace context ctx holds, if any.
+	// default: nil, the global one (otel.GetTracerProvider)
+	TracerProvider trace.TracerProvider
+}
+
+// messagingSystem is the messaging.system of the create spans: the
+// publisher the relay will use is not known when an event is written.
+const messagingSystem = "switchyard.outbox"
+
+// globalTracer is the tracer of Writers without a TracerProvider.
+var globalTracer = tracing.New(nil)
+
+func (w Writer) tracer() *tracing.Tracer {
+	if w.TracerProvider == nil {
+		return globalTracer
+	}
+	return tracing.New(w.TracerProvider)
 }
 
 // Write stores the events in the outbox in tx, the transaction of the
@@ -66,7 +91,22 @@ func (w Writer) write(ctx context.Context, tx Execer, key string, events []pubsu
 			return fmt.Errorf("outbox: locking ordering key %q: %w", key, err)
 		}
 	}
+	// Each row keeps the trace context of its create span or, with spans
+	// off, the one ctx holds; NULL when there is none.
+	tr := w.tracer()
+	spans := tr.On()
+	var traceparent, tracestate any
+	if !spans {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			traceparent, tracestate = traceColumns(sc)
+		}
+	}
 	for _, ev := range events {
+		var span tracing.Span
+		if spans {
+			span = tr.Create(ctx, messagingSystem, Table, ev)
+			traceparent, tracestate = traceColumns(span.SpanContext())
+		}
 		created := ev.Meta.CreatedAtUTC
 		if created.IsZero() {
 			created = time.Now()
@@ -76,14 +116,30 @@ func (w Writer) write(ctx context.Context, tx Execer, key string, events []pubsu
 			payload = []byte{}
 		}
 		_, err := d.Exec(ctx, tx, `INSERT INTO `+Table+`
-			(event_id, name, payload, created_at_ns, correlation_id, attempts, dry_run, ordering_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			string(ev.ID), string(ev.Name), payload, created.UnixNano(), ev.Meta.CorrelationID, ev.Meta.Attempts, ev.Meta.IsDryRun, key)
+			(event_id, name, payload, created_at_ns, correlation_id, attempts, dry_run, ordering_key, traceparent, tracestate)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			string(ev.ID), string(ev.Name), payload, created.UnixNano(), ev.Meta.CorrelationID, ev.Meta.Attempts, ev.Meta.IsDryRun, key,
+			traceparent, tracestate)
+		span.End(err)
 		if err != nil {
 			return fmt.Errorf("outbox: writing event %s: %w", ev.ID, err)
 		}
 	}
 	return nil
+}
+
+// traceColumns returns the values of the traceparent and tracestate
+// columns for sc: NULL (nil) for what it does not carry, both when it is
+// not valid.
+func traceColumns(sc trace.SpanContext) (traceparent, tracestate any) {
+	tp, ts := tracing.Fields(sc)
+	if tp == "" {
+		return nil, nil
+	}
+	if ts == "" {
+		return tp, nil
+	}
+	return tp, ts
 }
 
 // lockKeySQL counts a write of key $1 at $2, which locks its row until
@@ -125,6 +181,8 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
 	}
 	if err := d.AddMissingColumns(ctx, db, Table, []sqlqueue.Column{
 		{Name: "ordering_key", Def: d.Text(MaxOrderingKey) + ` NOT NULL DEFAULT ''`},
+		{Name: "traceparent", Def: d.LongText()},
+		{Name: "tracestate", Def: d.LongText()},
 	}); err != nil {
 		return fail(err)
 	}

@@ -25,6 +25,15 @@ type Span struct{ s trace.Span }
 // Recording reports whether the span records.
 func (s Span) Recording() bool { return s.s != nil && s.s.IsRecording() }
 
+// SpanContext returns the span's context; it is not valid for the zero
+// Span.
+func (s Span) SpanContext() trace.SpanContext {
+	if s.s == nil {
+		return trace.SpanContext{}
+	}
+	return s.s.SpanContext()
+}
+
 // SetAttributes adds attributes to the span.
 func (s Span) SetAttributes(kv ...attribute.KeyValue) {
 	if s.s != nil {
@@ -90,6 +99,31 @@ func (t *Tracer) Send(ctx context.Context, system, dest string, events []pubsub.
 	}
 	ctx, s := tr.Start(ctx, "send "+dest, opts...)
 	return ctx, Span{s}
+}
+
+// Create starts the producer span of creating ev for dest, named "create
+// dest" (the messaging conventions' name for making a message that is
+// sent later, one span per message), as a child of ctx's span. system is
+// messaging.system. The returned Span's context is what ev should carry
+// ([Span.SpanContext]). With spans off it returns the zero Span.
+func (t *Tracer) Create(ctx context.Context, system, dest string, ev pubsub.Event) Span {
+	tr := t.tracer()
+	if tr == nil {
+		return Span{}
+	}
+	attrs := []attribute.KeyValue{
+		semconv.MessagingSystemKey.String(system),
+		semconv.MessagingDestinationName(dest),
+		semconv.MessagingOperationName("create"),
+		semconv.MessagingOperationTypeCreate,
+		semconv.MessagingMessageID(string(ev.ID)),
+		AttrEventName.String(string(ev.Name)),
+	}
+	if c := ev.Meta.CorrelationID; c != "" {
+		attrs = append(attrs, semconv.MessagingMessageConversationID(c))
+	}
+	_, s := tr.Start(ctx, "create "+dest, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	return Span{s}
 }
 
 // Process starts the consumer span of handling ev from dest in group,
