@@ -91,11 +91,14 @@
 // span is in the relay's trace, linked to the create spans. Events
 // without trace context carry the Emit's own (its send span's). Only
 // switchyard's redis and memory publishers honour the per-event
-// contexts; any other [pubsub.Publisher] gets the relay's ctx alone. Trace columns that do not parse (a row
-// edited by hand) are ignored: the event is published without them.
+// contexts; any other [pubsub.Publisher] gets the relay's ctx alone.
+// Trace columns that do not parse (a row edited by hand) are ignored: the
+// event is published without them.
 //
-// Run [Migrate] before writing with this version to a table made by an
-// earlier one: Write stores the trace columns, which it adds.
+// Run [Migrate] when upgrading from a version without these columns,
+// before starting the relays: the relay reads them, and Write stores
+// them whenever there is trace context to keep (a Write with none names
+// only the columns an older table has).
 //
 // # From commit to publish
 //

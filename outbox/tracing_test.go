@@ -356,17 +356,23 @@ func TestMigrateAddsTraceColumns(t *testing.T) {
 			string(old.ID), string(old.Name), old.Payload, old.Meta.CreatedAtUTC.UnixNano(), old.Meta.CorrelationID); err != nil {
 			t.Fatal(err)
 		}
+		// A service without tracing that upgraded before Migrate ran
+		// still writes.
+		untraced := pubsub.NewEvent(ctx, "order.created", []byte(`{"untraced":true}`))
+		writeIn(t, ctx, db, writer(d), untraced)
 		migrate(t, db, d)
 		sc := tracing.Parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "")
 		traced := pubsub.NewEvent(ctx, "order.created", []byte(`{}`))
 		writeIn(t, trace.ContextWithRemoteSpanContext(ctx, sc), db, writer(d), traced)
 		rec := &carriedRecorder{carried: map[pubsub.ID]trace.SpanContext{}}
 		r := relay(t, db, d, rec, RelayConfig{})
-		if n, err := r.Step(ctx); n != 2 || err != nil {
-			t.Fatalf("Step = %d, %v; want both rows", n, err)
+		if n, err := r.Step(ctx); n != 3 || err != nil {
+			t.Fatalf("Step = %d, %v; want all three rows", n, err)
 		}
-		if got, ok := rec.carried[old.ID]; !ok || got.IsValid() {
-			t.Errorf("the old row: published %v, carrying %+v", ok, got)
+		for _, id := range []pubsub.ID{old.ID, untraced.ID} {
+			if got, ok := rec.carried[id]; !ok || got.IsValid() {
+				t.Errorf("a row written before Migrate: published %v, carrying %+v", ok, got)
+			}
 		}
 		if got := rec.carried[traced.ID]; got.TraceID() != sc.TraceID() {
 			t.Errorf("the row written after Migrate carries %+v, want %+v", got, sc)

@@ -115,11 +115,15 @@ func (w Writer) write(ctx context.Context, tx Execer, key string, events []pubsu
 		if payload == nil {
 			payload = []byte{}
 		}
-		_, err := d.Exec(ctx, tx, `INSERT INTO `+Table+`
-			(event_id, name, payload, created_at_ns, correlation_id, attempts, dry_run, ordering_key, traceparent, tracestate)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			string(ev.ID), string(ev.Name), payload, created.UnixNano(), ev.Meta.CorrelationID, ev.Meta.Attempts, ev.Meta.IsDryRun, key,
-			traceparent, tracestate)
+		args := []any{string(ev.ID), string(ev.Name), payload, created.UnixNano(), ev.Meta.CorrelationID, ev.Meta.Attempts, ev.Meta.IsDryRun, key}
+		query := insertSQL
+		if traceparent != nil {
+			// Named only when there is trace context to keep, so that a
+			// service without tracing writes to a table Migrate has not
+			// brought up to date yet.
+			query, args = insertTracedSQL, append(args, traceparent, tracestate)
+		}
+		_, err := d.Exec(ctx, tx, query, args...)
 		span.End(err)
 		if err != nil {
 			return fmt.Errorf("outbox: writing event %s: %w", ev.ID, err)
@@ -127,6 +131,16 @@ func (w Writer) write(ctx context.Context, tx Execer, key string, events []pubsu
 	}
 	return nil
 }
+
+// insertSQL writes one event; insertTracedSQL one with its trace context.
+const (
+	insertSQL = `INSERT INTO ` + Table + `
+		(event_id, name, payload, created_at_ns, correlation_id, attempts, dry_run, ordering_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	insertTracedSQL = `INSERT INTO ` + Table + `
+		(event_id, name, payload, created_at_ns, correlation_id, attempts, dry_run, ordering_key, traceparent, tracestate)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+)
 
 // traceColumns returns the values of the traceparent and tracestate
 // columns for sc: NULL (nil) for what it does not carry, both when it is
