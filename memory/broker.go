@@ -147,7 +147,7 @@ const (
 	destination = "memory"
 )
 
-func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) (err error) {
+func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -159,8 +159,17 @@ func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) 
 	if b.closed.Load() {
 		return pubsub.ErrClosed
 	}
-	ctx, span := b.tracer.Send(ctx, system, destination, events)
-	defer func() { span.End(err) }()
+	if b.tracer.On() {
+		ctx, span := b.tracer.Send(ctx, system, destination, events)
+		err := b.put(ctx, at, events)
+		span.End(err)
+		return err
+	}
+	return b.put(ctx, at, events)
+}
+
+// put delivers or schedules events with the trace context ctx gives them.
+func (b *Broker) put(ctx context.Context, at time.Time, events []pubsub.Event) error {
 	traces := carried(ctx, len(events))
 	if !at.IsZero() && at.After(time.Now()) {
 		b.sched.add(at, slices.Clone(events), traces)
@@ -172,7 +181,10 @@ func (b *Broker) emit(ctx context.Context, at time.Time, events []pubsub.Event) 
 // carried returns the trace context each of n events emitted under ctx
 // carries; nil when none carries any.
 func carried(ctx context.Context, n int) []*trace.SpanContext {
-	c := tracing.Carried(ctx)
+	c, some := tracing.Carried(ctx)
+	if !some {
+		return nil
+	}
 	var traces []*trace.SpanContext
 	for i := range n {
 		sc := c.SpanContext(i)
@@ -185,7 +197,9 @@ func carried(ctx context.Context, n int) []*trace.SpanContext {
 		if i > 0 && traces[i-1] != nil && traces[i-1].Equal(sc) {
 			traces[i] = traces[i-1]
 		} else {
-			traces[i] = &sc
+			p := new(trace.SpanContext) // not &sc: that would put sc on the heap for every event
+			*p = sc
+			traces[i] = p
 		}
 	}
 	return traces

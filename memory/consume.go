@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -140,7 +141,11 @@ func (c *consumer) work(w *slot) {
 		ctx, deadline := rc.Get(c.ctx, c.base, c.timeout)
 		w.env = env
 		w.state.Store(deadline)
-		hctx, span := c.s.b.tracer.Process(pubsub.HandlerContext(ctx, env.ev), system, destination, c.s.g.name, env.ev, env.parent())
+		hctx := pubsub.HandlerContext(ctx, env.ev)
+		var span tracing.Span
+		if env.trace != nil || c.s.b.tracer.On() {
+			hctx, span = c.s.b.tracer.Process(hctx, system, destination, c.s.g.name, env.ev, env.parent())
+		}
 		err := c.h(hctx, env.ev)
 		span.End(err)
 		if !w.state.CompareAndSwap(deadline, idle) {

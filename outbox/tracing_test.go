@@ -286,7 +286,7 @@ type carriedRecorder struct {
 }
 
 func (c *carriedRecorder) Emit(ctx context.Context, events ...pubsub.Event) error {
-	tc := tracing.Carried(ctx)
+	tc, _ := tracing.Carried(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, ev := range events {

@@ -209,7 +209,7 @@ func (p *Publisher) write(ctx context.Context, at time.Time, events []pubsub.Eve
 
 	ctx, span := p.tracer.Send(ctx, "redis", destination(p.cfg.Stream, streams), events)
 	defer func() { span.End(err) }()
-	tc := tracing.Carried(ctx)
+	tc, _ := tracing.Carried(ctx)
 	fields := func(i int) traceFields {
 		tp, ts := tc.Fields(i)
 		return traceFields{tp, ts}

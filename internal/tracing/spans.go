@@ -206,9 +206,10 @@ type Carrier struct {
 }
 
 // Carried returns the Carrier of an Emit under ctx (the ctx [Tracer.Send]
-// returned).
-func Carried(ctx context.Context) Carrier {
-	return Carrier{parents: eventParents(ctx), common: trace.SpanContextFromContext(ctx)}
+// returned), and whether any event carries anything.
+func Carried(ctx context.Context) (c Carrier, some bool) {
+	c = Carrier{parents: eventParents(ctx), common: trace.SpanContextFromContext(ctx)}
+	return c, c.parents != nil || c.common.IsValid()
 }
 
 // SpanContext returns what event i carries; it is not valid when nothing.

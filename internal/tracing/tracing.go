@@ -73,10 +73,12 @@ func (t *Tracer) tracer() trace.Tracer {
 		return t.t
 	}
 	tp := otel.GetTracerProvider()
-	typ := reflect.TypeOf(tp)
-	if g := t.global.Load(); g != nil && typ.Comparable() && g.tp == tp {
+	// g.tp is of a comparable type, so == cannot panic: it is false
+	// for a tp of another type.
+	if g := t.global.Load(); g != nil && g.tp == tp {
 		return g.t
 	}
+	typ := reflect.TypeOf(tp)
 	g := &globalTracer{tp: tp}
 	switch tp.(type) {
 	case noop.TracerProvider, *noop.TracerProvider:
