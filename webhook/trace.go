@@ -30,6 +30,8 @@ func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.Round
 	opts := []otelhttp.Option{
 		otelhttp.WithPropagators(w3c),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		// The HTTP conventions' name for a client span: the method.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
 	}
 	if tp != nil {
 		opts = append(opts, otelhttp.WithTracerProvider(tp))

@@ -96,6 +96,11 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 // serve runs the bridge until ctx is done, then shuts down gracefully.
 // ready, when not nil, receives the listening address.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- string) error {
+	stopTelemetry, err := startTelemetry(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry() // after the backend is closed: its last spans too
 	be, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return err
