@@ -197,7 +197,7 @@ func TestTraceDeliveryContinuesTheEventsTrace(t *testing.T) {
 		"switchyard.webhook.attempt":         "1",
 		"http.response.status_code":          "200",
 	} {
-		if got := attr(deliver, key).Emit(); got != want {
+		if got := attr(deliver, key).String(); got != want {
 			t.Errorf("attempt span %s = %q, want %q", key, got, want)
 		}
 	}
@@ -248,7 +248,7 @@ func TestTraceRetryLinksToTheFirstAttempt(t *testing.T) {
 	flaky := bySub(spans, "flaky")
 	first, second := flaky[0], flaky[1]
 	if attr(first, "switchyard.webhook.attempt").AsInt64() != 1 || attr(second, "switchyard.webhook.attempt").AsInt64() != 2 {
-		t.Fatalf("attempts %v then %v", attr(first, "switchyard.webhook.attempt").Emit(), attr(second, "switchyard.webhook.attempt").Emit())
+		t.Fatalf("attempts %v then %v", attr(first, "switchyard.webhook.attempt").String(), attr(second, "switchyard.webhook.attempt").String())
 	}
 	if got := attr(first, "switchyard.webhook.outcome").AsString(); got != "failed" || first.Status().Code != codes.Error ||
 		attr(first, "http.response.status_code").AsInt64() != 500 {
@@ -318,7 +318,7 @@ func TestTraceRetryWithAGarbageLinkIsDelivered(t *testing.T) {
 	spans := w.until(t, "4 attempt spans", func(s []sdktrace.ReadOnlySpan) bool { return len(deliverSpans(s)) == 4 })
 	for _, sp := range deliverSpans(spans) {
 		if len(sp.Links()) != 0 || attr(sp, "switchyard.webhook.outcome").AsString() != "delivered" {
-			t.Errorf("attempt with a garbage link: links %v, outcome %s", sp.Links(), attr(sp, "switchyard.webhook.outcome").Emit())
+			t.Errorf("attempt with a garbage link: links %v, outcome %s", sp.Links(), attr(sp, "switchyard.webhook.outcome").String())
 		}
 	}
 }
