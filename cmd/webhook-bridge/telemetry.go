@@ -127,20 +127,31 @@ func planExport(t TelemetryConfig, getenv func(string) string) (exportPlan, erro
 	return p, nil
 }
 
-// startTelemetry sets up tracing as cfg and the environment say, and
-// returns the function that flushes and stops it (within
-// telemetryFlushTimeout, logging what it could not send). With export on,
+// telemetry is tracing as set up at start.
+type telemetry struct {
+	announce func() // logs whether tracing is on, and where spans go
+	stop     func() // flushes and stops the export
+}
+
+// startTelemetry sets up tracing as cfg and the environment say. Its stop
+// flushes and stops it within telemetryFlushTimeout, logging what it could
+// not send; its announce logs the start line (after the backend is open,
+// so that a bridge that cannot start says only why). With export on,
 // it sets the global TracerProvider and propagator (W3C Trace Context and
 // Baggage), which the backend, the bridge and the API use; with it off it
 // sets nothing, and trace context received is still passed on.
-func startTelemetry(ctx context.Context, cfg *Config, log *slog.Logger) (stop func(), err error) {
+func startTelemetry(ctx context.Context, cfg *Config, log *slog.Logger) (*telemetry, error) {
 	plan, err := planExport(cfg.Telemetry, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
 	if !plan.on {
-		log.Info("webhook-bridge: tracing off: received trace context is passed on, no span is exported", "why", plan.why)
-		return func() {}, nil
+		return &telemetry{
+			announce: func() {
+				log.Info("webhook-bridge: tracing off: received trace context is passed on, no span is exported", "why", plan.why)
+			},
+			stop: func() {},
+		}, nil
 	}
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(plan.url))
 	if err != nil {
@@ -170,12 +181,14 @@ func startTelemetry(ctx context.Context, cfg *Config, log *slog.Logger) (stop fu
 	if r := cfg.Telemetry.SampleRatio; r > 0 {
 		attrs = append(attrs, "sample_ratio", strconv.FormatFloat(r, 'g', -1, 64))
 	}
-	log.Info("webhook-bridge: tracing on: spans exported over OTLP/HTTP", attrs...)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
-		defer cancel()
-		if err := tp.Shutdown(ctx); err != nil {
-			log.Warn("webhook-bridge: tracing: spans not exported at exit", "err", err, "timeout", telemetryFlushTimeout)
-		}
+	return &telemetry{
+		announce: func() { log.Info("webhook-bridge: tracing on: spans exported over OTLP/HTTP", attrs...) },
+		stop: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+			defer cancel()
+			if err := tp.Shutdown(ctx); err != nil {
+				log.Warn("webhook-bridge: tracing: spans not exported at exit", "err", err, "timeout", telemetryFlushTimeout)
+			}
+		},
 	}, nil
 }
