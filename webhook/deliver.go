@@ -19,7 +19,9 @@ import (
 // ctx's (the event's consumer span), linked to the delivery's first
 // attempt when it is a retry.
 func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *eventHeaders, tried int) error {
-	if ev.Meta.IsDryRun {
+	if ev.Meta.IsDryRun || !b.tracer.On() {
+		// Not even a lookup in ctx: through context.WithoutCancel's, one
+		// allocates.
 		return b.attempt(ctx, rt, ev, eh, tried, nil)
 	}
 	first := firstAttempt(ctx)
