@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/internal/lifecycle"
+	"github.com/switchyard-go/switchyard/internal/tracing"
 	"github.com/switchyard-go/switchyard/pubsub"
 )
 
@@ -146,6 +148,13 @@ type Config struct {
 	// Observer is told of deliveries, retries and dead letters.
 	// default: NopObserver
 	Observer Observer
+	// TracerProvider makes the span of each delivery attempt ("webhook
+	// deliver", a child of the event's consumer span) and of its HTTP
+	// request; see the package doc's Tracing. Without one (nil, and no
+	// global provider set) no span is made, and each delivery still
+	// carries the event's trace context as traceparent.
+	// default: nil, the global TracerProvider (otel.GetTracerProvider)
+	TracerProvider trace.TracerProvider
 	// Logger receives one line per delivery outcome and every error.
 	// default: nil, which discards
 	Logger *slog.Logger
@@ -238,6 +247,8 @@ type Bridge struct {
 	cfg          Config
 	pub          pubsub.DelayedPublisher
 	transport    http.RoundTripper
+	traced       http.RoundTripper // transport, making a span per request
+	tracer       *tracing.Tracer
 	ownTransport bool // made by New: Close closes its idle connections
 	endpoints    *endpoints
 	disp         *dispatcher
@@ -260,6 +271,7 @@ type route struct {
 	filter   *vm.Program
 	signers  []signer   // one per secret, decoded once
 	endpoint string     // scheme://host:port, for slots and circuits
+	traceURL string     // sub.URL without userinfo, for spans
 	cond     *condition // what its filter requires, for the index; nil for none
 	// limitedAt is when a rate limit last held a delivery back (unix ns).
 	limitedAt atomic.Int64
@@ -283,6 +295,8 @@ func New(cfg Config) (*Bridge, error) {
 		cfg:            cfg,
 		pub:            cfg.Publisher.(pubsub.DelayedPublisher),
 		transport:      cfg.Transport,
+		traced:         tracedTransport(cfg.Transport, cfg.TracerProvider),
+		tracer:         tracing.New(cfg.TracerProvider),
 		endpoints:      &endpoints{m: map[string]*endpoint{}},
 		disp:           newDispatcher(cfg.PerEndpoint, cfg.MaxInFlight, cfg.SlotWait),
 		gate:           lifecycle.NewGate(),
@@ -322,7 +336,7 @@ func compileRoute(s Subscription) (*route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook: subscription %q: filter: %w", s.ID, err)
 	}
-	r := &route{sub: s, filter: p, endpoint: endpointKey(s.URL)}
+	r := &route{sub: s, filter: p, endpoint: endpointKey(s.URL), traceURL: withoutUserinfo(s.URL)}
 	if c, ok := filterCondition(s.Filter); ok {
 		r.cond = &c
 	}

@@ -14,7 +14,32 @@ import (
 // outcome: done, retry scheduled, deferred, or dead-lettered. It returns
 // an error only when that outcome could not be recorded. The dispatcher
 // calls it with one of the endpoint's slots taken.
+//
+// With spans on, the attempt has one ("webhook deliver"), a child of
+// ctx's (the event's consumer span), linked to the delivery's first
+// attempt when it is a retry.
 func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *eventHeaders, tried int) error {
+	if ev.Meta.IsDryRun || !b.tracer.On() {
+		// Not even a lookup in ctx: through context.WithoutCancel's, one
+		// allocates.
+		return b.attempt(ctx, rt, ev, eh, tried, nil)
+	}
+	first := firstAttempt(ctx)
+	ctx, span := b.tracer.Deliver(ctx, rt.sub.ID, rt.traceURL, tried+1, first)
+	if !span.Recording() {
+		return b.attempt(ctx, rt, ev, eh, tried, nil)
+	}
+	if !first.IsValid() {
+		ctx = withFirstAttempt(ctx, span.SpanContext())
+	}
+	var n attemptNote
+	err := b.attempt(ctx, rt, ev, eh, tried, &n)
+	n.end(span, err)
+	return err
+}
+
+// attempt is deliver's work; n, when not nil, is told what it came to.
+func (b *Bridge) attempt(ctx context.Context, rt *route, ev pubsub.Event, eh *eventHeaders, tried int, n *attemptNote) error {
 	attempt := tried + 1
 	log := b.cfg.Logger
 	if ev.Meta.IsDryRun {
@@ -31,6 +56,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	ok, probe, retryAt := ep.admit(now)
 	if !ok {
 		b.cfg.Observer.Delivery(rt.sub.ID, Deferred, 0, 0)
+		n.set(Deferred, result{})
 		b.record(rt, rt.sub.ID, ev, attempt, Deferred, result{}, errCircuitOpen.Error()+", waits until "+retryAt.UTC().Format(time.RFC3339))
 		log.Debug("webhook: circuit open, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", retryAt)
 		return b.schedule(ctx, rt, ev, tried, retryAt, result{err: errCircuitOpen})
@@ -48,6 +74,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 		} else if log.Enabled(ctx, slog.LevelDebug) {
 			log.Debug("webhook: rate limited, delivery waits", "subscription", rt.sub.ID, "event_id", ev.ID, "until", at)
 		}
+		n.set(RateLimited, result{})
 		b.record(rt, rt.sub.ID, ev, attempt, RateLimited, reason, reason.err.Error()+", waits until "+at.UTC().Format(time.RFC3339))
 		return b.schedule(ctx, rt, ev, tried, at, reason)
 	}
@@ -61,6 +88,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 		if probe {
 			ep.release()
 		}
+		n.dead(KindUndeliverable, res)
 		return b.deadLetter(ctx, rt.sub.ID, KindUndeliverable, ev, tried, res, "undeliverable, never sent: "+res.describe())
 	}
 	if res.status == http.StatusTooManyRequests {
@@ -77,6 +105,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	switch {
 	case res.ok():
 		b.cfg.Observer.Delivery(rt.sub.ID, Delivered, res.status, res.took)
+		n.set(Delivered, res)
 		b.record(rt, rt.sub.ID, ev, attempt, Delivered, res, "")
 		if attempt > 1 {
 			log.Info("webhook: delivered after retries", "subscription", rt.sub.ID, "event_id", ev.ID, "attempt", attempt, "status", res.status)
@@ -86,6 +115,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 		return nil
 	case res.status == http.StatusGone:
 		b.cfg.Observer.Delivery(rt.sub.ID, Gone, res.status, res.took)
+		n.dead(KindGone, res)
 		return b.deadLetter(ctx, rt.sub.ID, KindGone, ev, attempt, res, "endpoint answered 410 Gone")
 	}
 	b.cfg.Observer.Delivery(rt.sub.ID, Failed, res.status, res.took)
@@ -94,6 +124,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 		maxAttempts = rt.sub.MaxAttempts
 	}
 	if attempt >= maxAttempts {
+		n.dead(KindExhausted, res)
 		return b.deadLetter(ctx, rt.sub.ID, KindExhausted, ev, attempt, res, fmt.Sprintf("%d attempts failed, the last: %s", attempt, res.describe()))
 	}
 	now = time.Now()
@@ -111,6 +142,7 @@ func (b *Bridge) deliver(ctx context.Context, rt *route, ev pubsub.Event, eh *ev
 	if res.timedOut {
 		outcome = TimedOut
 	}
+	n.set(outcome, res)
 	b.record(rt, rt.sub.ID, ev, attempt, outcome, res, "")
 	return b.schedule(ctx, rt, ev, attempt, at, res)
 }
@@ -138,7 +170,8 @@ var (
 // schedule re-emits the delivery of ev to rt for at, with tried attempts
 // counted so far.
 func (b *Bridge) schedule(ctx context.Context, rt *route, ev pubsub.Event, tried int, at time.Time, last result) error {
-	r := retry{SubscriptionID: rt.sub.ID, Attempts: tried, LastStatus: last.status, LastError: last.describe(), Event: ev}
+	r := retry{SubscriptionID: rt.sub.ID, Attempts: tried, LastStatus: last.status, LastError: last.describe(), Event: ev,
+		FirstAttempt: linkOf(firstAttempt(ctx))}
 	rev, err := r.event()
 	if err == nil {
 		err = b.pub.EmitAt(ctx, at, rev)

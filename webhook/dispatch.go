@@ -348,7 +348,8 @@ func (b *Bridge) deferBusy(ctx context.Context, jobs []*job) error {
 	for _, j := range jobs {
 		b.cfg.Observer.Delivery(j.rt.sub.ID, Deferred, 0, 0)
 		b.record(j.rt, j.rt.sub.ID, j.ev, j.tried+1, Deferred, result{}, errEndpointBusy.Error())
-		rev, err := retry{SubscriptionID: j.rt.sub.ID, Attempts: j.tried, LastError: errEndpointBusy.Error(), Event: j.ev}.event()
+		rev, err := retry{SubscriptionID: j.rt.sub.ID, Attempts: j.tried, LastError: errEndpointBusy.Error(), Event: j.ev,
+			FirstAttempt: linkOf(firstAttempt(ctx))}.event()
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,7 @@
 //	webhook-attempt                        1 on the first attempt
 //	webhook-subscription                   the subscription's ID
 //	content-type                           application/json for JSON payloads, else application/octet-stream
+//	traceparent, tracestate                W3C Trace Context, when the event has a trace (see Tracing); not signed
 //
 // plus the subscription's headers, which can replace none of these nor
 // the ones HTTP manages ([Subscription.Headers]). Redirects are not followed. 2xx is
@@ -174,6 +175,22 @@
 // writes attempts in batches from one goroutine; a log that refuses a
 // batch for 10s loses that batch (reported to a [LogObserver]), never a
 // delivery.
+//
+// # Tracing
+//
+// With a TracerProvider ([Config.TracerProvider], or the global one) each
+// delivery attempt is a span, "webhook deliver", the child of the event's
+// consumer span (the handler's context): attributes
+// switchyard.webhook.subscription.id, url.full (without user info),
+// switchyard.webhook.attempt, http.response.status_code and
+// switchyard.webhook.outcome (the [Outcome]); status Error when the attempt
+// failed, timed out or was dead-lettered. Its child is the HTTP client
+// span of the request (otelhttp), whose context the receiver gets as
+// traceparent. A retry is emitted under the failed attempt's span, so all
+// attempts of a delivery share a trace, and each retry's span links to
+// the first attempt's, carried in the retry event. Without a
+// TracerProvider no span is made, and deliveries still carry the event's
+// own trace context (received from its emitter) as traceparent.
 //
 // # Partitions
 //

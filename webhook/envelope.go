@@ -31,6 +31,10 @@ type retry struct {
 	LastStatus     int          `json:"last_status,omitempty"`
 	LastError      string       `json:"last_error,omitempty"`
 	Event          pubsub.Event `json:"event"`
+	// FirstAttempt is the traceparent of the span of the delivery's first
+	// attempt, which the span of each retry links to; "" with spans off.
+	// A malformed value is ignored.
+	FirstAttempt traceLink `json:"first_attempt_traceparent,omitempty"`
 }
 
 func (r retry) event() (pubsub.Event, error) {

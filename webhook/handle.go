@@ -55,6 +55,9 @@ func (b *Bridge) Handle(ctx context.Context, ev pubsub.Event) error {
 			return b.deadLetter(ctx, rt.sub.ID, KindOrphaned, r.Event, r.Attempts, result{status: r.LastStatus},
 				fmt.Sprintf("subscription %q no longer matches the event (its topic or filter changed while a retry waited; last: %s)", rt.sub.ID, r.LastError))
 		}
+		if sc := r.FirstAttempt.spanContext(); sc.IsValid() {
+			ctx = withFirstAttempt(ctx, sc)
+		}
 		return b.fanOut(ctx, ev, []*route{rt}, r.Event, r.Attempts)
 	}
 

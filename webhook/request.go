@@ -151,7 +151,7 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventH
 	if b.cfg.AttemptLog != nil {
 		r.reqHeader = loggedHeaders(req.Header, s.sub.Headers)
 	}
-	resp, err := b.transport.RoundTrip(req)
+	resp, err := b.roundTripper(ctx, req).RoundTrip(req)
 	if err != nil {
 		r.err, r.timedOut, r.took = cleanError(ctx, err), ctx.Err() != nil, time.Since(start)
 		return r

@@ -230,7 +230,7 @@ func signWith(signers []signer, id string, timestamp int64, body []byte) string 
 		mac.Write(head)
 		mac.Write(body)
 		out = append(out, "v1,"...)
-		out = base64.StdEncoding.AppendEncode(out, mac.Sum(head[len(head):len(head)]))
+		out = base64.StdEncoding.AppendEncode(out, mac.Sum(head[len(head):]))
 		sg.macs.Put(mac)
 	}
 	if content != nil && cap(*content) <= maxPooledContent {

@@ -152,12 +152,18 @@ func subscriptionsKey(cfg *Config) string {
 	return redis.HelperKey(cfg.Stream, "webhook:subscriptions")
 }
 
-func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, error) {
-	consumer := cfg.Consumer
-	if consumer == "" {
-		host, _ := os.Hostname()
-		consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+// consumerName names this replica in the group: cfg.Consumer, or
+// <host>-<pid>.
+func consumerName(cfg *Config) string {
+	if cfg.Consumer != "" {
+		return cfg.Consumer
 	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, error) {
+	consumer := consumerName(cfg)
 	if !cfg.onRedis() {
 		if cfg.Partitions > 1 || cfg.DrainPartitions > 0 {
 			log.Warn("webhook-bridge: partitions and drain_partitions are Redis streams: ignored in memory", "partitions", cfg.Partitions, "drain_partitions", cfg.DrainPartitions)

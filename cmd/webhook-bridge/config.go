@@ -139,6 +139,10 @@ type Config struct {
 		Secret   string           `yaml:"secret"`
 		Interval webhook.Duration `yaml:"interval"`
 	} `yaml:"demo"`
+	// Telemetry exports OpenTelemetry traces over OTLP/HTTP.
+	// default: off unless OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
+	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// LogLevel is debug, info, warn or error. default: info
 	LogLevel string `yaml:"log_level"`
 }
@@ -419,6 +423,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: subscriptions[%d]: id %q is used twice", i, s.ID)
 		}
 		seen[s.ID] = true
+	}
+	if err := c.Telemetry.validate(); err != nil {
+		return err
 	}
 	if err := c.validateEndpoints(); err != nil {
 		return err

@@ -96,6 +96,11 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 // serve runs the bridge until ctx is done, then shuts down gracefully.
 // ready, when not nil, receives the listening address.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- string) error {
+	tel, err := startTelemetry(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tel.stop() // after the backend is closed: its last spans too
 	be, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -174,6 +179,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
+	tel.announce()
 	logStart(log, cfg, bridge.Subscriptions(), ln.Addr().String())
 	log.Info("webhook-bridge: listening", "addr", ln.Addr().String(), "subscriptions", len(bridge.Subscriptions()))
 	if ready != nil {

@@ -18,6 +18,12 @@
 // already accepted within DedupeWindow is not emitted again: the answer
 // lists it under "duplicates" (200 when every event was one).
 //
+// A request with a W3C traceparent header is continued: with a
+// TracerProvider ([Config.TracerProvider], or the global one) the events
+// are emitted under a server span "POST /v1/events", the child of the
+// caller's span; without one, under the caller's span context itself, so
+// the events carry it either way.
+//
 // # Signing keys
 //
 // A subscription created or replaced with "signing": "ed25519" gets an

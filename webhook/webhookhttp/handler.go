@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -83,6 +84,14 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Metrics, when set, counts what ingest accepts.
 	Metrics *Metrics
+	// TracerProvider makes a server span for each POST /v1/events, the
+	// child of the caller's span when the request carries a W3C
+	// traceparent header; the events emitted continue it (the Publisher's
+	// send span is its child). Without one (nil, and no global provider
+	// set) no span is made, and the events still carry the caller's
+	// traceparent. Other routes are not traced.
+	// default: nil, the global TracerProvider (otel.GetTracerProvider)
+	TracerProvider trace.TracerProvider
 	// Logger receives errors and subscription changes.
 	// default: nil, which discards
 	Logger *slog.Logger
@@ -162,7 +171,7 @@ func New(cfg Config) (*Handler, error) {
 
 func (h *Handler) routes() {
 	m := h.mux
-	m.HandleFunc("POST /v1/events", h.postEvents)
+	m.Handle("POST /v1/events", h.traced(http.HandlerFunc(h.postEvents)))
 	m.HandleFunc("GET /v1/subscriptions", h.admin(h.listSubscriptions))
 	m.HandleFunc("POST /v1/subscriptions", h.admin(h.createSubscription))
 	m.HandleFunc("POST /v1/subscriptions/check", h.admin(h.checkSubscription))
