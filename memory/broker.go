@@ -181,10 +181,10 @@ func (b *Broker) put(ctx context.Context, at time.Time, events []pubsub.Event) e
 // carried returns the trace context each of n events emitted under ctx
 // carries; nil when none carries any.
 func carried(ctx context.Context, n int) []*trace.SpanContext {
-	c, some := tracing.Carried(ctx)
-	if !some {
+	if !tracing.Any(ctx) {
 		return nil
 	}
+	c, _ := tracing.Carried(ctx)
 	var traces []*trace.SpanContext
 	for i := range n {
 		sc := c.SpanContext(i)

@@ -143,7 +143,9 @@ func (c *consumer) work(w *slot) {
 		w.state.Store(deadline)
 		hctx := pubsub.HandlerContext(ctx, env.ev)
 		var span tracing.Span
-		if env.trace != nil || c.s.b.tracer.On() {
+		// An event emitted while spans were made carries the send span's
+		// context: one that carries nothing needs no process span.
+		if env.trace != nil {
 			hctx, span = c.s.b.tracer.Process(hctx, system, destination, c.s.g.name, env.ev, env.parent())
 		}
 		err := c.h(hctx, env.ev)

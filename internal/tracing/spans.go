@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -189,6 +190,9 @@ type parentsKey struct{}
 // their own trace: event i carries parents[i] (when valid) rather than the
 // Emit's. The outbox relay uses it for rows written in many requests.
 func WithEventParents(ctx context.Context, parents []trace.SpanContext) context.Context {
+	if !parentsUsed.Load() {
+		parentsUsed.Store(true)
+	}
 	return context.WithValue(ctx, parentsKey{}, parents)
 }
 
@@ -204,6 +208,17 @@ type Carrier struct {
 	commonTP, commonT string
 	done              bool
 }
+
+// Any reports whether an Emit under ctx has trace context to carry: ctx
+// holds a valid span context, or per-event parents. It is the cheap test
+// before [Carried].
+func Any(ctx context.Context) bool {
+	return trace.SpanContextFromContext(ctx).IsValid() || (parentsUsed.Load() && ctx.Value(parentsKey{}) != nil)
+}
+
+// parentsUsed is set once WithEventParents has been called: until then no
+// Emit looks for per-event parents.
+var parentsUsed atomic.Bool
 
 // Carried returns the Carrier of an Emit under ctx (the ctx [Tracer.Send]
 // returned), and whether any event carries anything.

@@ -38,7 +38,7 @@ var w3c propagation.TraceContext
 // each use so that one set after the constructor ran still counts.
 type Tracer struct {
 	tp     trace.TracerProvider // nil: the global one
-	t      trace.Tracer         // of tp, when tp is not nil
+	t      trace.Tracer         // of tp; nil when tp is nil or a no-op one
 	global atomic.Pointer[globalTracer]
 }
 
@@ -50,8 +50,11 @@ type globalTracer struct {
 
 // New returns a Tracer of tp; nil means the global TracerProvider.
 func New(tp trace.TracerProvider) *Tracer {
-	if tp == nil {
+	switch tp.(type) {
+	case nil:
 		return &Tracer{}
+	case noop.TracerProvider, *noop.TracerProvider:
+		return &Tracer{tp: tp} // t nil: no span
 	}
 	return &Tracer{tp: tp, t: tp.Tracer(ScopeName)}
 }
@@ -67,9 +70,6 @@ func (t *Tracer) tracer() trace.Tracer {
 		return nil
 	}
 	if t.tp != nil {
-		if _, off := t.tp.(noop.TracerProvider); off {
-			return nil
-		}
 		return t.t
 	}
 	tp := otel.GetTracerProvider()

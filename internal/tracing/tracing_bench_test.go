@@ -31,3 +31,10 @@ func BenchmarkOff(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkAny(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		_ = Any(ctx)
+	}
+}
