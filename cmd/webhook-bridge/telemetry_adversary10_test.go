@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/internal/httpsink"
+)
+
+// blackhole is a TCP listener that accepts connections, reads nothing
+// and never answers: an OTLP collector that hangs.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// failing500 is an OTLP endpoint that answers every export with 500.
+func failing500(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "collector broken", http.StatusInternalServerError)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String()
+}
+
+// postWithTrace posts one event with raw trace headers (nil: none).
+func postWithTrace(t *testing.T, p *proc, n int, traceparent, tracestate string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.addr+"/v1/events", strings.NewReader(fmt.Sprintf(`{"name":"order.created","payload":{"n":%d}}`, n)))
+	req.Header.Set("Content-Type", "application/json")
+	if traceparent != "" {
+		req.Header["Traceparent"] = []string{traceparent}
+	}
+	if tracestate != "" {
+		req.Header["Tracestate"] = []string{tracestate}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/events #%d (traceparent %.40q): %d %s", n, traceparent, resp.StatusCode, body)
+	}
+}
+
+// traceHeaderCases are traceparent/tracestate headers a client may send;
+// every one must be accepted and delivered once, as without it.
+var traceHeaderCases = []struct{ tp, ts string }{
+	{"", ""},
+	{callerTraceparent, ""},
+	{callerTraceparent, "vendor=value,other=x"},
+	{"garbage", ""},
+	{"00-00000000000000000000000000000000-0000000000000000-01", ""},
+	{"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""},
+	{"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", ""},
+	{"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra-stuff", ""},
+	{callerTraceparent, strings.Repeat("k=v,", 5000)},
+	{strings.Repeat("00-", 6000), strings.Repeat("x", 20000)}, // under the 64 KiB header limit
+	{"00-\xff\xfe\x80\x81-\xc3\x28-01", "k=\xff\xfe,\xe2\x82=1"},
+	{callerTraceparent[:54] + "\xff", "\x80"},
+	{callerTraceparent + ", 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01", "a=1,,,,b=2,=,=="},
+}
+
+// With an OTLP endpoint that accepts and never answers, or answers 500,
+// the bridge still delivers every event once (whatever trace headers it
+// was posted with), with signatures that verify, and stops on SIGTERM
+// within shutdown_timeout + the documented 5s flush bound.
+func TestAdv10BrokenCollectorDeliversAndStopsInBound(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		endpoint func(*testing.T) string
+	}{
+		{"blackhole", blackhole},
+		{"500", failing500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+			secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+			sink := httpsink.New(t, nil)
+			const shutdown = 2 * time.Second
+			p := startBridge(t, `listen: LISTEN
+shutdown_timeout: 2s
+telemetry:
+  otlp_endpoint: `+tc.endpoint(t)+`
+subscriptions:
+  - id: orders
+    topic: order.created
+    url: `+sink.URL+`/hook
+    secret: `+secret+`
+`)
+			for i, c := range traceHeaderCases {
+				postWithTrace(t, p, i, c.tp, c.ts)
+			}
+			hits := sink.WaitFor(t, len(traceHeaderCases), wait)
+			seen := map[string]int{}
+			for _, h := range hits {
+				seen[string(h.Body)]++
+				if !verifySignature(secret, h.Header.Get("Webhook-Id"), h.Header.Get("Webhook-Timestamp"), h.Body, h.Header.Get("Webhook-Signature")) {
+					t.Errorf("delivery %s: signature does not verify (traceparent %q)", h.Body, h.Header.Get("Traceparent"))
+				}
+			}
+			for i := range traceHeaderCases {
+				if n := seen[fmt.Sprintf(`{"n":%d}`, i)]; n != 1 {
+					t.Errorf("event #%d (traceparent %.40q) delivered %d times, want 1", i, traceHeaderCases[i].tp, n)
+				}
+			}
+			start := time.Now()
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			bound := shutdown + telemetryFlushTimeout + 1500*time.Millisecond
+			select {
+			case <-p.exited:
+			case <-time.After(bound + 5*time.Second):
+				t.Fatalf("webhook-bridge still running %s after SIGTERM (bound %s)", time.Since(start), bound)
+			}
+			took := time.Since(start)
+			t.Logf("stopped %s after SIGTERM", took.Round(time.Millisecond))
+			if took > bound {
+				t.Errorf("webhook-bridge took %s to stop after SIGTERM, want within shutdown_timeout %s + flush %s (+slack)", took, shutdown, telemetryFlushTimeout)
+			}
+		})
+	}
+}
+
+// runUntilListeningOrExit runs the binary on config with extra env and
+// returns its output and whether it exited (false: it came up
+// listening, and was killed).
+func runUntilListeningOrExit(t *testing.T, config string, env ...string) (string, bool) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "LISTEN", freeAddr(t))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "--config", path)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	listening := false
+	sc := bufio.NewScanner(stderr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "webhook-bridge: listening") {
+				listening = true
+				_ = cmd.Process.Kill()
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	_ = cmd.Wait()
+	return out.String(), !listening
+}
+
+// An OTLP endpoint given in an OTEL_* variable that is not an http(s)
+// URL is a telemetry config error that names the variable, as it is for
+// OTEL_EXPORTER_OTLP_ENDPOINT and telemetry.otlp_endpoint; it must not
+// start a bridge that exports nowhere.
+func TestAdv10BadTracesEndpointVariableIsRefused(t *testing.T) {
+	for _, v := range []string{"collector:4318", "ftp://collector:4318/v1/traces", "http:///v1/traces", "::not a url"} {
+		t.Run(v, func(t *testing.T) {
+			out, exited := runUntilListeningOrExit(t, "listen: LISTEN\n", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+v)
+			if !exited {
+				t.Fatalf("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=%q: the bridge started (spans go nowhere), want a start error naming the variable:\n%s", v, out)
+			}
+			if !strings.Contains(out, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+				t.Fatalf("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=%q: the error does not name the variable:\n%s", v, out)
+			}
+		})
+	}
+}
+
+// A sample_ratio that is not a number between 0 and 1 is refused naming
+// the key: NaN is neither.
+func TestAdv10SampleRatioNaNIsRefused(t *testing.T) {
+	for _, v := range []string{".nan", ".NaN", "-.inf", ".inf"} {
+		_, err := parseConfig([]byte("telemetry:\n  otlp_endpoint: http://127.0.0.1:4318\n  sample_ratio: " + v + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "telemetry.sample_ratio") {
+			t.Errorf("sample_ratio: %s: parseConfig = %v, want an error naming telemetry.sample_ratio", v, err)
+		}
+	}
+}
