@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/httpsink"
 )
@@ -237,3 +240,87 @@ func TestAdv10SampleRatioNaNIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Retry events written into the stream by hand (or by an older or other
+// bridge) with a hostile first_attempt_traceparent, and a hostile
+// traceparent field of their own, are delivered once each, as the
+// attempt they say, with spans off and with spans on.
+func TestAdv10HostileRetryTraceContextStillDelivers(t *testing.T) {
+	links := []string{
+		`"garbage"`, `12`, `{"a":1}`, `null`, `[1,2]`, `true`,
+		`"` + strings.Repeat("00-", 1<<18) + `"`,
+		`"\udc00\u0000\u00ff"`,
+		`"00-00000000000000000000000000000000-0000000000000000-01"`,
+		`"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"`,
+		`"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"`,
+	}
+	entryTP := []string{"", "garbage", "\xff\xfe", callerTraceparent, strings.Repeat("x", 1<<20)}
+	for _, mode := range []string{"off", "on"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+			secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+			sink := httpsink.New(t, nil)
+			backend := backendConfig("redis")
+			stream := strings.TrimSpace(strings.SplitN(strings.SplitN(backend, "stream: ", 2)[1], "\n", 2)[0])
+			tel := ""
+			if mode == "on" {
+				tel = "telemetry:\n  otlp_endpoint: " + newOTLPReceiver(t).URL + "\n"
+			}
+			p := startBridge(t, backend+tel+`listen: LISTEN
+subscriptions:
+  - id: orders
+    topic: order.created
+    url: `+sink.URL+`/hook
+    secret: `+secret+`
+`)
+			client := testRedisClient(t)
+			n := 0
+			for i, link := range links {
+				for j, tp := range entryTP {
+					if (i+j)%2 == 1 && i != 0 && j != 0 {
+						continue // a sample of the pairs keeps the test fast
+					}
+					payload := fmt.Sprintf(`{"subscription_id":"orders","attempts":2,"last_status":500,`+
+						`"event":{"id":"evt-%d-%d","name":"order.created","meta":{"created_at_utc":"2026-01-02T03:04:05Z","correlation_id":"","attempts":0,"is_dry_run":false},"payload":"%s"},`+
+						`"first_attempt_traceparent":%s}`, i, j, base64Std(fmt.Sprintf(`{"n":"%d-%d"}`, i, j)), link)
+					vals := []any{"id", fmt.Sprintf("evt-%d-%d/orders/2", i, j), "name", "switchyard.webhook.retry", "payload", payload, "attempts", "2"}
+					if tp != "" {
+						vals = append(vals, "traceparent", tp, "tracestate", tp)
+					}
+					if err := client.XAdd(t.Context(), &goredis.XAddArgs{Stream: stream, Values: vals}).Err(); err != nil {
+						t.Fatal(err)
+					}
+					n++
+				}
+			}
+			hits := sink.WaitFor(t, n, wait)
+			seen := map[string]int{}
+			for _, h := range hits {
+				seen[string(h.Body)]++
+				if a := h.Header.Get("Webhook-Attempt"); a != "3" {
+					t.Errorf("delivery %s: Webhook-Attempt %q, want 3", h.Body, a)
+				}
+				if !verifySignature(secret, h.Header.Get("Webhook-Id"), h.Header.Get("Webhook-Timestamp"), h.Body, h.Header.Get("Webhook-Signature")) {
+					t.Errorf("delivery %s: signature does not verify", h.Body)
+				}
+			}
+			t.Logf("%d retry events delivered", n)
+			if len(seen) != n {
+				t.Errorf("%d distinct deliveries, want %d", len(seen), n)
+			}
+			for b, c := range seen {
+				if c != 1 {
+					t.Errorf("%s delivered %d times", b, c)
+				}
+			}
+			if dead, _ := client.XLen(t.Context(), "{"+stream+"}:dead").Result(); dead != 0 {
+				t.Errorf("%d dead letters", dead)
+			}
+			if strings.Contains(p.logs(), "panic") {
+				t.Errorf("panic in the log")
+			}
+		})
+	}
+}
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
