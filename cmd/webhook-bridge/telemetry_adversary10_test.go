@@ -324,3 +324,56 @@ subscriptions:
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// With tracing off, every hostile trace header is accepted and its event
+// delivered once; the receiver gets the posted traceparent (and
+// tracestate) when it was valid, and no traceparent when it was not.
+func TestAdv10HostileTraceHeadersWithTracingOff(t *testing.T) {
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	sink := httpsink.New(t, nil)
+	p := startBridge(t, backendConfig("redis")+`listen: LISTEN
+subscriptions:
+  - id: orders
+    topic: order.created
+    url: `+sink.URL+`/hook
+    secret: `+secret+`
+`)
+	for i, c := range traceHeaderCases {
+		postWithTrace(t, p, i, c.tp, c.ts)
+	}
+	hits := sink.WaitFor(t, len(traceHeaderCases), wait)
+	byBody := map[string][]httpsink.Hit{}
+	for _, h := range hits {
+		byBody[string(h.Body)] = append(byBody[string(h.Body)], h)
+		if !verifySignature(secret, h.Header.Get("Webhook-Id"), h.Header.Get("Webhook-Timestamp"), h.Body, h.Header.Get("Webhook-Signature")) {
+			t.Errorf("delivery %s: signature does not verify", h.Body)
+		}
+	}
+	for i, c := range traceHeaderCases {
+		got := byBody[fmt.Sprintf(`{"n":%d}`, i)]
+		if len(got) != 1 {
+			t.Errorf("event #%d delivered %d times, want 1", i, len(got))
+			continue
+		}
+		tp, ts := got[0].Header.Get("Traceparent"), got[0].Header.Get("Tracestate")
+		switch {
+		case c.tp == callerTraceparent && (c.ts == "" || c.ts == "vendor=value,other=x"):
+			if tp != callerTraceparent || ts != c.ts {
+				t.Errorf("event #%d: receiver got traceparent %q tracestate %q, want %q %q", i, tp, ts, callerTraceparent, c.ts)
+			}
+		case c.tp == callerTraceparent:
+			if tp != callerTraceparent {
+				t.Errorf("event #%d (tracestate %.30q): receiver got traceparent %q, want %q", i, c.ts, tp, callerTraceparent)
+			}
+		case strings.HasPrefix(c.tp, "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"):
+			// A future version with more fields: W3C says parse its first four.
+			if tp != callerTraceparent {
+				t.Logf("event #%d: a version-01 traceparent with extra fields gave %q", i, tp)
+			}
+		default:
+			if tp != "" && tp != callerTraceparent {
+				t.Errorf("event #%d (traceparent %.40q): receiver got traceparent %q", i, c.tp, tp)
+			}
+		}
+	}
+}
