@@ -377,3 +377,74 @@ subscriptions:
 		}
 	}
 }
+
+// hangingReceiver accepts deliveries and answers none until the test
+// ends; started reports each request's arrival.
+func hangingReceiver(t *testing.T) (string, chan struct{}) {
+	t.Helper()
+	started := make(chan struct{}, 16)
+	release := make(chan struct{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { close(release); _ = srv.Close() })
+	return "http://" + l.Addr().String(), started
+}
+
+// With a hanging collector and a delivery in flight to a receiver that
+// never answers, SIGTERM ends the bridge within shutdown_timeout + the 5s
+// flush bound, and a second SIGTERM during the shutdown stops it at once
+// (the docs: "stops the process at once").
+func TestAdv10ShutdownBoundWithHangingCollectorAndDelivery(t *testing.T) {
+	for _, second := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second-sigterm=%v", second), func(t *testing.T) {
+			t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+			recvURL, started := hangingReceiver(t)
+			const shutdown = 2 * time.Second
+			p := startBridge(t, backendConfig("redis")+`listen: LISTEN
+shutdown_timeout: 2s
+telemetry:
+  otlp_endpoint: `+blackhole(t)+`
+subscriptions:
+  - id: orders
+    topic: order.created
+    url: `+recvURL+`/hook
+    timeout: 60s
+`)
+			postWithTrace(t, p, 1, callerTraceparent, "")
+			select {
+			case <-started:
+			case <-time.After(wait):
+				t.Fatal("the delivery never reached the receiver")
+			}
+			start := time.Now()
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			bound := shutdown + telemetryFlushTimeout + 1500*time.Millisecond
+			if second {
+				deadline := time.Now().Add(wait)
+				for !strings.Contains(p.logs(), "shutting down") && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond) // polling the log with a deadline
+				}
+				start = time.Now()
+				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+				bound = 1500 * time.Millisecond
+			}
+			select {
+			case <-p.exited:
+			case <-time.After(bound + 10*time.Second):
+				t.Fatalf("still running %s after SIGTERM", time.Since(start))
+			}
+			took := time.Since(start)
+			t.Logf("stopped %s after the last SIGTERM (bound %s)", took.Round(time.Millisecond), bound)
+			if took > bound {
+				t.Errorf("webhook-bridge took %s to stop, want within %s", took, bound)
+			}
+		})
+	}
+}
