@@ -219,3 +219,81 @@ func TestAdv10TraceContextPassesThroughWithSpansOff(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent single-event Emits, which the publisher coalesces into shared
+// pipelines, each carry their own caller's trace context: with spans off
+// the caller's traceparent and tracestate exactly, with spans on a send
+// span of the caller's trace whose parent is the caller's span.
+func TestAdv10CoalescedEmitsKeepTheirOwnTrace(t *testing.T) {
+	for _, mode := range []string{"off", "on"} {
+		t.Run(mode, func(t *testing.T) {
+			client := newClient(t, server.Addr)
+			stream := uniqueName("adv10-coalesce")
+			var tp trace.TracerProvider
+			rec := tracetest.NewSpanRecorder()
+			if mode == "on" {
+				sdk := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+				t.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+				tp = sdk
+			}
+			pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream, TracerProvider: tp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			const n = 300
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					ts, _ := trace.ParseTraceState(fmt.Sprintf("caller=c%d", i))
+					sc := trace.NewSpanContext(trace.SpanContextConfig{
+						TraceID: trace.TraceID{0xaa, byte(i >> 8), byte(i), 1}, SpanID: trace.SpanID{0xbb, byte(i >> 8), byte(i), 1},
+						TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true,
+					})
+					ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
+					ev := pubsub.NewEvent(ctx, "t", []byte(strconv.Itoa(i)))
+					if err := pub.Emit(ctx, ev); err != nil {
+						t.Errorf("Emit %d: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			entries, err := client.XRange(context.Background(), stream, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != n {
+				t.Fatalf("%d entries, want %d", len(entries), n)
+			}
+			sends := map[string]sdktrace.ReadOnlySpan{}
+			for _, s := range spansNamed(rec.Ended(), "send "+stream) {
+				sends[s.SpanContext().SpanID().String()] = s
+			}
+			for _, e := range entries {
+				i, _ := strconv.Atoi(e.Values["payload"].(string))
+				tid := trace.TraceID{0xaa, byte(i >> 8), byte(i), 1}.String()
+				sid := trace.SpanID{0xbb, byte(i >> 8), byte(i), 1}.String()
+				tpv, _ := e.Values["traceparent"].(string)
+				tsv, _ := e.Values["tracestate"].(string)
+				if tsv != fmt.Sprintf("caller=c%d", i) {
+					t.Errorf("event %d carries tracestate %q, want caller=c%d", i, tsv, i)
+				}
+				if mode == "off" {
+					if want := "00-" + tid + "-" + sid + "-01"; tpv != want {
+						t.Errorf("event %d carries traceparent %q, want %q", i, tpv, want)
+					}
+					continue
+				}
+				parts := strings.Split(tpv, "-")
+				if len(parts) != 4 || parts[1] != tid {
+					t.Errorf("event %d carries traceparent %q, want trace %s", i, tpv, tid)
+					continue
+				}
+				s, ok := sends[parts[2]]
+				if !ok || s.Parent().SpanID().String() != sid {
+					t.Errorf("event %d carries span %s, not a send span child of the caller's %s", i, parts[2], sid)
+				}
+			}
+		})
+	}
+}
