@@ -448,3 +448,53 @@ subscriptions:
 		})
 	}
 }
+
+// With tracing off, an entry's traceparent and tracestate (a tracestate
+// W3C allows at its longest: 32 members) reach the receiver as they were,
+// on the first attempt and on its retry.
+func TestAdv10EntryTraceContextReachesTheReceiverOnRetryToo(t *testing.T) {
+	sink := httpsink.New(t, func(n int, _ *http.Request, w http.ResponseWriter) {
+		if n%2 == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	backend := backendConfig("redis")
+	stream := strings.TrimSpace(strings.SplitN(strings.SplitN(backend, "stream: ", 2)[1], "\n", 2)[0])
+	startBridge(t, backend+`listen: LISTEN
+retry:
+  schedule: [50ms]
+  max_attempts: 3
+subscriptions:
+  - id: orders
+    topic: order.created
+    url: `+sink.URL+`/hook
+`)
+	members := make([]string, 32)
+	for i := range members {
+		members[i] = fmt.Sprintf("m%d=%s", i, strings.Repeat("z", 100))
+	}
+	long := strings.Join(members, ",")
+	client := testRedisClient(t)
+	cases := []string{"", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", long}
+	for i, ts := range cases {
+		vals := []any{"id", fmt.Sprintf("ts-%d", i), "name", "order.created", "payload", fmt.Sprintf(`{"i":%d}`, i), "traceparent", callerTraceparent}
+		if ts != "" {
+			vals = append(vals, "tracestate", ts)
+		}
+		if err := client.XAdd(t.Context(), &goredis.XAddArgs{Stream: stream, Values: vals}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		hits := sink.WaitFor(t, 2*(i+1), wait)
+		for _, h := range hits[2*i:] {
+			if string(h.Body) != fmt.Sprintf(`{"i":%d}`, i) {
+				t.Fatalf("delivery %s, want event %d", h.Body, i)
+			}
+			if got := h.Header.Get("Traceparent"); got != callerTraceparent {
+				t.Errorf("event %d attempt %s: traceparent %q, want %q", i, h.Header.Get("Webhook-Attempt"), got, callerTraceparent)
+			}
+			if got := h.Header.Get("Tracestate"); got != ts {
+				t.Errorf("event %d attempt %s: tracestate %.60q, want %.60q", i, h.Header.Get("Webhook-Attempt"), got, ts)
+			}
+		}
+	}
+}
