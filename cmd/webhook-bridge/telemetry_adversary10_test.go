@@ -498,3 +498,25 @@ subscriptions:
 		}
 	}
 }
+
+// OTEL_* variables the docs list as honoured, set to values that cannot
+// be used, are telemetry config errors naming the variable (as
+// OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_PROTOCOL are), rather than
+// being dropped with an unstructured line that names no variable: a
+// bridge then runs with another sampler, without the collector's auth
+// header, or without the CA it was told to trust.
+func TestAdv10UnusableOTELVariablesAreRefused(t *testing.T) {
+	for _, env := range []string{
+		"OTEL_TRACES_SAMPLER=bogus",
+		"OTEL_EXPORTER_OTLP_HEADERS=%%%",
+		"OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem",
+	} {
+		t.Run(env, func(t *testing.T) {
+			out, exited := runUntilListeningOrExit(t, "listen: LISTEN\ntelemetry:\n  otlp_endpoint: http://127.0.0.1:4318\n", env)
+			name, _, _ := strings.Cut(env, "=")
+			if !exited || !strings.Contains(out, name) {
+				t.Fatalf("%s: exited %v; want a start error naming %s:\n%s", env, exited, name, out)
+			}
+		})
+	}
+}
