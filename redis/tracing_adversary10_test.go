@@ -31,8 +31,8 @@ var hostileTrace = []struct{ tp, ts string }{
 	{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "\xff\xfe\x00\x01,=,k=\x80"},
 	{"\xff\xfe\x00\x01\x80\xc3\x28", "\x00"},
 	{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", strings.Repeat("k=v,", 1<<19)}, // 2 MiB tracestate
-	{strings.Repeat("00-", 1<<20/3*2), "-"}, // 2 MiB traceparent
-	{"-", strings.Repeat("x", 1<<20)},       // tracestate without traceparent
+	{strings.Repeat("00-", 1<<20/3*2), "-"},                                                    // 2 MiB traceparent
+	{"-", strings.Repeat("x", 1<<20)},                                                          // tracestate without traceparent
 }
 
 // hostileFields is the field list of event id with hostile trace case i.
