@@ -336,7 +336,7 @@ func compileRoute(s Subscription) (*route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook: subscription %q: filter: %w", s.ID, err)
 	}
-	r := &route{sub: s, filter: p, endpoint: endpointKey(s.URL), traceURL: withoutUserinfo(s.URL)}
+	r := &route{sub: s, filter: p, endpoint: endpointKey(s.URL), traceURL: spanURL(s.URL)}
 	if c, ok := filterCondition(s.Filter); ok {
 		r.cond = &c
 	}

@@ -181,7 +181,7 @@
 // With a TracerProvider ([Config.TracerProvider], or the global one) each
 // delivery attempt is a span, "webhook deliver", the child of the event's
 // consumer span (the handler's context): attributes
-// switchyard.webhook.subscription.id, url.full (without user info),
+// switchyard.webhook.subscription.id, url.full (user info dropped, query values REDACTED),
 // switchyard.webhook.attempt, http.response.status_code and
 // switchyard.webhook.outcome (the [Outcome]); status Error when the attempt
 // failed, timed out or was dead-lettered. Its child is the HTTP client

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 
 	"github.com/switchyard-go/switchyard/internal/tracing"
 )
@@ -33,10 +36,59 @@ func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.Round
 		// The HTTP conventions' name for a client span: the method.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
 	}
-	if tp != nil {
-		opts = append(opts, otelhttp.WithTracerProvider(tp))
-	}
+	opts = append(opts, otelhttp.WithTracerProvider(redactingProvider{tp: tp}))
 	return otelhttp.NewTransport(base, opts...)
+}
+
+// redactingProvider makes otelhttp's client spans through tp (nil: the
+// provider of the span in the request's context) with url.full as
+// [spanURL] gives it: otelhttp hides the user info but keeps query values,
+// and a subscription URL may hold a token there.
+type redactingProvider struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+func (p redactingProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return redactingTracer{tp: p.tp, name: name, opts: opts}
+}
+
+type redactingTracer struct {
+	embedded.Tracer
+	tp   trace.TracerProvider
+	name string
+	opts []trace.TracerOption
+}
+
+func (t redactingTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	tp := t.tp
+	if tp == nil {
+		tp = trace.SpanFromContext(ctx).TracerProvider()
+	}
+	ctx, s := tp.Tracer(t.name, t.opts...).Start(ctx, name, opts...)
+	if !s.IsRecording() {
+		return ctx, s
+	}
+	cfg := trace.NewSpanStartConfig(opts...)
+	for _, kv := range cfg.Attributes() {
+		if kv.Key == semconv.URLFullKey {
+			s.SetAttributes(semconv.URLFull(spanURL(kv.Value.AsString())))
+		}
+	}
+	return ctx, redactingSpan{s}
+}
+
+// redactingSpan is a span whose url.full, however set, is spanURL's.
+type redactingSpan struct{ trace.Span }
+
+func (s redactingSpan) SetAttributes(kv ...attribute.KeyValue) {
+	for i, a := range kv {
+		if a.Key == semconv.URLFullKey {
+			kv = slices.Clone(kv)
+			kv[i] = semconv.URLFull(spanURL(a.Value.AsString()))
+		}
+	}
+	s.Span.SetAttributes(kv...)
 }
 
 // roundTripper returns what sends req: the traced transport when spans
@@ -52,13 +104,30 @@ func (b *Bridge) roundTripper(ctx context.Context, req *http.Request) http.Round
 	return b.transport
 }
 
-// withoutUserinfo is rawURL with its userinfo dropped, for url.full.
-func withoutUserinfo(rawURL string) string {
+// spanURL is rawURL for url.full: its user info dropped and every query
+// value replaced by REDACTED (the keys kept), as the OpenTelemetry HTTP
+// conventions ask of credentials (a token in the query is one); the
+// fragment dropped.
+func spanURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return ""
 	}
 	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			u.RawQuery = "REDACTED"
+		} else {
+			for _, vs := range q {
+				for i := range vs {
+					vs[i] = "REDACTED"
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
+	}
 	return u.String()
 }
 

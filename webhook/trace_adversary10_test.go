@@ -33,7 +33,7 @@ func spanText(s sdktrace.ReadOnlySpan) string {
 // The password in a subscription URL's user info appears in no span the
 // bridge makes (its attempt spans, the HTTP client spans), whether the
 // attempt is delivered, answered 500, refused at connect, or redirected.
-func TestAdv10SpansKeepTheURLPasswordOut(t *testing.T) {
+func TestAdv10SpansKeepTheURLCredentialsOut(t *testing.T) {
 	w, tp := newSpanWaiter()
 	ok := newSink(t, nil)
 	failing := newSink(t, func(_ int, _ *http.Request, w http.ResponseWriter) {
@@ -42,11 +42,11 @@ func TestAdv10SpansKeepTheURLPasswordOut(t *testing.T) {
 	redirecting := newSink(t, func(_ int, r *http.Request, w http.ResponseWriter) {
 		http.Redirect(w, r, ok.URL+"/moved", http.StatusTemporaryRedirect)
 	})
-	const pw = "s3cr3tPW0rd"
+	const pw, token = "s3cr3tPW0rd", "t0k3nInTheQuery"
 	withPW := func(raw string) string {
 		u, _ := url.Parse(raw)
 		u.User = url.UserPassword("alice", pw)
-		return u.String() + "/hook?x=1"
+		return u.String() + "/hook?x=1&token=" + token
 	}
 	h := newHarness(t, webhook.Config{TracerProvider: tp, Retry: webhook.RetryPolicy{Schedule: []time.Duration{10 * time.Millisecond}, MaxAttempts: 2},
 		Subscriptions: []webhook.Subscription{
@@ -63,8 +63,8 @@ func TestAdv10SpansKeepTheURLPasswordOut(t *testing.T) {
 		if testing.Verbose() {
 			t.Log(spanText(s))
 		}
-		if txt := spanText(s); strings.Contains(txt, pw) {
-			t.Errorf("span exports the URL's password: %s", txt)
+		if txt := spanText(s); strings.Contains(txt, pw) || strings.Contains(txt, token) {
+			t.Errorf("span exports the URL's password or query token: %s", txt)
 		}
 	}
 }
