@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -55,7 +56,7 @@ func (t TelemetryConfig) validate() error {
 			return fmt.Errorf("config: telemetry.otlp_endpoint: %v", err)
 		}
 	}
-	if t.SampleRatio < 0 || t.SampleRatio > 1 {
+	if math.IsNaN(t.SampleRatio) || t.SampleRatio < 0 || t.SampleRatio > 1 {
 		return fmt.Errorf("config: telemetry.sample_ratio %v: want 0 (default) to 1", t.SampleRatio)
 	}
 	return nil
@@ -63,20 +64,30 @@ func (t TelemetryConfig) validate() error {
 
 // tracesURL is the URL spans are sent to for the base URL endpoint.
 func tracesURL(endpoint string) (string, error) {
-	u, err := url.Parse(endpoint)
-	switch {
-	case err != nil:
-		return "", errors.New("not a URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("scheme %q: want http or https (OTLP over HTTP)", u.Scheme)
-	case u.Host == "":
-		return "", errors.New("want http(s)://host:port")
-	case u.RawQuery != "" || u.Fragment != "":
-		return "", errors.New("want no query or fragment")
+	u, err := checkOTLPURL(endpoint)
+	if err != nil {
+		return "", err
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
 	u.RawPath = ""
 	return u.String(), nil
+}
+
+// checkOTLPURL parses an OTLP/HTTP URL: http(s), a host, no query or
+// fragment.
+func checkOTLPURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme %q: want http or https (OTLP over HTTP)", u.Scheme)
+	case u.Host == "":
+		return nil, errors.New("want http(s)://host:port")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("want no query or fragment")
+	}
+	return u, nil
 }
 
 // exportPlan is whether and where spans are exported, from the config
@@ -106,7 +117,12 @@ func planExport(t TelemetryConfig, getenv func(string) string) (exportPlan, erro
 		p.url, _ = tracesURL(t.OTLPEndpoint) // checked by validate
 		p.source = "telemetry.otlp_endpoint"
 	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
-		p.url, p.source = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+		// Used as it is, path included.
+		v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+		if _, err := checkOTLPURL(v); err != nil {
+			return exportPlan{}, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: %v", err)
+		}
+		p.url, p.source = v, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 	case getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
 		base, err := tracesURL(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 		if err != nil {
@@ -123,6 +139,9 @@ func planExport(t TelemetryConfig, getenv func(string) string) (exportPlan, erro
 			}
 			break // the traces variable wins over the general one
 		}
+	}
+	if err := checkOTELVariables(getenv); err != nil {
+		return exportPlan{}, err
 	}
 	return p, nil
 }
@@ -175,6 +194,12 @@ func startTelemetry(ctx context.Context, cfg *Config, log *slog.Logger) (*teleme
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)
+	// What the SDK and the exporter cannot report otherwise (a batch the
+	// collector refused, say) goes to the bridge's log, not to stderr
+	// unstructured.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("webhook-bridge: tracing", "err", err)
+	}))
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	service, _ := res.Set().Value(semconv.ServiceNameKey)
 	attrs := []any{"endpoint", redact.URL(plan.url), "from", plan.source, "service_name", service.AsString()}
