@@ -19,12 +19,12 @@ func spanText(s sdktrace.ReadOnlySpan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s status=%q", s.Name(), s.Status().Description)
 	for _, kv := range s.Attributes() {
-		fmt.Fprintf(&b, " %s=%q", kv.Key, kv.Value.Emit())
+		fmt.Fprintf(&b, " %s=%q", kv.Key, kv.Value.String())
 	}
 	for _, e := range s.Events() {
 		fmt.Fprintf(&b, " event %s:", e.Name)
 		for _, kv := range e.Attributes {
-			fmt.Fprintf(&b, " %s=%q", kv.Key, kv.Value.Emit())
+			fmt.Fprintf(&b, " %s=%q", kv.Key, kv.Value.String())
 		}
 	}
 	return b.String()
