@@ -49,27 +49,33 @@ func reportRate(b *testing.B, n int) {
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, batch := range []int{1, 100} {
 		b.Run(map[int]string{1: "single", 100: "batch100"}[batch], func(b *testing.B) {
-			br := memory.NewBroker(memory.Options{})
-			defer br.Close()
-			evs := benchEvents(batch)
-			n := b.N * batch
-			done := consumeN(b, br, n, 1)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				if err := br.Emit(context.Background(), evs...); err != nil {
-					b.Fatal(err)
-				}
-			}
-			select {
-			case <-done:
-			case <-time.After(time.Minute):
-				b.Fatal("not every event was handled")
-			}
-			b.StopTimer()
-			reportRate(b, n)
+			endToEnd(b, memory.Options{}, batch)
 		})
 	}
+}
+
+// endToEnd emits b.N batches of batch events into a broker made with
+// opts, and waits until a consumer has handled them all.
+func endToEnd(b *testing.B, opts memory.Options, batch int) {
+	br := memory.NewBroker(opts)
+	defer br.Close()
+	evs := benchEvents(batch)
+	n := b.N * batch
+	done := consumeN(b, br, n, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := br.Emit(context.Background(), evs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatal("not every event was handled")
+	}
+	b.StopTimer()
+	reportRate(b, n)
 }
 
 // BenchmarkEmit measures Emit alone, into a group that a consumer drains.
@@ -113,23 +119,5 @@ func BenchmarkEmit(b *testing.B) {
 func BenchmarkEndToEndTraced(b *testing.B) {
 	tp := sdktrace.NewTracerProvider()
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	br := memory.NewBroker(memory.Options{TracerProvider: tp})
-	defer br.Close()
-	evs := benchEvents(100)
-	n := b.N * len(evs)
-	done := consumeN(b, br, n, 1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if err := br.Emit(context.Background(), evs...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		b.Fatal("not every event was handled")
-	}
-	b.StopTimer()
-	reportRate(b, n)
+	endToEnd(b, memory.Options{TracerProvider: tp}, 100)
 }
