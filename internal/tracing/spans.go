@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -213,8 +214,17 @@ type Carrier struct {
 // holds a valid span context, or per-event parents. It is the cheap test
 // before [Carried].
 func Any(ctx context.Context) bool {
-	return trace.SpanContextFromContext(ctx).IsValid() || (parentsUsed.Load() && ctx.Value(parentsKey{}) != nil)
+	// Comparing the span's type spares the common case (no span) a
+	// method call and the copy of a span context.
+	if s := trace.SpanFromContext(ctx); reflect.TypeOf(s) != noSpanType && s.SpanContext().IsValid() {
+		return true
+	}
+	return parentsUsed.Load() && ctx.Value(parentsKey{}) != nil
 }
+
+// noSpanType is the type of what trace.SpanFromContext returns for a
+// context without a span.
+var noSpanType = reflect.TypeOf(trace.SpanFromContext(context.Background()))
 
 // parentsUsed is set once WithEventParents has been called: until then no
 // Emit looks for per-event parents.

@@ -14,6 +14,7 @@ import (
 	"context"
 	"reflect"
 	"sync/atomic"
+	"unsafe"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -73,9 +74,7 @@ func (t *Tracer) tracer() trace.Tracer {
 		return t.t
 	}
 	tp := otel.GetTracerProvider()
-	// g.tp is of a comparable type, so == cannot panic: it is false
-	// for a tp of another type.
-	if g := t.global.Load(); g != nil && g.tp == tp {
+	if g := t.global.Load(); g != nil && sameWords(g.tp, tp) {
 		return g.t
 	}
 	typ := reflect.TypeOf(tp)
@@ -91,6 +90,16 @@ func (t *Tracer) tracer() trace.Tracer {
 		t.global.Store(g)
 	}
 	return g.t
+}
+
+// sameWords reports whether a and b hold the same type and the same data
+// pointer: then they are the same provider. Different words may still be
+// equal values (two copies of a struct), which the caller then looks at
+// the slow way; this spares the hot path a call to the runtime's
+// interface comparison.
+func sameWords(a, b trace.TracerProvider) bool {
+	wa, wb := (*[2]unsafe.Pointer)(unsafe.Pointer(&a)), (*[2]unsafe.Pointer)(unsafe.Pointer(&b))
+	return wa[0] == wb[0] && wa[1] == wb[1]
 }
 
 // On reports whether spans are made.
