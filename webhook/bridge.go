@@ -271,7 +271,7 @@ type route struct {
 	filter   *vm.Program
 	signers  []signer   // one per secret, decoded once
 	endpoint string     // scheme://host:port, for slots and circuits
-	traceURL string     // sub.URL without userinfo, for spans
+	traceURL string     // sub.URL for spans: no user info, query values REDACTED
 	cond     *condition // what its filter requires, for the index; nil for none
 	// limitedAt is when a rate limit last held a delivery back (unix ns).
 	limitedAt atomic.Int64

@@ -20,18 +20,13 @@ import (
 	"github.com/switchyard-go/switchyard/internal/tracing"
 )
 
-// w3c is the propagator of the traceparent and tracestate headers every
-// delivery carries, whatever propagator the process configured: receivers
-// get W3C Trace Context, as the wire format does.
-var w3c propagation.TraceContext
-
 // tracedTransport wraps base in otelhttp's transport: an HTTP client span
 // per request, child of the attempt's span, and its context sent as
 // traceparent. tp nil uses the provider of the attempt's span. Its
 // metrics are off: the bridge's Observer counts deliveries.
 func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.RoundTripper {
 	opts := []otelhttp.Option{
-		otelhttp.WithPropagators(w3c),
+		otelhttp.WithPropagators(tracing.W3C),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		// The HTTP conventions' name for a client span: the method.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
@@ -99,7 +94,7 @@ func (b *Bridge) roundTripper(ctx context.Context, req *http.Request) http.Round
 		return b.traced
 	}
 	if trace.SpanContextFromContext(ctx).IsValid() {
-		w3c.Inject(ctx, propagation.HeaderCarrier(req.Header))
+		tracing.W3C.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	return b.transport
 }

@@ -22,7 +22,7 @@ const (
 const DeliverSpanName = "webhook deliver"
 
 // Deliver starts the span of delivery attempt attempt (1-based) of an
-// event to subscription subID at url (its userinfo already removed), as a
+// event to subscription subID at url (already stripped of credentials), as a
 // child of ctx's span: the consumer span of the event. first, when valid,
 // is the span of the delivery's first attempt, which a retry links to.
 // With spans off it returns ctx and the zero Span.

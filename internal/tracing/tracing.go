@@ -31,8 +31,10 @@ const (
 // ScopeName is the instrumentation scope of every span switchyard makes.
 const ScopeName = "github.com/switchyard-go/switchyard"
 
-// w3c is the propagator of the wire fields.
-var w3c propagation.TraceContext
+// W3C is the propagator of the trace context switchyard carries: the wire
+// fields, the headers of deliveries and of ingest. It is fixed to W3C
+// Trace Context, whatever propagator the process configured.
+var W3C propagation.TraceContext
 
 // Tracer makes spans with a TracerProvider given in a config, or with the
 // global one (otel.GetTracerProvider) when none was given, looked up at
@@ -112,7 +114,7 @@ func Fields(sc trace.SpanContext) (traceparent, tracestate string) {
 		return "", ""
 	}
 	c := carrier{}
-	w3c.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
+	W3C.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
 	return c[FieldTraceparent], c[FieldTracestate]
 }
 
@@ -126,7 +128,7 @@ func Parse(traceparent, tracestate string) trace.SpanContext {
 	if tracestate != "" {
 		c[FieldTracestate] = tracestate
 	}
-	return trace.SpanContextFromContext(w3c.Extract(context.Background(), c))
+	return trace.SpanContextFromContext(W3C.Extract(context.Background(), c))
 }
 
 // carrier is a TextMapCarrier over the two fields.

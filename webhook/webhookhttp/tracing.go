@@ -10,10 +10,6 @@ import (
 	"github.com/switchyard-go/switchyard/internal/tracing"
 )
 
-// w3c reads an incoming traceparent and tracestate: the wire format
-// carries W3C Trace Context, whatever propagator the process configured.
-var w3c propagation.TraceContext
-
 // traced continues, in next, the trace of an incoming traceparent header.
 // With spans on, next runs under a server span (otelhttp's, named after
 // the route pattern, "POST /v1/events"), the child of the caller's span;
@@ -22,7 +18,7 @@ var w3c propagation.TraceContext
 func (h *Handler) traced(next http.Handler) http.Handler {
 	tracer := tracing.New(h.cfg.TracerProvider)
 	opts := []otelhttp.Option{
-		otelhttp.WithPropagators(w3c),
+		otelhttp.WithPropagators(tracing.W3C),
 		// The handler's own Metrics count requests; no second set.
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
@@ -42,7 +38,7 @@ func (h *Handler) traced(next http.Handler) http.Handler {
 			return
 		}
 		if r.Header.Get("Traceparent") != "" {
-			r = r.WithContext(w3c.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+			r = r.WithContext(tracing.W3C.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
 		}
 		next.ServeHTTP(w, r)
 	})
