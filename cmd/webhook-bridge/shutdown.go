@@ -14,9 +14,11 @@ import (
 // reads until the HTTP requests in progress are done, since the events
 // they accept are nowhere else. HTTP requests still in progress at the
 // timeout (a client trickling its body, say) are cut; that abandons no
-// delivery. It returns an error only when deliveries were still in flight
-// at the timeout.
-func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-chan struct{}, inFlight func() int, memory bool, timeout time.Duration) error {
+// delivery. Once the deliveries are done, closeBridge writes their
+// attempts to the delivery log, within what is left of timeout. It
+// returns an error only when deliveries were still in flight at the
+// timeout.
+func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-chan struct{}, closeBridge func() error, inFlight func() int, memory bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	httpDone := make(chan struct{})
@@ -37,6 +39,13 @@ func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-c
 			log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(memory), "in_flight", inFlight())
 			return fmt.Errorf("deliveries still in flight at the shutdown timeout (%s)", timeout)
 		}
+	}
+	closed := make(chan struct{})
+	go func() { defer close(closed); _ = closeBridge() }()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		log.Warn("webhook-bridge: shutdown_timeout reached while the last attempts were written to the delivery log: some may be missing from it (their deliveries are done)")
 	}
 	select {
 	case <-httpDone:
