@@ -233,8 +233,7 @@ type bridgeContainer struct {
 
 // bridges finds every bridge container of b and the configuration file its
 // --config names in a ConfigMap volume of b.
-func bridges(t *testing.T, b *bundle) []bridgeContainer {
-	t.Helper()
+func bridges(b *bundle) ([]bridgeContainer, error) {
 	var out []bridgeContainer
 	for _, d := range b.deployments {
 		spec := &d.Spec.Template.Spec
@@ -246,26 +245,29 @@ func bridges(t *testing.T, b *bundle) []bridgeContainer {
 				continue
 			}
 			if at+1 >= len(args) {
-				t.Fatalf("%s: %s/%s: --config without a file", b.name, d.Name, c.Name)
+				return nil, fmt.Errorf("%s: %s/%s: --config without a file", b.name, d.Name, c.Name)
 			}
 			bc := bridgeContainer{deployment: d, c: c, configPath: args[at+1]}
-			bc.configText = configFile(t, b, d, c, bc.configPath)
-			if err := sigsyaml.Unmarshal([]byte(bc.configText), &bc.config); err != nil {
-				t.Fatalf("%s: %s: %s: %v", b.name, d.Name, bc.configPath, err)
+			text, err := configFile(b, d, c, bc.configPath)
+			if err != nil {
+				return nil, err
+			}
+			bc.configText = text
+			if err := sigsyaml.Unmarshal([]byte(text), &bc.config); err != nil {
+				return nil, fmt.Errorf("%s: %s: %s: %v", b.name, d.Name, bc.configPath, err)
 			}
 			out = append(out, bc)
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s: no container runs the bridge with --config", b.name)
+		return nil, fmt.Errorf("%s: no container runs the bridge with --config", b.name)
 	}
-	return out
+	return out, nil
 }
 
 // configFile returns the content of path as the container sees it: the key
 // of the ConfigMap mounted at path's directory.
-func configFile(t *testing.T, b *bundle, d *appsv1.Deployment, c *corev1.Container, path string) string {
-	t.Helper()
+func configFile(b *bundle, d *appsv1.Deployment, c *corev1.Container, path string) (string, error) {
 	for _, m := range c.VolumeMounts {
 		if m.MountPath != filepath.Dir(path) || m.SubPath != "" {
 			continue
@@ -278,16 +280,15 @@ func configFile(t *testing.T, b *bundle, d *appsv1.Deployment, c *corev1.Contain
 				if cm.Name == v.ConfigMap.Name {
 					text, ok := cm.Data[filepath.Base(path)]
 					if !ok {
-						t.Fatalf("%s: ConfigMap %s has no key %s, the file --config names", b.name, cm.Name, filepath.Base(path))
+						return "", fmt.Errorf("%s: ConfigMap %s has no key %s, the file --config names", b.name, cm.Name, filepath.Base(path))
 					}
-					return text
+					return text, nil
 				}
 			}
-			t.Fatalf("%s: volume %s names ConfigMap %s, which is not there", b.name, v.Name, v.ConfigMap.Name)
+			return "", fmt.Errorf("%s: volume %s names ConfigMap %s, which is not there", b.name, v.Name, v.ConfigMap.Name)
 		}
 	}
-	t.Fatalf("%s: %s/%s: no ConfigMap volume is mounted at %s, the directory of --config %s", b.name, d.Name, c.Name, filepath.Dir(path), path)
-	return ""
+	return "", fmt.Errorf("%s: %s/%s: no ConfigMap volume is mounted at %s, the directory of --config %s", b.name, d.Name, c.Name, filepath.Dir(path), path)
 }
 
 // containerPort resolves a probe's or a Service's port, a number or the
@@ -305,18 +306,17 @@ func containerPort(c *corev1.Container, p intstr.IntOrString) (int32, bool) {
 }
 
 // durationOf reads a Go duration of the configuration, def when absent.
-func durationOf(t *testing.T, cfg map[string]any, key string, def time.Duration) time.Duration {
-	t.Helper()
+func durationOf(cfg map[string]any, key string, def time.Duration) (time.Duration, error) {
 	v, ok := cfg[key]
 	if !ok {
-		return def
+		return def, nil
 	}
 	s, _ := v.(string)
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		t.Fatalf("config %s %v: %v", key, v, err)
+		return 0, fmt.Errorf("config %s %v: %v", key, v, err)
 	}
-	return d
+	return d, nil
 }
 
 // envRef is a whole value "${NAME}", the only form a secret may take in a
@@ -364,11 +364,25 @@ func secretSettings(cfg map[string]any) map[string]any {
 	return out
 }
 
-// checkBundle checks what every bridge Pod needs; secretsInBundle says
-// that every Secret the Pods read is one of b's.
+// checkBundle reports in t what problems finds in b.
 func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 	t.Helper()
-	for _, bc := range bridges(t, b) {
+	for _, p := range problems(b, secretsInBundle) {
+		t.Error(p)
+	}
+}
+
+// problems checks what every bridge Pod of b needs, and returns one line
+// for each thing wrong; secretsInBundle says that every Secret the Pods
+// read is one of b's.
+func problems(b *bundle, secretsInBundle bool) []string {
+	var out []string
+	errorf := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	all, err := bridges(b)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for _, bc := range all {
 		d, c, cfg := bc.deployment, bc.c, bc.config
 		where := fmt.Sprintf("%s: %s/%s", b.name, d.Name, c.Name)
 		pod := &d.Spec.Template
@@ -377,7 +391,7 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 		listen, _ := cfg["listen"].(string)
 		host, port, ok := strings.Cut(listen, ":")
 		if !ok || (host != "" && host != "0.0.0.0" && host != "[::]") {
-			t.Errorf("%s: config listen %q: want 0.0.0.0:PORT, so that the probes reach the Pod's IP", where, listen)
+			errorf("%s: config listen %q: want 0.0.0.0:PORT, so that the probes reach the Pod's IP", where, listen)
 		}
 		var declared []int32
 		for _, cp := range c.Ports {
@@ -387,12 +401,12 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 			}
 		}
 		if bc.port == 0 {
-			t.Errorf("%s: config listen %q is not a container port %v", where, listen, declared)
+			errorf("%s: config listen %q is not a container port %v", where, listen, declared)
 		}
 		// ... and requires tokens there.
 		for _, k := range []string{"jwt_secret", "admin_token"} {
 			if auth, _ := cfg["auth"].(map[string]any); auth == nil || auth[k] == nil || auth[k] == "" {
-				t.Errorf("%s: config auth.%s is not set, and the bridge listens beyond loopback", where, k)
+				errorf("%s: config auth.%s is not set, and the bridge listens beyond loopback", where, k)
 			}
 		}
 
@@ -403,35 +417,38 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 			path  string
 		}{{"livenessProbe", c.LivenessProbe, "/healthz"}, {"readinessProbe", c.ReadinessProbe, "/readyz"}} {
 			if p.probe == nil || p.probe.HTTPGet == nil {
-				t.Errorf("%s: no %s httpGet", where, p.name)
+				errorf("%s: no %s httpGet", where, p.name)
 				continue
 			}
 			if p.probe.HTTPGet.Path != p.path {
-				t.Errorf("%s: %s path %q; want %s", where, p.name, p.probe.HTTPGet.Path, p.path)
+				errorf("%s: %s path %q; want %s", where, p.name, p.probe.HTTPGet.Path, p.path)
 			}
 			if got, ok := containerPort(c, p.probe.HTTPGet.Port); !ok || got != bc.port {
-				t.Errorf("%s: %s port %s is %d; want the bridge's port %d", where, p.name, p.probe.HTTPGet.Port.String(), got, bc.port)
+				errorf("%s: %s port %s is %d; want the bridge's port %d", where, p.name, p.probe.HTTPGet.Port.String(), got, bc.port)
 			}
 		}
 
 		// The grace period outlasts the shutdown.
-		shutdown := durationOf(t, cfg, "shutdown_timeout", 30*time.Second)
+		shutdown, err := durationOf(cfg, "shutdown_timeout", 30*time.Second)
+		if err != nil {
+			errorf("%s: %v", where, err)
+		}
 		bound := shutdown + 5*time.Second
 		if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= bound {
-			t.Errorf("%s: terminationGracePeriodSeconds %v; want more than shutdown_timeout %s plus 5s", where, g, shutdown)
+			errorf("%s: terminationGracePeriodSeconds %v; want more than shutdown_timeout %s plus 5s", where, g, shutdown)
 		}
 
 		// Security context, the container's over the Pod's.
-		checkSecurity(t, where, pod.Spec.SecurityContext, c.SecurityContext)
+		checkSecurity(errorf, where, pod.Spec.SecurityContext, c.SecurityContext)
 
 		// Resources.
 		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 			if q, ok := c.Resources.Requests[r]; !ok || q.IsZero() {
-				t.Errorf("%s: no %s request", where, r)
+				errorf("%s: no %s request", where, r)
 			}
 		}
 		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; !ok || q.IsZero() {
-			t.Errorf("%s: no memory limit", where)
+			errorf("%s: no memory limit", where)
 		}
 
 		// Every ${NAME} of the configuration is in the container's environment.
@@ -441,20 +458,20 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 		}
 		for _, m := range anyEnvRef.FindAllStringSubmatch(bc.configText, -1) {
 			if _, ok := env[m[1]]; !ok && m[2] == "" {
-				t.Errorf("%s: config names ${%s}, which the container's environment does not set", where, m[1])
+				errorf("%s: config names ${%s}, which the container's environment does not set", where, m[1])
 			}
 		}
 		if consumer, ok := cfg["consumer"]; ok {
 			m := envRef.FindStringSubmatch(fmt.Sprint(consumer))
 			if m == nil || env[m[1]].ValueFrom == nil || env[m[1]].ValueFrom.FieldRef == nil || env[m[1]].ValueFrom.FieldRef.FieldPath != "metadata.name" {
-				t.Errorf("%s: config consumer %v: want ${VAR} with VAR the Pod's name, so that each replica has its own", where, consumer)
+				errorf("%s: config consumer %v: want ${VAR} with VAR the Pod's name, so that each replica has its own", where, consumer)
 			}
 		}
 		// Secrets come from the environment, never from the file.
 		for path, v := range secretSettings(cfg) {
 			s, _ := v.(string)
 			if !envRef.MatchString(s) {
-				t.Errorf("%s: config %s is written in the ConfigMap; want ${NAME} from a Secret", where, path)
+				errorf("%s: config %s is written in the ConfigMap; want ${NAME} from a Secret", where, path)
 			}
 		}
 		// ... and every secretKeyRef names a key its Secret has.
@@ -466,41 +483,41 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 			s := findSecret(b, ref.Name)
 			switch {
 			case s == nil && secretsInBundle:
-				t.Errorf("%s: env %s reads Secret %s, which is not there", where, e.Name, ref.Name)
+				errorf("%s: env %s reads Secret %s, which is not there", where, e.Name, ref.Name)
 			case s != nil && !hasKey(s, ref.Key):
-				t.Errorf("%s: env %s reads key %q of Secret %s, which has only %v", where, e.Name, ref.Key, ref.Name, secretKeys(s))
+				errorf("%s: env %s reads key %q of Secret %s, which has only %v", where, e.Name, ref.Key, ref.Name, secretKeys(s))
 			}
 		}
 
 		// Metrics annotations name the bridge's port and path.
 		if a := pod.Annotations; a["prometheus.io/scrape"] != "" {
 			if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != fmt.Sprint(bc.port) || a["prometheus.io/path"] != "/metrics" {
-				t.Errorf("%s: prometheus.io annotations %q %q %q; want true, %d, /metrics", where, a["prometheus.io/scrape"], a["prometheus.io/port"], a["prometheus.io/path"], bc.port)
+				errorf("%s: prometheus.io annotations %q %q %q; want true, %d, /metrics", where, a["prometheus.io/scrape"], a["prometheus.io/port"], a["prometheus.io/path"], bc.port)
 			}
 		}
 
 		// The Deployment's selector selects its Pods; so do the Service and the PDB.
 		podLabels := labels.Set(pod.Labels)
 		if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err != nil || !sel.Matches(podLabels) {
-			t.Errorf("%s: the Deployment's selector does not select its Pods (%v)", where, err)
+			errorf("%s: the Deployment's selector does not select its Pods (%v)", where, err)
 		}
 		for _, s := range b.services {
 			if !labels.SelectorFromSet(s.Spec.Selector).Matches(podLabels) {
-				t.Errorf("%s: Service %s selects %v, not the Pods %v", where, s.Name, s.Spec.Selector, pod.Labels)
+				errorf("%s: Service %s selects %v, not the Pods %v", where, s.Name, s.Spec.Selector, pod.Labels)
 			}
 			for _, sp := range s.Spec.Ports {
 				if got, ok := containerPort(c, sp.TargetPort); !ok || got != bc.port {
-					t.Errorf("%s: Service %s port %s targets %s; want the bridge's port %d", where, s.Name, sp.Name, sp.TargetPort.String(), bc.port)
+					errorf("%s: Service %s port %s targets %s; want the bridge's port %d", where, s.Name, sp.Name, sp.TargetPort.String(), bc.port)
 				}
 			}
 		}
 		for _, p := range b.pdbs {
 			sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
 			if err != nil || sel.Empty() || !sel.Matches(podLabels) {
-				t.Errorf("%s: PodDisruptionBudget %s does not select the Pods (%v)", where, p.Name, err)
+				errorf("%s: PodDisruptionBudget %s does not select the Pods (%v)", where, p.Name, err)
 			}
 			if (p.Spec.MinAvailable == nil) == (p.Spec.MaxUnavailable == nil) {
-				t.Errorf("%s: PodDisruptionBudget %s: want one of minAvailable and maxUnavailable", where, p.Name)
+				errorf("%s: PodDisruptionBudget %s: want one of minAvailable and maxUnavailable", where, p.Name)
 			}
 		}
 	}
@@ -509,7 +526,7 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 	for _, m := range b.monitors {
 		sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
 		if err != nil || sel.Empty() {
-			t.Errorf("%s: ServiceMonitor %s: no selector (%v)", b.name, m.Name, err)
+			errorf("%s: ServiceMonitor %s: no selector (%v)", b.name, m.Name, err)
 			continue
 		}
 		found := false
@@ -520,12 +537,12 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 			found = true
 			for _, ep := range m.Spec.Endpoints {
 				if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) || ep.Path != "/metrics" {
-					t.Errorf("%s: ServiceMonitor %s scrapes port %q path %q; want a port of Service %s and /metrics", b.name, m.Name, ep.Port, ep.Path, s.Name)
+					errorf("%s: ServiceMonitor %s scrapes port %q path %q; want a port of Service %s and /metrics", b.name, m.Name, ep.Port, ep.Path, s.Name)
 				}
 			}
 		}
 		if !found {
-			t.Errorf("%s: ServiceMonitor %s selects no Service", b.name, m.Name)
+			errorf("%s: ServiceMonitor %s selects no Service", b.name, m.Name)
 		}
 	}
 
@@ -535,18 +552,18 @@ func checkBundle(t *testing.T, b *bundle, secretsInBundle bool) {
 			for _, cm := range b.configMaps {
 				for file, text := range cm.Data {
 					if v != "" && strings.Contains(text, v) {
-						t.Errorf("%s: Secret %s key %s is written in ConfigMap %s (%s)", b.name, s.Name, key, cm.Name, file)
+						errorf("%s: Secret %s key %s is written in ConfigMap %s (%s)", b.name, s.Name, key, cm.Name, file)
 					}
 				}
 			}
 		}
 	}
+	return out
 }
 
-func checkSecurity(t *testing.T, where string, pod *corev1.PodSecurityContext, c *corev1.SecurityContext) {
-	t.Helper()
+func checkSecurity(errorf func(string, ...any), where string, pod *corev1.PodSecurityContext, c *corev1.SecurityContext) {
 	if c == nil {
-		t.Errorf("%s: no securityContext", where)
+		errorf("%s: no securityContext", where)
 		return
 	}
 	if pod == nil {
@@ -568,25 +585,25 @@ func checkSecurity(t *testing.T, where string, pod *corev1.PodSecurityContext, c
 		seccomp = pod.SeccompProfile
 	}
 	if nonRoot == nil || !*nonRoot {
-		t.Errorf("%s: runAsNonRoot is not true", where)
+		errorf("%s: runAsNonRoot is not true", where)
 	}
 	if u := pick(c.RunAsUser, pod.RunAsUser); u == nil || *u != 65532 {
-		t.Errorf("%s: runAsUser %v; want 65532, the image's user", where, u)
+		errorf("%s: runAsUser %v; want 65532, the image's user", where, u)
 	}
 	if g := pick(c.RunAsGroup, pod.RunAsGroup); g == nil || *g != 65532 {
-		t.Errorf("%s: runAsGroup %v; want 65532, the image's group", where, g)
+		errorf("%s: runAsGroup %v; want 65532, the image's group", where, g)
 	}
 	if c.ReadOnlyRootFilesystem == nil || !*c.ReadOnlyRootFilesystem {
-		t.Errorf("%s: readOnlyRootFilesystem is not true", where)
+		errorf("%s: readOnlyRootFilesystem is not true", where)
 	}
 	if c.AllowPrivilegeEscalation == nil || *c.AllowPrivilegeEscalation {
-		t.Errorf("%s: allowPrivilegeEscalation is not false", where)
+		errorf("%s: allowPrivilegeEscalation is not false", where)
 	}
 	if c.Capabilities == nil || !slices.Equal(c.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(c.Capabilities.Add) > 0 {
-		t.Errorf("%s: capabilities %+v; want drop [ALL] and nothing added", where, c.Capabilities)
+		errorf("%s: capabilities %+v; want drop [ALL] and nothing added", where, c.Capabilities)
 	}
 	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("%s: seccompProfile %+v; want RuntimeDefault", where, seccomp)
+		errorf("%s: seccompProfile %+v; want RuntimeDefault", where, seccomp)
 	}
 }
 
