@@ -44,6 +44,12 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"listen elsewhere", func(b *bundle) { editConfig(b, "listen: 0.0.0.0:8080", "listen: 0.0.0.0:9090") }, "is not a container port"},
 		{"grace period", func(b *bundle) { pod(b).TerminationGracePeriodSeconds = &short }, "terminationGracePeriodSeconds"},
 		{"longer shutdown", func(b *bundle) { editConfig(b, "shutdown_timeout: 30s", "shutdown_timeout: 40s") }, "terminationGracePeriodSeconds"},
+		{"preStop sleep", func(b *bundle) {
+			bridge(b).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 10}}}
+		}, "preStop sleep 10s"},
+		{"preStop exec", func(b *bundle) {
+			bridge(b).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sleep", "5"}}}}
+		}, "no program to run"},
 		{"writable root", func(b *bundle) { bridge(b).SecurityContext.ReadOnlyRootFilesystem = &no }, "readOnlyRootFilesystem"},
 		{"root user", func(b *bundle) { bridge(b).SecurityContext.RunAsUser = &zero }, "runAsUser"},
 		{"capabilities kept", func(b *bundle) { bridge(b).SecurityContext.Capabilities = nil }, "capabilities"},

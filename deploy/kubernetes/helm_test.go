@@ -117,7 +117,7 @@ func TestLintFindsBrokenCharts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		broken := strings.Replace(string(data), c.from, strings.ReplaceAll(c.to, `\n`, "\n"), 1)
+		broken := strings.Replace(string(data), c.from, c.to, 1)
 		if broken == string(data) {
 			t.Fatalf("%s holds no %q", c.file, c.from)
 		}
@@ -186,6 +186,7 @@ func TestChartHonoursEveryValue(t *testing.T) {
 		{"container port 9090", len(c.Ports) == 1 && c.Ports[0].ContainerPort == 9090 && all[0].config["listen"] == "0.0.0.0:9090"},
 		{"config from values", all[0].config["stream"] == "orders" && all[0].config["retry"] != nil},
 		{"grace period 90", spec.TerminationGracePeriodSeconds != nil && *spec.TerminationGracePeriodSeconds == 90},
+		{"preStop sleep 5", c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil && c.Lifecycle.PreStop.Sleep.Seconds == 5},
 		{"Secret made, named", len(b.secrets) == 1 && b.secrets[0].Name == "events-bridge-secrets" && secretData(b.secrets[0])["ledger-secret"] != ""},
 		{"checksum/secret", d.Spec.Template.Annotations["checksum/secret"] != ""},
 		{"extra env", slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "OTEL_SERVICE_NAME" && e.Value == "events-bridge" }) &&
@@ -231,6 +232,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 	}{
 		{"grace not above the shutdown", map[string]any{"terminationGracePeriodSeconds": 35}, "terminationGracePeriodSeconds 35"},
 		{"longer shutdown", map[string]any{"config": map[string]any{"shutdown_timeout": "1m0.5s"}}, "config.shutdown_timeout (61s)"},
+		{"preStop sleep counted", map[string]any{"preStopSleepSeconds": 10}, "preStopSleepSeconds (10)"},
 		{"bad duration", map[string]any{"config": map[string]any{"shutdown_timeout": "30 seconds"}}, "config.shutdown_timeout"},
 		{"listen set", map[string]any{"config": map[string]any{"listen": "127.0.0.1:8080"}}, "config.listen"},
 		{"secret key missing", map[string]any{"secret": map[string]any{"create": true, "values": map[string]any{"redis-url": "redis://r:6379"}}}, "secret.values has no key"},

@@ -433,9 +433,18 @@ func problems(b *bundle, secretsInBundle bool) []string {
 		if err != nil {
 			errorf("%s: %v", where, err)
 		}
-		bound := shutdown + 5*time.Second
+		// The kubelet counts a preStop hook's time in the grace period.
+		var preStop time.Duration
+		if l := c.Lifecycle; l != nil && l.PreStop != nil {
+			if l.PreStop.Sleep == nil {
+				errorf("%s: a preStop hook other than sleep: the image has no program to run", where)
+			} else {
+				preStop = time.Duration(l.PreStop.Sleep.Seconds) * time.Second
+			}
+		}
+		bound := preStop + shutdown + 5*time.Second
 		if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= bound {
-			errorf("%s: terminationGracePeriodSeconds %v; want more than shutdown_timeout %s plus 5s", where, g, shutdown)
+			errorf("%s: terminationGracePeriodSeconds %v; want more than the preStop sleep %s plus shutdown_timeout %s plus 5s", where, g, preStop, shutdown)
 		}
 
 		// Security context, the container's over the Pod's.

@@ -110,6 +110,12 @@ values, beside the volume of "webhook-bridge.volume".
     periodSeconds: 5
     timeoutSeconds: 2
     failureThreshold: 2
+  {{- if gt (int .Values.preStopSleepSeconds) 0 }}
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ .Values.preStopSleepSeconds }}
+  {{- end }}
   resources:
     {{- toYaml .Values.resources | nindent 4 }}
   securityContext:
