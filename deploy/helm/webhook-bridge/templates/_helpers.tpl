@@ -67,11 +67,7 @@ The whole seconds of config.shutdown_timeout (a Go duration such as 30s,
 {{- toYaml $cfg }}
 {{- end }}
 
-{{/*
-The bridge container. Both modes use it; a chart of your own that has this
-one as a dependency can include it in its Pod spec, with this chart's
-values, beside the volume of "webhook-bridge.volume".
-*/}}
+{{/* The bridge container, in both modes. */}}
 {{- define "webhook-bridge.container" -}}
 - name: webhook-bridge
   image: {{ printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) | quote }}
