@@ -216,6 +216,18 @@ func TestChartHonoursEveryValue(t *testing.T) {
 	if len(off.pdbs) != 0 || off.deployments[0].Spec.Template.Annotations["prometheus.io/scrape"] != "" {
 		t.Errorf("pdb.enabled false and metrics.annotations false: %d PodDisruptionBudgets, annotations %v", len(off.pdbs), off.deployments[0].Spec.Template.Annotations)
 	}
+	// Mode sidecar, the bridge as a native sidecar.
+	sidecar := readValues(t, filepath.Join(chartDir, "examples/sidecar.yaml"))
+	sidecar["app"].(map[string]any)["nativeSidecar"] = true
+	native, _ := renderBundle(t, "a native sidecar", sidecar)
+	checkBundle(t, native, false)
+	nspec := native.deployments[0].Spec.Template.Spec
+	if len(nspec.InitContainers) != 1 || nspec.InitContainers[0].Name != "webhook-bridge" ||
+		nspec.InitContainers[0].RestartPolicy == nil || *nspec.InitContainers[0].RestartPolicy != corev1.ContainerRestartPolicyAlways ||
+		nspec.InitContainers[0].StartupProbe == nil || slices.ContainsFunc(nspec.Containers, func(c corev1.Container) bool { return c.Name == "webhook-bridge" }) {
+		t.Errorf("app.nativeSidecar: init containers %+v, containers %+v; want the bridge as an init container with restartPolicy Always and a startup probe, and only there", nspec.InitContainers, nspec.Containers)
+	}
+
 	on, _ := renderBundle(t, "defaults", nil)
 	if len(on.pdbs) != 1 || len(on.monitors) != 0 || len(on.secrets) != 0 {
 		t.Errorf("defaults: %d PodDisruptionBudgets, %d ServiceMonitors, %d Secrets; want 1, 0, 0", len(on.pdbs), len(on.monitors), len(on.secrets))

@@ -237,8 +237,17 @@ func bridges(b *bundle) ([]bridgeContainer, error) {
 	var out []bridgeContainer
 	for _, d := range b.deployments {
 		spec := &d.Spec.Template.Spec
+		var containers []*corev1.Container
+		for i := range spec.InitContainers {
+			// A native sidecar: an init container that keeps running.
+			if p := spec.InitContainers[i].RestartPolicy; p != nil && *p == corev1.ContainerRestartPolicyAlways {
+				containers = append(containers, &spec.InitContainers[i])
+			}
+		}
 		for i := range spec.Containers {
-			c := &spec.Containers[i]
+			containers = append(containers, &spec.Containers[i])
+		}
+		for _, c := range containers {
 			args := append(slices.Clone(c.Command), c.Args...)
 			at := slices.Index(args, "--config")
 			if at < 0 {
@@ -415,7 +424,10 @@ func problems(b *bundle, secretsInBundle bool) []string {
 			name  string
 			probe *corev1.Probe
 			path  string
-		}{{"livenessProbe", c.LivenessProbe, "/healthz"}, {"readinessProbe", c.ReadinessProbe, "/readyz"}} {
+		}{{"livenessProbe", c.LivenessProbe, "/healthz"}, {"readinessProbe", c.ReadinessProbe, "/readyz"}, {"startupProbe", c.StartupProbe, "/healthz"}} {
+			if p.probe == nil && p.name == "startupProbe" {
+				continue // optional
+			}
 			if p.probe == nil || p.probe.HTTPGet == nil {
 				errorf("%s: no %s httpGet", where, p.name)
 				continue

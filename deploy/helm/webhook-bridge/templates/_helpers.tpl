@@ -70,6 +70,9 @@ The whole seconds of config.shutdown_timeout (a Go duration such as 30s,
 {{/* The bridge container, in both modes. */}}
 {{- define "webhook-bridge.container" -}}
 - name: webhook-bridge
+  {{- if and (eq .Values.mode "sidecar") .Values.app.nativeSidecar }}
+  restartPolicy: Always
+  {{- end }}
   image: {{ printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) | quote }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   args: ["--config", "/etc/webhook-bridge/bridge.yaml"]
@@ -92,6 +95,15 @@ The whole seconds of config.shutdown_timeout (a Go duration such as 30s,
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- if and (eq .Values.mode "sidecar") .Values.app.nativeSidecar }}
+  # Your containers start once the bridge answers.
+  startupProbe:
+    httpGet:
+      path: /healthz
+      port: bridge-http
+    periodSeconds: 1
+    failureThreshold: 30
+  {{- end }}
   livenessProbe:
     httpGet:
       path: /healthz
