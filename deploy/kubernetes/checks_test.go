@@ -50,6 +50,8 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"preStop exec", func(b *bundle) {
 			bridge(b).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sleep", "5"}}}}
 		}, "no program to run"},
+		{"untagged image", func(b *bundle) { bridge(b).Image = "ghcr.io/switchyard-go/webhook-bridge" }, "want a version tag"},
+		{"latest image", func(b *bundle) { bridge(b).Image = "localhost:5000/webhook-bridge:latest" }, "want a version tag"},
 		{"writable root", func(b *bundle) { bridge(b).SecurityContext.ReadOnlyRootFilesystem = &no }, "readOnlyRootFilesystem"},
 		{"root user", func(b *bundle) { bridge(b).SecurityContext.RunAsUser = &zero }, "runAsUser"},
 		{"capabilities kept", func(b *bundle) { bridge(b).SecurityContext.Capabilities = nil }, "capabilities"},

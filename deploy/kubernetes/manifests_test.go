@@ -462,6 +462,11 @@ func problems(b *bundle, secretsInBundle bool) []string {
 		// Security context, the container's over the Pod's.
 		checkSecurity(errorf, where, pod.Spec.SecurityContext, c.SecurityContext)
 
+		// A pinned image: a tag other than latest, or a digest.
+		if _, tag, ok := strings.Cut(c.Image[strings.LastIndex(c.Image, "/")+1:], ":"); !ok || tag == "latest" || tag == "" {
+			errorf("%s: image %q: want a version tag or a digest, so that every replica and every rollback runs the same bridge", where, c.Image)
+		}
+
 		// Resources.
 		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 			if q, ok := c.Resources.Requests[r]; !ok || q.IsZero() {
