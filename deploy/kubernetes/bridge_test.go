@@ -131,11 +131,7 @@ func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 
 	env := containerEnv(t, b, bc)
 	// The Redis the Secret points at is this test's.
-	redisRef := envRef.FindStringSubmatch(fmt.Sprint(bc.config["redis"].(map[string]any)["url"]))
-	if redisRef == nil {
-		t.Fatalf("config redis.url %v: want ${NAME}", bc.config["redis"])
-	}
-	env[redisRef[1]] = "redis://" + redisServer.Addr + "/0"
+	env[envName(t, bc, "redis", "url")] = "redis://" + redisServer.Addr + "/0"
 	var environ []string
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
@@ -173,8 +169,8 @@ func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 	}
 
 	// Listening beyond loopback, the bridge wants the tokens.
-	jwtSecret := env[envRef.FindStringSubmatch(bc.config["auth"].(map[string]any)["jwt_secret"].(string))[1]]
-	adminToken := env[envRef.FindStringSubmatch(bc.config["auth"].(map[string]any)["admin_token"].(string))[1]]
+	jwtSecret := fromEnv(t, bc, env, "auth", "jwt_secret")
+	adminToken := fromEnv(t, bc, env, "auth", "admin_token")
 	event := `{"name":"deploy.kubernetes.check","payload":{"ok":true}}`
 	if status := post(t, client, base+"/v1/events", "", event); status != http.StatusUnauthorized {
 		t.Errorf("POST /v1/events without a token: %d; want 401", status)
@@ -213,6 +209,24 @@ func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 	case <-time.After(shutdown + 5*time.Second):
 		t.Errorf("still running %s after SIGTERM", shutdown+5*time.Second)
 	}
+}
+
+// envName returns NAME of the setting section.key, which must be ${NAME}.
+func envName(t *testing.T, bc bridgeContainer, section, key string) string {
+	t.Helper()
+	sec, _ := bc.config[section].(map[string]any)
+	v, _ := sec[key].(string)
+	m := envRef.FindStringSubmatch(v)
+	if m == nil {
+		t.Fatalf("config %s.%s %q: want ${NAME}", section, key, v)
+	}
+	return m[1]
+}
+
+// fromEnv is the value the setting section.key takes from env.
+func fromEnv(t *testing.T, bc bridgeContainer, env map[string]string, section, key string) string {
+	t.Helper()
+	return env[envName(t, bc, section, key)]
 }
 
 // containerEnv is the environment the kubelet gives the bridge container:
