@@ -109,8 +109,13 @@ var listenLine = regexp.MustCompile(`(?m)^listen:.*$`)
 
 func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 	// The port the manifest names: the probes' and the annotation's.
+	for _, p := range []*corev1.Probe{bc.c.LivenessProbe, bc.c.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil {
+			t.Fatal("the bridge container lacks an httpGet liveness or readiness probe")
+		}
+	}
 	port, ok := containerPort(bc.c, bc.c.ReadinessProbe.HTTPGet.Port)
-	if !ok || !strings.HasSuffix(bc.config["listen"].(string), ":"+strconv.Itoa(int(port))) {
+	if !ok || !strings.HasSuffix(fmt.Sprint(bc.config["listen"]), ":"+strconv.Itoa(int(port))) {
 		t.Fatalf("config listen %v is not the readiness probe's port %d", bc.config["listen"], port)
 	}
 	// The same configuration on a free loopback port instead (the test
