@@ -72,6 +72,11 @@ type Config struct {
 	Timeout webhook.Duration `yaml:"timeout"`
 	// ShutdownTimeout bounds the wait for deliveries in flight on SIGTERM. default: 30s
 	ShutdownTimeout webhook.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long the bridge goes on taking and delivering
+	// events after SIGTERM, with GET /readyz answering 503, before its
+	// shutdown begins: the time load balancers (a Kubernetes Service)
+	// take to stop sending it requests. default: 0, none
+	ShutdownDelay webhook.Duration `yaml:"shutdown_delay"`
 	// MaxBodyBytes limits POST /v1/events bodies. default: 1 MiB
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxBatch limits the events of one POST /v1/events. default: 1000
@@ -372,7 +377,7 @@ func (c *Config) validate() error {
 		v    int64
 	}{{"concurrency", int64(c.Concurrency)}, {"per_endpoint", int64(c.PerEndpoint)}, {"max_in_flight", int64(c.MaxInFlight)}, {"max_body_bytes", c.MaxBodyBytes},
 		{"max_batch", int64(c.MaxBatch)}, {"stream_max_len", c.StreamMaxLen}, {"retry.max_attempts", int64(c.Retry.MaxAttempts)}, {"timeout", int64(c.Timeout)},
-		{"shutdown_timeout", int64(c.ShutdownTimeout)}, {"demo.interval", int64(c.Demo.Interval)},
+		{"shutdown_timeout", int64(c.ShutdownTimeout)}, {"shutdown_delay", int64(c.ShutdownDelay)}, {"demo.interval", int64(c.Demo.Interval)},
 		{"delivery_log.max_age", int64(c.DeliveryLog.MaxAge)}, {"delivery_log.max_len", c.DeliveryLog.MaxLen}, {"disable_after", int64(*c.DisableAfter)}} {
 		if kv.v < 0 {
 			return fmt.Errorf("config: %s is negative", kv.name)

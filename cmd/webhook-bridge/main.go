@@ -120,6 +120,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		schedule[i] = time.Duration(d)
 	}
 	targets, _ := cfg.targetPolicy() // checked by validate
+	draining := &stopping{}
 	var api *webhookhttp.Handler
 	bridge, err := webhook.New(webhook.Config{
 		Targets:    targets,
@@ -144,7 +145,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		JWTSecret: cfg.Auth.JWTSecret, AllowTokensWithoutExpiry: cfg.Auth.JWTAllowNoExp, AdminToken: cfg.Auth.AdminToken,
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch,
 		Dedupe: be.dedupe, DedupeWindow: time.Duration(cfg.Ingest.DedupeWindow),
-		Targets: targets, Unhandled: be.unhandled, Ready: be.ready,
+		Targets: targets, Unhandled: be.unhandled, Ready: draining.ready(be.ready),
 		Gatherer: reg, Metrics: m, Logger: log,
 	})
 	if err != nil {
@@ -186,7 +187,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		ready <- ln.Addr().String()
 	}
 
-	runCtx, stopRun := context.WithCancel(ctx)
+	// The signal ends ctx; consumption goes on until shutDown stops it,
+	// after shutdown_delay.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 	bridgeDone := make(chan struct{})
 	go func() { defer close(bridgeDone); bridge.Run(runCtx) }()
@@ -203,6 +206,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	select {
 	case <-ctx.Done():
 	case serveErr = <-served:
+	}
+	if serveErr == nil {
+		delayShutdown(log, draining, time.Duration(cfg.ShutdownDelay))
 	}
 	log.Info("webhook-bridge: shutting down: no new events; waiting for the deliveries in flight (a second SIGINT or SIGTERM stops at once)",
 		"in_flight", bridge.InFlight(), "timeout", time.Duration(cfg.ShutdownTimeout))

@@ -2,11 +2,48 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
+
+// stopping is whether the bridge has been told to stop: from then on
+// it is not ready, whatever its backend says.
+type stopping struct{ on atomic.Bool }
+
+// errDraining is what GET /readyz says once SIGTERM came.
+var errDraining = errors.New("shutting down")
+
+// ready wraps the backend's readiness check (nil: always ready).
+func (d *stopping) ready(backend func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if d.on.Load() {
+			return errDraining
+		}
+		if backend == nil {
+			return nil
+		}
+		return backend(ctx)
+	}
+}
+
+// delayShutdown marks the bridge not ready and lets it go on taking and
+// delivering events for delay, so that load balancers stop sending it
+// requests before it stops listening. A second signal during the delay
+// stops the process at once, as during the shutdown.
+func delayShutdown(log *slog.Logger, d *stopping, delay time.Duration) {
+	d.on.Store(true)
+	if delay <= 0 {
+		return
+	}
+	log.Info("webhook-bridge: stopping after shutdown_delay: /readyz answers 503 meanwhile, events are still taken and delivered", "delay", delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	<-t.C
+}
 
 // shutDown stops taking events and lets the deliveries in flight finish,
 // within timeout. On Redis the bridge stops reading at once (what ingest

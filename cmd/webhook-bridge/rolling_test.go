@@ -1,0 +1,215 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/internal/httpsink"
+)
+
+// TestRollingRestartOfTwoReplicasLosesNothing is a rolling update as
+// Kubernetes makes one: two replicas on one Redis take events from a
+// producer that posts to whichever answers (as a Service does) and
+// deliver them to a receiver that refuses every fifth request, so that
+// retries wait in Redis; each replica in turn gets SIGTERM while it
+// delivers and takes posts, and is started again. Every event a replica
+// accepted is delivered, once, none is dead-lettered, each replica exits
+// with status 0 and nothing stays pending in the group.
+func TestRollingRestartOfTwoReplicasLosesNothing(t *testing.T) {
+	var mu sync.Mutex
+	delivered := map[string]int{} // webhook-id → 2xx answers
+	recv := httpsink.New(t, func(n int, r *http.Request, w http.ResponseWriter) {
+		if n%5 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		delivered[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+	})
+	cfg := backendConfig("redis")
+	config := func(consumer string) string {
+		return strings.Replace(cfg, "consumer: c1", "consumer: "+consumer, 1) + `
+listen: LISTEN
+shutdown_timeout: 20s
+retry:
+  schedule: [100ms, 300ms]
+  max_attempts: 10
+subscriptions:
+  - id: s
+    topic: order.created
+    url: ` + recv.URL + `
+`
+	}
+	replicas := [2]atomic.Pointer[proc]{}
+	replicas[0].Store(startBridge(t, config("replica-a")))
+	replicas[1].Store(startBridge(t, config("replica-b")))
+
+	// The producer posts batches of 5 events with ids of its own, to the
+	// replicas in turn; a post that fails (the replica is stopping, or
+	// not listening yet) goes again, same ids, to the other one.
+	var accepted sync.Map
+	var posted atomic.Int64
+	stop := make(chan struct{})
+	producerDone := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: 5 * time.Second}
+		for batch := 0; ; batch++ {
+			select {
+			case <-stop:
+				producerDone <- nil
+				return
+			default:
+			}
+			var ids []string
+			var events []string
+			for i := range 5 {
+				id := fmt.Sprintf("roll-%d-%d", batch, i)
+				ids = append(ids, id)
+				events = append(events, fmt.Sprintf(`{"id": %q, "name": "order.created", "payload": {"n": %d}}`, id, batch*5+i))
+			}
+			body := "[" + strings.Join(events, ",") + "]"
+			ok := false
+			for try := 0; try < 200 && !ok; try++ {
+				p := replicas[(batch+try)%2].Load()
+				resp, err := client.Post("http://"+p.addr+"/v1/events", "application/json", strings.NewReader(body))
+				if err == nil {
+					ok = resp.StatusCode == http.StatusAccepted
+					resp.Body.Close()
+				}
+				if !ok && try%2 == 1 {
+					time.Sleep(20 * time.Millisecond) // a producer's pause once both refused
+				}
+			}
+			if !ok {
+				producerDone <- errors.New("a batch was refused by both replicas for 2 s")
+				return
+			}
+			for _, id := range ids {
+				accepted.Store(id, true)
+			}
+			posted.Add(5)
+		}
+	}()
+	waitPosted := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(wait)
+		for posted.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the producer got %d events accepted, want %d", posted.Load(), n)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the producer's progress
+		}
+	}
+
+	waitPosted(300)
+	for i, name := range []string{"replica-a", "replica-b"} {
+		old := replicas[i].Load()
+		old.stop(syscall.SIGTERM)
+		if code := old.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(old.logs(), "webhook-bridge: stopped") {
+			t.Fatalf("%s exited with status %d:\n%s", name, code, old.logs())
+		}
+		if strings.Contains(old.logs(), "abandoned") {
+			t.Errorf("%s abandoned deliveries:\n%s", name, old.logs())
+		}
+		replicas[i].Store(runBridge(t, old.config, old.addr))
+		waitPosted(posted.Load() + 300)
+	}
+	close(stop)
+	if err := <-producerDone; err != nil {
+		t.Fatal(err)
+	}
+
+	var ids []string
+	accepted.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	missing := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, id := range ids {
+			if delivered[id] == 0 {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(missing()) > 0 {
+		if time.Now().After(deadline) {
+			m := missing()
+			host, port, _ := strings.Cut(redisServer.Addr, ":")
+			stream := strings.TrimPrefix(strings.Split(cfg, "\n")[2], "stream: ")
+			for _, args := range [][]string{{"XPENDING", stream, "webhook-bridge", "-", "+", "20"}, {"XINFO", "CONSUMERS", stream, "webhook-bridge"}, {"KEYS", "*" + stream + "*"}} {
+				out, _ := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+				t.Logf("%v:\n%s", args, out)
+			}
+			t.Fatalf("%d of %d accepted events never delivered, e.g. %v", len(m), len(ids), m[:min(len(m), 10)])
+		}
+		time.Sleep(20 * time.Millisecond) // polling the receiver's count
+	}
+	mu.Lock()
+	twice := 0
+	for _, id := range ids {
+		if delivered[id] > 1 {
+			twice++
+		}
+	}
+	mu.Unlock()
+	if twice > 0 {
+		t.Errorf("%d of %d events delivered more than once across a graceful rolling restart", twice, len(ids))
+	}
+	if out := cli(t, "dlq", "list", "--config", replicas[0].Load().config); strings.Contains(out, "roll-") {
+		t.Errorf("dead letters after the rolling restart:\n%s", out)
+	}
+	t.Logf("%d events accepted and delivered across two restarts, %d requests to the receiver", len(ids), len(recv.Hits()))
+}
+
+// TestShutdownDelayKeepsTakingEvents: with shutdown_delay, a SIGTERMed
+// bridge answers 503 on /readyz at once but goes on taking and
+// delivering events until the delay is over, then stops cleanly.
+func TestShutdownDelayKeepsTakingEvents(t *testing.T) {
+	recv := httpsink.New(t, nil)
+	p := startBridge(t, backendConfig("redis")+`
+listen: LISTEN
+shutdown_delay: 3s
+subscriptions:
+  - id: s
+    topic: t
+    url: `+recv.URL+`
+`)
+	if status, body := p.do(t, http.MethodGet, "/readyz", "", ""); status != http.StatusOK {
+		t.Fatalf("GET /readyz before the signal = %d %s", status, body)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(wait)
+	for {
+		status, body := p.do(t, http.MethodGet, "/readyz", "", "")
+		if status == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz after SIGTERM = %d %s, want 503", status, body)
+		}
+		time.Sleep(5 * time.Millisecond) // polling another process
+	}
+	id := p.emit(t, "", `{"name": "t", "payload": {"during": "the delay"}}`)[0]
+	if h := recv.WaitFor(t, 1, wait)[0]; h.Header.Get("Webhook-Id") != id {
+		t.Errorf("delivered %s, want %s", h.Header.Get("Webhook-Id"), id)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(wait):
+		t.Fatal("the bridge did not stop after shutdown_delay")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.logs(), "stopping after shutdown_delay") || !strings.Contains(p.logs(), "webhook-bridge: stopped") {
+		t.Errorf("exit status %d; log:\n%s", code, p.logs())
+	}
+}
