@@ -425,7 +425,15 @@ func TestBinaryInTheImageDelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	// A directory the image's user can reach, removed at the end.
+	dir, err := os.MkdirTemp("", "webhook-bridge-image-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(dir, "webhook-bridge")
 	if err := os.WriteFile(bin, imageFiles(t, img)["usr/local/bin/webhook-bridge"].data, 0o755); err != nil {
 		t.Fatal(err)
@@ -488,10 +496,24 @@ subscriptions:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	uid, gid, err := imageUser(cf.Config.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asImageUser := os.Geteuid() == 0
+	if asImageUser {
+		// As a Secret mounted for the pod's user would be.
+		if err := os.Chown(config, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Logf("not root: the binary runs as uid %d, not as the image's %d", os.Geteuid(), uid)
+	}
 
 	// As the image runs it: the entrypoint with the image's command, the
-	// config's path put in; the image's environment and nothing else,
-	// and a working directory the bridge cannot write to.
+	// config's path put in; the image's environment and nothing else; the
+	// image's user (when the test may switch to it), for whom the working
+	// directory, /, is not writable.
 	args := append([]string(nil), cf.Config.Cmd...)
 	for i := range args {
 		if args[i] == ConfigPath {
@@ -500,7 +522,10 @@ subscriptions:
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = cf.Config.Env
-	cmd.Dir = "/"
+	cmd.Dir = cf.Config.WorkingDir
+	if asImageUser {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -641,6 +666,18 @@ func TestRebuildIsIdenticalAndPushes(t *testing.T) {
 	if _, err := pi.Layers(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// imageUser reads the config's "uid:gid".
+func imageUser(user string) (uid, gid int, err error) {
+	u, g, ok := strings.Cut(user, ":")
+	if uid, err = strconv.Atoi(u); err != nil || !ok {
+		return 0, 0, fmt.Errorf("the image's user %q is not uid:gid", user)
+	}
+	if gid, err = strconv.Atoi(g); err != nil {
+		return 0, 0, fmt.Errorf("the image's user %q is not uid:gid", user)
+	}
+	return uid, gid, nil
 }
 
 func mustRef(t *testing.T, s string) name.Reference {

@@ -65,7 +65,10 @@
 // digests: the binary is built with -trimpath and the default
 // instruction-set levels (GOAMD64=v1, GOARM64=v8.0, whatever the
 // environment says), the layer's entries are sorted and dated at the
-// commit time, and so is the config's created.
+// commit time, and so is the config's created. The go command records
+// the commit in the binary when it builds in a clone, but not in a linked
+// git worktree (`git worktree add`), whose binaries, and so digests,
+// differ from a clone's for that reason alone.
 package main
 
 import (
