@@ -115,6 +115,11 @@ func parseArgs(args []string, stderr io.Writer) (Options, error) {
 	var o Options
 	fs := flag.NewFlagSet("image", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: go run -C deploy ./cmd/image -out ../dist/webhook-bridge [-push REF] [-version V] [-platforms LIST]\n"+
+			"builds the webhook-bridge container image (an OCI index, FROM scratch) without a container engine.\n\n")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.Out, "out", "", "write the OCI layout (DIR/oci) and one docker-load tarball per platform to `DIR`")
 	fs.StringVar(&o.Push, "push", "", "push the image index to registry reference `REF` (e.g. registry.example.com/webhook-bridge:v1.2.3)")
 	fs.StringVar(&o.Version, "version", "", "the `VERSION` to label and link in (default: git describe --tags --always --dirty)")
