@@ -130,20 +130,33 @@ func writeFlags(b *strings.Builder, fs *flag.FlagSet) {
 	})
 }
 
-// versionLine describes the binary from its build information: the main
-// module's version, and the VCS revision and commit time when the build
-// recorded them.
+// version is the release this binary was built as, set at link time with
+// -ldflags "-X main.version=v1.2.3" (the container image's builder,
+// deploy/cmd/image, does). Empty means: take the main module's version
+// from the build information, which `go install …@v1.2.3` records.
+var version string
+
+// versionLine describes the binary: its version (see [version]), and the
+// VCS revision and commit time when the build recorded them.
 func versionLine() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
+		if version != "" {
+			return version + " (no build information)"
+		}
 		return "(no build information)"
 	}
-	return describeBuild(bi)
+	return describeBuild(bi, version)
 }
 
-// describeBuild is versionLine's text for bi.
-func describeBuild(bi *debug.BuildInfo) string {
-	v := bi.Main.Version
+// describeBuild is versionLine's text for bi: stamped first when it is not
+// empty, else the main module's version, "(devel)" when there is none;
+// then, in parentheses, the revision, the commit time and the Go version.
+func describeBuild(bi *debug.BuildInfo, stamped string) string {
+	v := stamped
+	if v == "" {
+		v = bi.Main.Version
+	}
 	if v == "" {
 		v = "(devel)"
 	}

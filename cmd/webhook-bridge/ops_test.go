@@ -298,11 +298,19 @@ func TestDescribeBuild(t *testing.T) {
 	bi := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
 		{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"},
 	}}
-	if got, want := describeBuild(bi), "v1.4.0 (revision 0123abcd (modified), committed 2026-12-01T10:00:00Z, go1.26.0)"; got != want {
+	if got, want := describeBuild(bi, ""), "v1.4.0 (revision 0123abcd (modified), committed 2026-12-01T10:00:00Z, go1.26.0)"; got != want {
 		t.Errorf("describeBuild = %q, want %q", got, want)
 	}
-	if got, want := describeBuild(&debug.BuildInfo{GoVersion: "go1.26.0"}), "(devel) (go1.26.0)"; got != want {
+	if got, want := describeBuild(&debug.BuildInfo{GoVersion: "go1.26.0"}, ""), "(devel) (go1.26.0)"; got != want {
 		t.Errorf("describeBuild without VCS = %q, want %q", got, want)
+	}
+	// A version stamped at link time (-X main.version) comes first, over
+	// the module's version or its absence; the rest of the line stays.
+	if got, want := describeBuild(bi, "v1.5.0-rc.1"), "v1.5.0-rc.1 (revision 0123abcd (modified), committed 2026-12-01T10:00:00Z, go1.26.0)"; got != want {
+		t.Errorf("describeBuild stamped = %q, want %q", got, want)
+	}
+	if got, want := describeBuild(&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}}, "v2.0.0"), "v2.0.0 (go1.26.0)"; got != want {
+		t.Errorf("describeBuild stamped over (devel) = %q, want %q", got, want)
 	}
 }
 
