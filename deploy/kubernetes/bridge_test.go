@@ -82,7 +82,8 @@ func setUp(t *testing.T) {
 // values, the Pod's name, the plain values), on a real Redis, and checks
 // what the Pod relies on: the probe paths and /metrics answer on the port
 // the manifest names, POST /v1/events wants the token the Secret signs,
-// the admin API takes the Secret's token, and SIGTERM ends the process
+// the admin API takes the Secret's token, and SIGTERM drains: /readyz
+// answers 503 while POST /v1/events is still taken, then the process ends
 // within the bound the grace period was checked against.
 func TestBridgeRunsWithEachConfiguration(t *testing.T) {
 	setUp(t)
@@ -105,7 +106,15 @@ func TestBridgeRunsWithEachConfiguration(t *testing.T) {
 	}
 }
 
-var listenLine = regexp.MustCompile(`(?m)^listen:.*$`)
+var (
+	listenLine = regexp.MustCompile(`(?m)^listen:.*$`)
+	delayLine  = regexp.MustCompile(`(?m)^shutdown_delay:.*$`)
+)
+
+// drainDelay is the shutdown_delay the runs below use instead of the
+// configuration's (5s), so that the drain is seen without waiting 5 s a
+// run; long enough for a readiness poll and a post on a busy machine.
+const drainDelay = time.Second
 
 func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 	// The port the manifest names: the probes' and the annotation's.
@@ -129,8 +138,23 @@ func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 	if !listenLine.MatchString(bc.configText) {
 		t.Fatalf("config has no top-level listen line:\n%s", bc.configText)
 	}
+	// The configuration drains (the checks count its delay in the grace
+	// period); the run proves the drain with a shorter delay, the other
+	// change.
+	delay, err := durationOf(bc.config, "shutdown_delay", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if delay <= 0 {
+		t.Errorf("config shutdown_delay %s: want a delay, so that the Pod goes on taking events until it is out of the Service's endpoints", delay)
+	}
+	if n := len(delayLine.FindAllString(bc.configText, -1)); n != 1 {
+		t.Fatalf("config has %d top-level shutdown_delay lines; want one:\n%s", n, bc.configText)
+	}
+	text := listenLine.ReplaceAllString(bc.configText, "listen: "+addr)
+	text = delayLine.ReplaceAllString(text, "shutdown_delay: "+drainDelay.String())
 	configPath := filepath.Join(t.TempDir(), filepath.Base(bc.configPath))
-	if err := os.WriteFile(configPath, []byte(listenLine.ReplaceAllString(bc.configText, "listen: "+addr)), 0o644); err != nil {
+	if err := os.WriteFile(configPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -197,22 +221,47 @@ func runBridge(t *testing.T, b *bundle, bc bridgeContainer) {
 		}
 	}
 
-	// SIGTERM: out within shutdown_timeout plus 5 s, the bound the grace
-	// period exceeds, with status 0.
+	// SIGTERM: not ready at once, yet events are still taken during the
+	// delay; then out within shutdown_delay plus shutdown_timeout plus 5 s,
+	// the bound the grace period exceeds, with status 0.
 	shutdown, err := durationOf(bc.config, "shutdown_timeout", 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	bound := drainDelay + shutdown + 5*time.Second
+	signalled := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	readiness := base + bc.c.ReadinessProbe.HTTPGet.Path
+	for {
+		status, body := get(t, client, readiness, "")
+		if status == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Since(signalled) > drainDelay {
+			t.Fatalf("GET %s after SIGTERM: %d %q; want 503 shutting down within shutdown_delay %s", readiness, status, body, drainDelay)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	sent := time.Since(signalled)
+	status = post(t, client, base+"/v1/events", hs256(t, jwtSecret), event)
+	if status != http.StatusAccepted {
+		t.Errorf("POST /v1/events %s after SIGTERM, within shutdown_delay %s: %d; want 202", sent.Round(time.Millisecond), drainDelay, status)
 	}
 	select {
 	case err := <-exited:
 		if err != nil {
 			t.Errorf("after SIGTERM: %v; want status 0", err)
 		}
-	case <-time.After(shutdown + 5*time.Second):
-		t.Errorf("still running %s after SIGTERM", shutdown+5*time.Second)
+		if took := time.Since(signalled); took < drainDelay {
+			t.Errorf("exited %s after SIGTERM, before shutdown_delay %s was over", took, drainDelay)
+		}
+	case <-time.After(bound - time.Since(signalled)):
+		t.Errorf("still running %s after SIGTERM", bound)
+	}
+	if !strings.Contains(logs.String(), "stopping after shutdown_delay") {
+		t.Errorf("the log does not say the bridge waits out shutdown_delay")
 	}
 }
 

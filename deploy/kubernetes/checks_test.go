@@ -43,10 +43,14 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"listen on loopback", func(b *bundle) { editConfig(b, "listen: 0.0.0.0:8080", "listen: 127.0.0.1:8080") }, "want 0.0.0.0:PORT"},
 		{"listen elsewhere", func(b *bundle) { editConfig(b, "listen: 0.0.0.0:8080", "listen: 0.0.0.0:9090") }, "is not a container port"},
 		{"grace period", func(b *bundle) { pod(b).TerminationGracePeriodSeconds = &short }, "terminationGracePeriodSeconds"},
-		{"longer shutdown", func(b *bundle) { editConfig(b, "shutdown_timeout: 30s", "shutdown_timeout: 40s") }, "terminationGracePeriodSeconds"},
+		{"longer shutdown", func(b *bundle) { editConfig(b, "shutdown_timeout: 30s", "shutdown_timeout: 40s") }, "shutdown_timeout 40s plus 5s"},
+		{"longer delay", func(b *bundle) { editConfig(b, "shutdown_delay: 5s", "shutdown_delay: 15s") }, "terminationGracePeriodSeconds 45; want more than shutdown_delay 15s"},
+		{"no delay", func(b *bundle) { editConfig(b, "shutdown_delay: 5s", "shutdown_delay: 0s") }, "config shutdown_delay 0s behind Service"},
+		{"no delay key", func(b *bundle) { editConfig(b, "shutdown_delay: 5s", "") }, "config shutdown_delay 0s behind Service"},
+		{"bad delay", func(b *bundle) { editConfig(b, "shutdown_delay: 5s", "shutdown_delay: 5 seconds") }, "config shutdown_delay 5 seconds"},
 		{"preStop sleep", func(b *bundle) {
 			bridge(b).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 10}}}
-		}, "preStop sleep 10s"},
+		}, "preStop sleep 10s plus shutdown_delay 5s"},
 		{"preStop exec", func(b *bundle) {
 			bridge(b).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sleep", "5"}}}}
 		}, "no program to run"},

@@ -186,7 +186,7 @@ func TestChartHonoursEveryValue(t *testing.T) {
 		{"container port 9090", len(c.Ports) == 1 && c.Ports[0].ContainerPort == 9090 && all[0].config["listen"] == "0.0.0.0:9090"},
 		{"config from values", all[0].config["stream"] == "orders" && all[0].config["retry"] != nil},
 		{"grace period 90", spec.TerminationGracePeriodSeconds != nil && *spec.TerminationGracePeriodSeconds == 90},
-		{"preStop sleep 5", c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil && c.Lifecycle.PreStop.Sleep.Seconds == 5},
+		{"shutdown_delay 10s", all[0].config["shutdown_delay"] == "10s" && c.Lifecycle == nil},
 		{"Secret made, named", len(b.secrets) == 1 && b.secrets[0].Name == "events-bridge-secrets" && secretData(b.secrets[0])["ledger-secret"] != ""},
 		{"checksum/secret", d.Spec.Template.Annotations["checksum/secret"] != ""},
 		{"extra env", slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "OTEL_SERVICE_NAME" && e.Value == "events-bridge" }) &&
@@ -244,8 +244,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 	}{
 		{"grace not above the shutdown", map[string]any{"terminationGracePeriodSeconds": 35}, "terminationGracePeriodSeconds 35"},
 		{"longer shutdown", map[string]any{"config": map[string]any{"shutdown_timeout": "1m0.5s"}}, "config.shutdown_timeout (61s)"},
-		{"preStop sleep counted", map[string]any{"preStopSleepSeconds": 10}, "preStopSleepSeconds (10)"},
+		{"longer delay", map[string]any{"config": map[string]any{"shutdown_delay": "10.5s"}}, "terminationGracePeriodSeconds 45: want more than config.shutdown_delay (11s)"},
 		{"bad duration", map[string]any{"config": map[string]any{"shutdown_timeout": "30 seconds"}}, "config.shutdown_timeout"},
+		{"bad delay", map[string]any{"config": map[string]any{"shutdown_delay": "-5s"}}, `config.shutdown_delay "-5s"`},
+		{"preStop sleep gone", map[string]any{"preStopSleepSeconds": 5}, "preStopSleepSeconds"},
 		{"listen set", map[string]any{"config": map[string]any{"listen": "127.0.0.1:8080"}}, "config.listen"},
 		{"secret key missing", map[string]any{"secret": map[string]any{"create": true, "values": map[string]any{"redis-url": "redis://r:6379"}}}, "secret.values has no key"},
 		{"unknown mode", map[string]any{"mode": "daemonset"}, "mode"},
@@ -263,8 +265,14 @@ func TestChartRefusesBadValues(t *testing.T) {
 			}
 		})
 	}
-	// A grace period just above the bound passes.
-	if _, err := render(t, map[string]any{"terminationGracePeriodSeconds": 36}); err != nil {
-		t.Errorf("terminationGracePeriodSeconds 36 with shutdown_timeout 30s: %v", err)
+	// A grace period just above the bound passes: 5s + 30s + 5 s with the
+	// defaults, 30s + 5 s without the delay.
+	for _, ok := range []map[string]any{
+		{"terminationGracePeriodSeconds": 41},
+		{"terminationGracePeriodSeconds": 36, "config": map[string]any{"shutdown_delay": "0s"}},
+	} {
+		if _, err := render(t, ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
 	}
 }

@@ -440,23 +440,40 @@ func problems(b *bundle, secretsInBundle bool) []string {
 			}
 		}
 
-		// The grace period outlasts the shutdown.
+		// The grace period outlasts the shutdown: from SIGTERM the bridge
+		// exits within shutdown_delay plus shutdown_timeout plus 5 s.
+		delay, err := durationOf(cfg, "shutdown_delay", 0)
+		if err != nil {
+			errorf("%s: %v", where, err)
+		}
 		shutdown, err := durationOf(cfg, "shutdown_timeout", 30*time.Second)
 		if err != nil {
 			errorf("%s: %v", where, err)
 		}
-		// The kubelet counts a preStop hook's time in the grace period.
+		// The kubelet counts a preStop hook's time in the grace period too
+		// (none is shipped: shutdown_delay does its work).
 		var preStop time.Duration
+		preStopText := ""
 		if l := c.Lifecycle; l != nil && l.PreStop != nil {
 			if l.PreStop.Sleep == nil {
 				errorf("%s: a preStop hook other than sleep: the image has no program to run", where)
 			} else {
 				preStop = time.Duration(l.PreStop.Sleep.Seconds) * time.Second
+				preStopText = fmt.Sprintf("the preStop sleep %s plus ", preStop)
 			}
 		}
-		bound := preStop + shutdown + 5*time.Second
+		bound := preStop + delay + shutdown + 5*time.Second
 		if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= bound {
-			errorf("%s: terminationGracePeriodSeconds %v; want more than the preStop sleep %s plus shutdown_timeout %s plus 5s", where, g, preStop, shutdown)
+			got := "unset"
+			if g != nil {
+				got = fmt.Sprint(*g)
+			}
+			errorf("%s: terminationGracePeriodSeconds %s; want more than %sshutdown_delay %s plus shutdown_timeout %s plus 5s (%s)", where, got, preStopText, delay, shutdown, bound)
+		}
+		// Behind a Service, the bridge goes on taking events until the
+		// Service has dropped the Pod.
+		if len(b.services) > 0 && delay <= 0 {
+			errorf("%s: config shutdown_delay %s behind Service %s: want a few seconds, or posts are refused between SIGTERM and the Service dropping the Pod", where, delay, b.services[0].Name)
 		}
 
 		// Security context, the container's over the Pod's.

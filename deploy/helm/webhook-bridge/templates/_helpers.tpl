@@ -37,13 +37,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The whole seconds of config.shutdown_timeout (a Go duration such as 30s,
-1m30s or 2.5s; default 30s), rounded up.
+The whole seconds of a duration of config, rounded up: called with a dict
+of key (the config key, for the error), value (its value) and default (a
+Go duration, taken when value is unset). A duration is a Go duration such
+as 30s, 1m30s or 2.5s; anything else fails, naming config.<key>.
 */}}
-{{- define "webhook-bridge.shutdownSeconds" -}}
-{{- $d := toString (default "30s" .Values.config.shutdown_timeout) }}
+{{- define "webhook-bridge.durationSeconds" -}}
+{{- $d := toString (default .default .value) }}
 {{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(h|m|s|ms|us|µs|ns))+$" $d) }}
-{{- fail (printf "config.shutdown_timeout %q: want a Go duration such as 30s or 1m30s" $d) }}
+{{- fail (printf "config.%s %q: want a Go duration such as 30s or 1m30s" .key $d) }}
 {{- end }}
 {{- $units := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 "us" 0.000001 "µs" 0.000001 "ns" 0.000000001 }}
 {{- $total := 0.0 }}
@@ -118,12 +120,6 @@ The whole seconds of config.shutdown_timeout (a Go duration such as 30s,
     periodSeconds: 5
     timeoutSeconds: 2
     failureThreshold: 2
-  {{- if gt (int .Values.preStopSleepSeconds) 0 }}
-  lifecycle:
-    preStop:
-      sleep:
-        seconds: {{ .Values.preStopSleepSeconds }}
-  {{- end }}
   resources:
     {{- toYaml .Values.resources | nindent 4 }}
   securityContext:
