@@ -180,6 +180,8 @@ func exampleConfigs(t *testing.T, topKeys map[string]bool) (found []exampleConfi
 			switch {
 			case err != nil:
 				why = "not YAML on its own: " + strings.ReplaceAll(err.Error(), "\n", " ")
+			case v == nil:
+				why = "comments only"
 			case !isMap:
 				why = fmt.Sprintf("a %T, not a mapping: a piece of a config", v)
 			default:
