@@ -500,10 +500,7 @@ func (c *Config) validate() error {
 	seen := map[string]bool{}
 	for i, s := range c.Subscriptions {
 		if err := webhook.Compile(s); err != nil {
-			if s.ID == "" {
-				return fmt.Errorf("config: subscriptions[%d]: %w", i, err)
-			}
-			return fmt.Errorf("config: %w", err)
+			return fmt.Errorf("config: subscriptions[%d]: %w", i, err)
 		}
 		if seen[s.ID] {
 			return fmt.Errorf("config: subscriptions[%d]: id %q is used twice", i, s.ID)

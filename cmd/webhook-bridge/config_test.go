@@ -21,7 +21,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown top-level key", "listen: 127.0.0.1:1\nlisten_addr: x\n", "config: unknown key listen_addr (line 2)"},
 		{"unknown nested key", "auth:\n  jwt_secrt: x\n", "config: unknown key auth.jwt_secrt (line 2)"},
 		{"unknown subscription key", validSub + "    filtr: x\n", "config: unknown key subscriptions[0].filtr (line 6)"},
-		{"filter does not compile", validSub + "    filter: data.x ==\n", `config: webhook: subscription "orders": filter: unexpected token EOF (line 1, column 9)`},
+		{"filter does not compile", validSub + "    filter: data.x ==\n", `config: subscriptions[0]: webhook: subscription "orders": filter: unexpected token EOF (line 1, column 9)`},
 		{"filter not bool", validSub + "    filter: '\"text\"'\n", `subscription "orders": filter: expected bool, but got string`},
 		{"bad url", "subscriptions:\n  - id: a\n    topic: t\n    url: ftp://x\n", `subscription "a": url "ftp://x": scheme must be http or https`},
 		{"no id", "subscriptions:\n  - topic: t\n    url: http://x\n", "config: subscriptions[0]: webhook: subscription without an id"},

@@ -97,7 +97,7 @@ func TestConfigCheckRefuses(t *testing.T) {
 		{"bad enum", "start: middle\n", `config: start "middle": want end or beginning`},
 		{"missing variable", "auth:\n  admin_token: ${CHECK_NOT_SET}\n", "config: auth.admin_token: environment variable CHECK_NOT_SET is not set"},
 		{"bad redis url with a password", "redis:\n  url: redis://:r3dis-pw@h:6379/x\n", "config: redis.url redis://:xxxxx@h:6379/x"},
-		{"secret that is not one", valid + "    secret: whsec_pa55w0rd\n", `config: webhook: subscription "a": secret 1:`},
+		{"secret that is not one", valid + "    secret: whsec_pa55w0rd\n", `config: subscriptions[0]: webhook: subscription "a": secret 1:`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, code := runCLI(t, "config", "check", writeConfig(t, tc.yaml))
