@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/webhook"
 )
 
 // loaderKeys lists the key paths the loader knows, walking t as checkKeys
@@ -44,6 +48,7 @@ type schemaNode struct {
 	Items                *schemaNode            `json:"items"`
 	AnyOf                []*schemaNode          `json:"anyOf"`
 	Description          string                 `json:"description"`
+	Default              any                    `json:"default"`
 	Defs                 map[string]*schemaNode `json:"$defs"`
 }
 
@@ -76,6 +81,104 @@ func schemaKeys(t *testing.T, root, n *schemaNode, path string, keys map[string]
 	if n.Items != nil {
 		keys[path+"[]"] = true
 		schemaKeys(t, root, n.Items, path+"[]", keys)
+	}
+}
+
+// schemaDefaults maps the top-level and section keys of the schema to
+// their defaults, where they give one.
+func schemaDefaults(root *schemaNode) map[string]any {
+	out := map[string]any{}
+	for name, p := range root.Properties {
+		if p.Default != nil {
+			out[name] = p.Default
+		}
+		for sub, q := range p.Properties {
+			if q.Default != nil {
+				out[name+"."+sub] = q.Default
+			}
+		}
+	}
+	return out
+}
+
+// loaderValue is the field of v at a dotted yaml path.
+func loaderValue(v reflect.Value, path string) (reflect.Value, bool) {
+	for key := range strings.SplitSeq(path, ".") {
+		for v.Kind() == reflect.Pointer {
+			v = v.Elem()
+		}
+		found := false
+		for i := range v.NumField() {
+			if name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); name == key {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return v, false
+		}
+	}
+	for v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	return v, true
+}
+
+// TestSchemaDefaults checks the schema's defaults against an empty config
+// completed by the loader, where the loader fills the key in itself (some
+// defaults are the library's, applied later: those the schema gives as
+// the loader leaves the key zero are skipped).
+func TestSchemaDefaults(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/config.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root schemaNode
+	if err := json.Unmarshal(raw, &root); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, key := range slices.Sorted(maps.Keys(schemaDefaults(&root))) {
+		def := schemaDefaults(&root)[key]
+		v, ok := loaderValue(reflect.ValueOf(cfg).Elem(), key)
+		if !ok {
+			t.Errorf("schema default of %s: the loader has no such key", key)
+			continue
+		}
+		if v.IsZero() {
+			continue
+		}
+		var want any
+		switch {
+		case v.Type() == reflect.TypeFor[webhook.Duration]():
+			d, err := time.ParseDuration(fmt.Sprint(def))
+			if err != nil {
+				t.Errorf("schema default of %s: %v", key, err)
+				continue
+			}
+			want = webhook.Duration(d)
+		case v.Kind() == reflect.String:
+			want = fmt.Sprint(def)
+		case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+			f, _ := def.(float64)
+			want = reflect.ValueOf(int64(f)).Convert(v.Type()).Interface()
+		default:
+			want = def
+		}
+		if got := v.Interface(); !reflect.DeepEqual(got, want) {
+			if d, ok := got.(webhook.Duration); ok {
+				got = time.Duration(d)
+			}
+			t.Errorf("%s: the schema's default is %v, the loader's %v", key, def, got)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Errorf("only %d defaults compared", checked)
 	}
 }
 
