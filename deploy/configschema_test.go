@@ -378,6 +378,7 @@ func TestBadConfigs(t *testing.T) {
 		{"out of range: partitions", "partitions: 1000\n", "partitions"},
 		{"out of range: sample_ratio", "telemetry:\n  sample_ratio: 2\n", "telemetry.sample_ratio"},
 		{"bad topic", sub + "    topic: order.*.created\n", "topic"},
+		{"a public key as a secret", sub + "    secret: whpk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", "subscriptions[0]"},
 		{"rate limit without per_second", "endpoints:\n  - url: https://hooks.example.com\n    rate_limit: {burst: 5}\n", "per_second"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
