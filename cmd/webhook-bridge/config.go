@@ -20,10 +20,12 @@ import (
 	"github.com/switchyard-go/switchyard/webhook"
 )
 
-// Config is the bridge's YAML configuration; see README and
-// examples/bridge.yaml. A value "${NAME}" anywhere in a string (filters
-// excepted) is replaced by the environment variable NAME, and
-// "${NAME:-default}" by default when NAME is unset or empty.
+// Config is the bridge's YAML configuration; see README,
+// examples/bridge.yaml and docs/config.schema.json (kept to these types by
+// schema_test.go). A value "${NAME}" anywhere in a string or a duration
+// (filter and partition_key excepted) is replaced by the environment
+// variable NAME, and "${NAME:-default}" by default when NAME is unset or
+// empty; numbers and booleans are not expanded.
 type Config struct {
 	// Listen is the HTTP address. default: 127.0.0.1:8080
 	Listen string `yaml:"listen"`
