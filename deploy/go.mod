@@ -7,7 +7,7 @@ replace github.com/switchyard-go/switchyard => ../
 require (
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/switchyard-go/switchyard v0.0.0-00010101000000-000000000000
-	golang.org/x/mod v0.41.0
+	golang.org/x/mod v0.43.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
