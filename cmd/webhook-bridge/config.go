@@ -20,10 +20,12 @@ import (
 	"github.com/switchyard-go/switchyard/webhook"
 )
 
-// Config is the bridge's YAML configuration; see README and
-// examples/bridge.yaml. A value "${NAME}" anywhere in a string (filters
-// excepted) is replaced by the environment variable NAME, and
-// "${NAME:-default}" by default when NAME is unset or empty.
+// Config is the bridge's YAML configuration; see README,
+// examples/bridge.yaml and docs/config.schema.json (kept to these types by
+// schema_test.go). A value "${NAME}" anywhere in a string or a duration
+// (filter and partition_key excepted) is replaced by the environment
+// variable NAME, and "${NAME:-default}" by default when NAME is unset or
+// empty; numbers and booleans are not expanded.
 type Config struct {
 	// Listen is the HTTP address. default: 127.0.0.1:8080
 	Listen string `yaml:"listen"`
@@ -172,7 +174,11 @@ func parseConfig(raw []byte) (*Config, error) {
 		if err := checkKeys(doc, reflect.TypeOf(*cfg), ""); err != nil {
 			return nil, err
 		}
-		if err := expandEnv(doc, ""); err != nil {
+		expanded := map[*yaml.Node]bool{}
+		if err := expandEnv(doc, "", expanded); err != nil {
+			return nil, err
+		}
+		if err := checkTypes(doc, reflect.TypeOf(*cfg), "", expanded); err != nil {
 			return nil, err
 		}
 		if err := doc.Decode(cfg); err != nil {
@@ -227,16 +233,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			return nil // a type error, which Decode reports
+			return nil // a type error, which checkTypes reports
 		}
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name != "" && name != "-" {
-				fields[name] = f.Type
-			}
-		}
+		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
 			ft, ok := fields[key]
@@ -260,6 +259,92 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	return nil
 }
 
+// yamlFields maps the YAML keys of struct type t to their fields' types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+	return fields
+}
+
+var yamlLinePrefix = regexp.MustCompile(`^line \d+: `)
+
+// checkTypes decodes every value that is not a mapping into a struct or
+// a list into a slice on its own, into its field's type, so that a value
+// of the wrong type is refused with its key's path: the YAML library
+// names only a line. It runs after expandEnv, whose replacements are in
+// expanded.
+func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.Node]bool) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	custom := reflect.PointerTo(t).Implements(yamlUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)
+	switch {
+	case !custom && t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			ft, ok := fields[key]
+			if !ok {
+				continue // refused by checkKeys
+			}
+			if err := checkTypes(n.Content[i+1], ft, join(path, key), expanded); err != nil {
+				return err
+			}
+		}
+		return nil
+	case !custom && t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := checkTypes(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", expanded); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimPrefix(yamlError(err).Error(), "config: ")
+	msg = yamlLinePrefix.ReplaceAllString(msg, "")
+	if expanded[n] {
+		// Not the value: the variable may hold a secret.
+		msg = "the text ${NAME} gave is not " + typeWord(t)
+		switch t.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Float32, reflect.Float64:
+			if t != reflect.TypeFor[webhook.Duration]() {
+				msg += " (${NAME} is replaced in strings and durations only: write numbers and booleans as they are)"
+			}
+		}
+	}
+	where := path
+	if where == "" {
+		where = "the document"
+	}
+	return fmt.Errorf("config: %s (line %d): %s", where, n.Line, msg)
+}
+
+// typeWord names what a value of type t is written as.
+func typeWord(t reflect.Type) string {
+	if t == reflect.TypeFor[webhook.Duration]() {
+		return "a Go duration such as 5s or 2h"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a " + t.String()
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -273,7 +358,7 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 // variable, and ${NAME:-default} with default when NAME is unset or
 // empty, except in filters and partition_key (expressions are not
 // templates).
-func expandEnv(n *yaml.Node, path string) error {
+func expandEnv(n *yaml.Node, path string, expanded map[*yaml.Node]bool) error {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -281,18 +366,21 @@ func expandEnv(n *yaml.Node, path string) error {
 			if key == "filter" || key == "partition_key" {
 				continue
 			}
-			if err := expandEnv(n.Content[i+1], join(path, key)); err != nil {
+			if err := expandEnv(n.Content[i+1], join(path, key), expanded); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
-			if err := expandEnv(item, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			if err := expandEnv(item, path+"["+strconv.Itoa(i)+"]", expanded); err != nil {
 				return err
 			}
 		}
 	case yaml.ScalarNode:
 		var missing []string
+		if envRef.MatchString(n.Value) {
+			expanded[n] = true
+		}
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			m := envRef.FindStringSubmatch(ref)
 			name, def := m[1], m[2]
@@ -419,10 +507,7 @@ func (c *Config) validate() error {
 	seen := map[string]bool{}
 	for i, s := range c.Subscriptions {
 		if err := webhook.Compile(s); err != nil {
-			if s.ID == "" {
-				return fmt.Errorf("config: subscriptions[%d]: %w", i, err)
-			}
-			return fmt.Errorf("config: %w", err)
+			return fmt.Errorf("config: subscriptions[%d]: %w", i, err)
 		}
 		if seen[s.ID] {
 			return fmt.Errorf("config: subscriptions[%d]: id %q is used twice", i, s.ID)

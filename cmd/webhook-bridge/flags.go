@@ -95,6 +95,10 @@ Usage:
   webhook-bridge recover --config FILE --subscription ID --since 24h [--until T]
         deliver again what the subscription was offered in the window and never
         got (dead-lettered, or skipped while disabled), each once, in order
+  webhook-bridge config check FILE
+        load and validate FILE as the bridge would at start (environment
+        included), connecting to nothing, and print what it would run,
+        secrets left out; exit status 1 with the key at fault otherwise
   webhook-bridge --version
         print the version and exit
   webhook-bridge --help

@@ -12,6 +12,11 @@
 //	                                            print dead letters, one JSON object per line
 //	webhook-bridge dlq replay --config FILE [--subscription ID] [--event ID]
 //	                                            deliver dead letters again
+//	webhook-bridge log --config FILE [--event ID] [--subscription ID] [--since 1h] ...
+//	                                            print delivery attempts from the delivery log
+//	webhook-bridge recover --config FILE --subscription ID --since 24h [--until T]
+//	                                            deliver again what a subscription never got
+//	webhook-bridge config check FILE            load and validate FILE, print what would run
 //	webhook-bridge --version                    print the version
 //	webhook-bridge --help                       print the usage
 //
@@ -50,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		printUsage(stdout)
 		return nil
 	}
+	if len(args) > 0 && args[0] == "config" {
+		return runConfig(args[1:], stdout)
+	}
 	if len(args) > 0 && args[0] == "recover" {
 		routeRedisLog(slog.New(slog.NewTextHandler(stderr, nil)))
 		return runRecover(args[1:], stdout)
@@ -74,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if flags.config == "" || fs.NArg() > 0 {
-		return errors.New("usage: webhook-bridge --config FILE | webhook-bridge dlq list|replay --config FILE (see webhook-bridge --help)")
+		return errors.New("usage: webhook-bridge --config FILE | webhook-bridge dlq list|replay --config FILE | webhook-bridge config check FILE (see webhook-bridge --help)")
 	}
 	cfg, err := loadConfig(flags.config)
 	if err != nil {

@@ -28,7 +28,7 @@ func TestPartitionConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"negative", "partitions: -1\n", "config: partitions is negative"},
 		{"too many", "partitions: 300\n", "config: partitions 300: at most 256"},
-		{"not a number", "partitions: six\n", "config: line 1: cannot unmarshal !!str `six` into int"},
+		{"not a number", "partitions: six\n", "config: partitions (line 1): cannot unmarshal !!str `six` into int"},
 		{"drain negative", "partitions: 3\ndrain_partitions: -2\n", "config: drain_partitions is negative"},
 		{"drain not above", "partitions: 6\ndrain_partitions: 6\n", "config: drain_partitions 6: want the number of partitions before partitions was lowered, above partitions (6)"},
 		{"drain one", "drain_partitions: 1\n", "config: drain_partitions 1: want"},

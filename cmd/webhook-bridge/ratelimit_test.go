@@ -15,7 +15,7 @@ func TestConfigRateLimitErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"per_second zero", validSub + "    rate_limit: {per_second: 0}\n", `config: webhook: subscription "orders": rate_limit: per_second 0 is outside`},
+		{"per_second zero", validSub + "    rate_limit: {per_second: 0}\n", `config: subscriptions[0]: webhook: subscription "orders": rate_limit: per_second 0 is outside`},
 		{"per_second missing", validSub + "    rate_limit: {burst: 5}\n", `subscription "orders": rate_limit: per_second 0 is outside`},
 		{"per_second negative", validSub + "    rate_limit: {per_second: -3}\n", `subscription "orders": rate_limit: per_second -3 is outside`},
 		{"per_second too high", validSub + "    rate_limit: {per_second: 1e9}\n", `subscription "orders": rate_limit: per_second 1e+09 is outside`},
