@@ -147,7 +147,7 @@ type exampleConfig struct {
 
 // exampleConfigs finds the example configs: the YAML files of examples/
 // and cmd/webhook-bridge/testdata, and the fenced yaml blocks of
-// README.md and docs/webhook-bridge.md that are whole configs (a mapping
+// README.md, docs/webhook-bridge.md and docs/deploying.md that are whole configs (a mapping
 // whose top-level keys are all config keys). It returns the blocks it
 // skipped, with why.
 func exampleConfigs(t *testing.T, topKeys map[string]bool) (found []exampleConfig, skipped []string) {
@@ -171,7 +171,7 @@ func exampleConfigs(t *testing.T, topKeys map[string]bool) (found []exampleConfi
 		}
 		found = append(found, exampleConfig{strings.TrimPrefix(path, "../"), string(b)})
 	}
-	for _, doc := range []string{"../README.md", "../docs/webhook-bridge.md"} {
+	for _, doc := range []string{"../README.md", "../docs/webhook-bridge.md", "../docs/deploying.md"} {
 		for _, block := range yamlBlocks(t, doc) {
 			var v any
 			err := yaml.Unmarshal([]byte(block.text), &v)
@@ -246,11 +246,16 @@ func exampleEnv(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{
-		"REDIS_PASSWORD":     "example-password",
-		"SENTINEL_PASSWORD":  "example-sentinel-password",
-		"BRIDGE_JWT_SECRET":  "example-jwt-secret",
-		"ORDERS_SIGNING_KEY": private,
-		"WEBHOOK_SECRET":     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"REDIS_PASSWORD":         "example-password",
+		"SENTINEL_PASSWORD":      "example-sentinel-password",
+		"BRIDGE_JWT_SECRET":      "example-jwt-secret",
+		"ORDERS_SIGNING_KEY":     private,
+		"WEBHOOK_SECRET":         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"REDIS_URL":              "redis://127.0.0.1:6379/0",
+		"POD_NAME":               "webhook-bridge-7d9f8-abcde",
+		"JWT_SECRET":             "example-jwt-secret",
+		"ADMIN_TOKEN":            "example-admin-token",
+		"BILLING_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	}
 }
 

@@ -151,6 +151,8 @@ func describeConfig(b *strings.Builder, cfg *Config, plan exportPlan) {
 	line("targets", "%s", targets)
 	line("deliveries", "concurrency %d, per endpoint %s, in flight %s, timeout %s", cfg.Concurrency, orDefault(cfg.PerEndpoint, 16), orDefault(cfg.MaxInFlight, 64), time.Duration(cfg.Timeout))
 	line("retry", "%s", describeRetry(cfg))
+	delay, timeout := time.Duration(cfg.ShutdownDelay), time.Duration(cfg.ShutdownTimeout)
+	line("shutdown", "delay %s, timeout %s: exits within %s of SIGTERM (a container's grace period must be longer)", delay, timeout, delay+timeout+telemetryFlushTimeout)
 	deadLetters := "every one kept"
 	if cfg.DeadLetters.MaxLen > 0 {
 		deadLetters = "about " + strconv.FormatInt(cfg.DeadLetters.MaxLen, 10) + " kept"
