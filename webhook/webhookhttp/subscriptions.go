@@ -463,6 +463,9 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, sub webhook.Subsc
 		writeError(w, status, err.Error())
 		return
 	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", "/v1/subscriptions/"+url.PathEscape(sub.ID))
+	}
 	all, err := h.subs.all(r.Context())
 	if err == nil {
 		for _, v := range all {
