@@ -11,9 +11,11 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/docs"
 	"github.com/switchyard-go/switchyard/internal/openapitest"
+	"github.com/switchyard-go/switchyard/webhook"
 	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
@@ -171,5 +173,58 @@ func TestCreateSubscriptionLocation(t *testing.T) {
 	}
 	if status, body, _ := call(t, ts, "GET", loc, "admin", ""); status != 200 || !strings.Contains(body, `"id":"a.b-c"`) {
 		t.Errorf("GET %s: %d %s", loc, status, body)
+	}
+}
+
+// The description's enums are the values the code knows: a value added
+// to one must be added to the other.
+func TestOpenAPIEnums(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Enum       []string `yaml:"enum"`
+				Properties map[string]struct {
+					Enum []string `yaml:"enum"`
+				} `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(docs.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	schemas := doc.Components.Schemas
+	var outcomes, states []string
+	for _, o := range webhook.Outcomes {
+		outcomes = append(outcomes, string(o))
+	}
+	for _, s := range []webhook.HealthState{webhook.StateDisabled, webhook.StateCircuitOpen, webhook.StateFailing, webhook.StateRateLimited, webhook.StateHealthy} {
+		states = append(states, string(s))
+	}
+	kinds := []string{string(webhook.KindExhausted), string(webhook.KindGone), string(webhook.KindUndeliverable), string(webhook.KindOrphaned), string(webhook.KindUnhandled)}
+	for _, c := range []struct {
+		name      string
+		described []string
+		known     []string
+	}{
+		{"Outcome", schemas["Outcome"].Enum, outcomes},
+		{"DeadLetterKind", schemas["DeadLetterKind"].Enum, kinds},
+		{"Health.state", schemas["Health"].Properties["state"].Enum, states},
+		{"Subscription.signing", schemas["SubscriptionInput"].Properties["signing"].Enum, []string{webhookhttp.SigningEd25519}},
+	} {
+		d, k := slices.Sorted(slices.Values(c.described)), slices.Sorted(slices.Values(c.known))
+		if !slices.Equal(d, k) {
+			t.Errorf("%s: docs/openapi.yaml has %q, the code %q", c.name, d, k)
+		}
+	}
+	// Each kind is refused or taken by GET /v1/dlq as the description says.
+	ts := httptest.NewServer(fullHandler(t))
+	defer ts.Close()
+	for _, k := range kinds {
+		if status, body, _ := call(t, ts, "GET", "/v1/dlq?kind="+k, "admin", ""); status != 200 {
+			t.Errorf("GET /v1/dlq?kind=%s: %d %s, want 200", k, status, body)
+		}
+	}
+	if status, body, _ := call(t, ts, "GET", "/v1/dlq?kind=lost", "admin", ""); status != 400 {
+		t.Errorf("GET /v1/dlq?kind=lost: %d %s, want 400", status, body)
 	}
 }
