@@ -106,9 +106,9 @@ type session struct {
 
 // Kinds of requests whose validation differs.
 const (
-	valid        = iota // request and response must match the description
-	breaksOnPurpose     // a request the description refuses (no token, a bad field): only the response is held to it
-	undescribed         // a path or method the description has not: the answer must be the error shape
+	valid           = iota // request and response must match the description
+	breaksOnPurpose        // a request the description refuses (no token, a bad field): only the response is held to it
+	undescribed            // a path or method the description has not: the answer must be the error shape
 )
 
 func (s *session) call(kind int, method, target, token string, body any, header ...string) *exchange {
@@ -443,8 +443,8 @@ subscriptions:
 	})
 	var dead struct {
 		DeadLetters []struct {
-			ID             string `json:"id"`
-			SubscriptionID string `json:"subscription_id"`
+			ID             string              `json:"id"`
+			SubscriptionID string              `json:"subscription_id"`
 			Event          struct{ ID string } `json:"event"`
 		} `json:"dead_letters"`
 		Next string `json:"next"`

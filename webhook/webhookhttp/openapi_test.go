@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
@@ -226,5 +227,41 @@ func TestOpenAPIEnums(t *testing.T) {
 	}
 	if status, body, _ := call(t, ts, "GET", "/v1/dlq?kind=lost", "admin", ""); status != 400 {
 		t.Errorf("GET /v1/dlq?kind=lost: %d %s, want 400", status, body)
+	}
+}
+
+// An id posted while another request is emitting it is 409 with
+// Retry-After, as described: the client knows to post again.
+func TestIngestBusyRetryAfter(t *testing.T) {
+	pub := &blockingPublisher{next: &recorder{}, entered: make(chan struct{}), release: make(chan struct{})}
+	ts, _ := api(t, webhookhttp.Config{Publisher: pub})
+	first := make(chan int, 1)
+	go func() {
+		resp, err := ts.Client().Post(ts.URL+"/v1/events", "application/json", strings.NewReader(`{"name": "a", "payload": 1, "id": "busy-1"}`))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	select {
+	case <-pub.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached Emit")
+	}
+	resp, err := ts.Client().Post(ts.URL+"/v1/events", "application/json", strings.NewReader(`{"name": "a", "payload": 1, "id": "busy-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(pub.release)
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("the same id while it is emitted: %d, Retry-After %q; want 409 with Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	problem(t, http.StatusConflict, string(body), resp.Header.Get("Content-Type"))
+	if status := <-first; status != http.StatusAccepted {
+		t.Errorf("the first request: %d, want 202", status)
 	}
 }
