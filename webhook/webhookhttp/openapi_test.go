@@ -265,3 +265,17 @@ func TestIngestBusyRetryAfter(t *testing.T) {
 		t.Errorf("the first request: %d, want 202", status)
 	}
 }
+
+// The admin API creates no subscription "check": its path is the check
+// endpoint's, where OpenAPI tooling would never look for a subscription.
+func TestCreateSubscriptionCheckIDReserved(t *testing.T) {
+	ts := httptest.NewServer(fullHandler(t))
+	defer ts.Close()
+	status, body, ct := call(t, ts, "POST", "/v1/subscriptions", "admin", `{"id": "check", "topic": "*", "url": "http://127.0.0.1:1/x"}`)
+	if p := problem(t, status, body, ct); status != 400 || !strings.Contains(p.Error, "reserved") {
+		t.Errorf("create id check: %d %s, want 400 saying it is reserved", status, body)
+	}
+	if status, body, _ := call(t, ts, "GET", "/v1/subscriptions/check", "admin", ""); status != 404 {
+		t.Errorf("GET /v1/subscriptions/check after the refusal: %d %s, want 404", status, body)
+	}
+}
