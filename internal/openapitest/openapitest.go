@@ -126,6 +126,9 @@ func wildcards(path string) []string {
 	return out
 }
 
+// shape returns path with every wildcard's name dropped: "/a/{}/b".
+func shape(path string) string { return wildcard.ReplaceAllString(path, "{}") }
+
 // Compare holds the patterns a server mounted to the operations: it
 // returns what is wrong with the description's own path parameters, the
 // patterns it does not describe (a pattern without a method, which takes
@@ -174,6 +177,11 @@ func Compare(ops []Operation, patterns []string) (problems, undescribed, unmount
 		o, ok := byKey[method+" "+path]
 		if !ok {
 			undescribed = append(undescribed, p)
+			for _, other := range ops {
+				if other.Method == method && shape(other.Path) == shape(path) {
+					problems = append(problems, fmt.Sprintf("pattern %q: the description has the path as %q: its wildcards are named differently", p, other.Path))
+				}
+			}
 			continue
 		}
 		mounted[o.Key()] = true

@@ -38,7 +38,13 @@ func TestCompare(t *testing.T) {
 	if len(undescribed) != 0 || len(unmounted) != 0 {
 		t.Errorf("undescribed %q, unmounted %q; want none", undescribed, unmounted)
 	}
-	_, undescribed, unmounted = Compare(ops, []string{"GET /v1/things/{key}", "PUT /v1/things/{id}", "/v1/x"})
+	problems, undescribed, unmounted = Compare(ops, []string{"GET /v1/things/{key}", "PUT /v1/things/{id}", "/v1/x"})
+	if want := []string{
+		`POST /v1/other/{name}: path parameters [nom], but the path template has [name]`,
+		`pattern "GET /v1/things/{key}": the description has the path as "/v1/things/{id}": its wildcards are named differently`,
+	}; !slices.Equal(problems, want) {
+		t.Errorf("problems = %q, want %q", problems, want)
+	}
 	if want := []string{"/v1/x", "GET /v1/things/{key}", "PUT /v1/things/{id}"}; !slices.Equal(undescribed, want) {
 		t.Errorf("undescribed = %q, want %q", undescribed, want)
 	}
