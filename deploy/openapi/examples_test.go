@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"testing"
 
+	yaml "github.com/pb33f/go-yaml"
 	"github.com/pb33f/libopenapi"
 	"github.com/pb33f/libopenapi-validator/config"
 	"github.com/pb33f/libopenapi-validator/schema_validation"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 	"github.com/pb33f/libopenapi/orderedmap"
-	yaml "github.com/pb33f/go-yaml"
 
 	"github.com/switchyard-go/switchyard/docs"
 )
