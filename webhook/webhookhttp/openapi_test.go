@@ -186,6 +186,9 @@ func TestOpenAPIEnums(t *testing.T) {
 				Enum       []string `yaml:"enum"`
 				Properties map[string]struct {
 					Enum []string `yaml:"enum"`
+					Not  struct {
+						Enum []string `yaml:"enum"`
+					} `yaml:"not"`
 				} `yaml:"properties"`
 			} `yaml:"schemas"`
 		} `yaml:"components"`
@@ -211,6 +214,7 @@ func TestOpenAPIEnums(t *testing.T) {
 		{"DeadLetterKind", schemas["DeadLetterKind"].Enum, kinds},
 		{"Health.state", schemas["Health"].Properties["state"].Enum, states},
 		{"Subscription.signing", schemas["SubscriptionInput"].Properties["signing"].Enum, []string{webhookhttp.SigningEd25519}},
+		{"IncomingEvent.name's reserved", schemas["IncomingEvent"].Properties["name"].Not.Enum, []string{string(webhook.RetryEventName), string(webhook.RecoverEventName)}},
 	} {
 		d, k := slices.Sorted(slices.Values(c.described)), slices.Sorted(slices.Values(c.known))
 		if !slices.Equal(d, k) {
