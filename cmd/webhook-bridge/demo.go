@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
+	"github.com/switchyard-go/switchyard/webhook/webhookhttp"
 )
 
 // demoReceiver is the receiving end of the demo: it checks each
@@ -19,7 +22,11 @@ func demoReceiver(secret string, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			status := http.StatusBadRequest
+			if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			demoError(w, status, "reading the body: "+err.Error())
 			return
 		}
 		id, ts := r.Header.Get("Webhook-Id"), r.Header.Get("Webhook-Timestamp")
@@ -28,7 +35,7 @@ func demoReceiver(secret string, log *slog.Logger) http.HandlerFunc {
 			sec, _ := strconv.ParseInt(ts, 10, 64)
 			if !webhook.Verify(secret, id, sec, body, r.Header.Get("Webhook-Signature")) {
 				log.Warn("demo receiver: signature does NOT verify", "webhook_id", id)
-				http.Error(w, "bad signature", http.StatusUnauthorized)
+				demoError(w, http.StatusUnauthorized, "bad signature: the webhook-signature header does not verify with demo.secret")
 				return
 			}
 			verified = "signature verified"
@@ -37,6 +44,14 @@ func demoReceiver(secret string, log *slog.Logger) http.HandlerFunc {
 			"attempt", r.Header.Get(webhook.HeaderAttempt), "body", string(body))
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// demoError answers the API's JSON error shape, as every route of the
+// bridge does.
+func demoError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(webhookhttp.Problem{Error: msg, Status: status})
 }
 
 // demoEmitter emits a sample event every interval until ctx is done.

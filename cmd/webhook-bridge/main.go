@@ -101,6 +101,27 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// mountBeside adds to api what the sidecar serves beside the API: the
+// console when an admin token is set, the demo's receiver in demo mode.
+// The function it returns stops what it started.
+func mountBeside(api *webhookhttp.Handler, cfg *Config, log *slog.Logger) (func(), error) {
+	stop := func() {}
+	if cfg.Auth.AdminToken != "" {
+		// The console is a client of the admin API: off without it.
+		console, err := webhookui.New(webhookui.Config{API: api, AdminToken: cfg.Auth.AdminToken, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		stop = func() { _ = console.Close() }
+		api.Handle("/ui/", console)
+		api.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
+	if cfg.Demo.Enabled {
+		api.Handle("POST /demo/receiver", demoReceiver(cfg.Demo.Secret, log))
+	}
+	return stop, nil
+}
+
 // serve runs the bridge until ctx is done, then shuts down gracefully.
 // ready, when not nil, receives the listening address.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- string) error {
@@ -162,19 +183,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err := api.Sync(ctx); err != nil {
 		return fmt.Errorf("loading subscriptions: %w", err)
 	}
-	if cfg.Auth.AdminToken != "" {
-		// The console is a client of the admin API: off without it.
-		console, err := webhookui.New(webhookui.Config{API: api, AdminToken: cfg.Auth.AdminToken, Logger: log})
-		if err != nil {
-			return err
-		}
-		defer console.Close()
-		api.Handle("/ui/", console)
-		api.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	closeBeside, err := mountBeside(api, cfg, log)
+	if err != nil {
+		return err
 	}
-	if cfg.Demo.Enabled {
-		api.Handle("POST /demo/receiver", demoReceiver(cfg.Demo.Secret, log))
-	}
+	defer closeBeside()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

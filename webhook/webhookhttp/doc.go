@@ -1,8 +1,12 @@
 // Package webhookhttp is the HTTP surface of a webhook bridge, as an
 // [http.Handler] a program mounts on its own server: event ingest
 // (POST /v1/events), the subscription admin API (/v1/subscriptions), dead
-// letters (/v1/dlq), health (/healthz, /readyz) and, when given a
-// Prometheus registry, /metrics. The sidecar cmd/webhook-bridge is this
+// letters (/v1/dlq), health (/healthz, /readyz), its own OpenAPI 3.1
+// description (GET /openapi.yaml and /openapi.json, unauthenticated: the
+// file docs/openapi.yaml of this module, embedded by package docs) and,
+// when given a Prometheus registry, /metrics. [Handler.Patterns] lists
+// the routes mounted; tests hold them to the description. The sidecar
+// cmd/webhook-bridge is this
 // handler plus configuration; a Go service that runs a [webhook.Bridge]
 // itself mounts the same handler beside its own routes.
 //

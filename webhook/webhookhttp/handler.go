@@ -152,9 +152,10 @@ func (c *Config) setDefaults() {
 // stored subscriptions into the bridge with [Handler.Sync], and keep them
 // current with [Handler.Watch] when other replicas change them.
 type Handler struct {
-	cfg  Config
-	mux  *http.ServeMux
-	subs *subscriptions
+	cfg      Config
+	mux      *http.ServeMux
+	subs     *subscriptions
+	patterns []string // every pattern mounted, in order
 }
 
 // New returns the handler of cfg.
@@ -170,35 +171,43 @@ func New(cfg Config) (*Handler, error) {
 }
 
 func (h *Handler) routes() {
-	m := h.mux
-	m.Handle("POST /v1/events", h.traced(http.HandlerFunc(h.postEvents)))
-	m.HandleFunc("GET /v1/subscriptions", h.admin(h.listSubscriptions))
-	m.HandleFunc("POST /v1/subscriptions", h.admin(h.createSubscription))
-	m.HandleFunc("POST /v1/subscriptions/check", h.admin(h.checkSubscription))
-	m.HandleFunc("GET /v1/subscriptions/{id}", h.admin(h.getSubscription))
-	m.HandleFunc("PUT /v1/subscriptions/{id}", h.admin(h.putSubscription))
-	m.HandleFunc("DELETE /v1/subscriptions/{id}", h.admin(h.deleteSubscription))
-	m.HandleFunc("POST /v1/subscriptions/{id}/disable", h.admin(h.disableSubscription))
-	m.HandleFunc("POST /v1/subscriptions/{id}/enable", h.admin(h.enableSubscription))
-	m.HandleFunc("GET /v1/subscriptions/{id}/health", h.admin(h.subscriptionHealth))
-	m.HandleFunc("POST /v1/subscriptions/{id}/recover", h.admin(h.recoverSubscription))
-	m.HandleFunc("GET /v1/health", h.admin(h.listHealth))
-	m.HandleFunc("GET /v1/attempts", h.admin(h.listAttempts))
-	m.HandleFunc("GET /v1/events/{id}", h.admin(h.getEvent))
-	m.HandleFunc("GET /v1/dlq", h.admin(h.listDeadLetters))
-	m.HandleFunc("POST /v1/dlq/replay", h.admin(h.replayDeadLetters))
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	h.handle("POST /v1/events", h.traced(http.HandlerFunc(h.postEvents)))
+	h.handle("GET /v1/subscriptions", h.admin(h.listSubscriptions))
+	h.handle("POST /v1/subscriptions", h.admin(h.createSubscription))
+	h.handle("POST /v1/subscriptions/check", h.admin(h.checkSubscription))
+	h.handle("GET /v1/subscriptions/{id}", h.admin(h.getSubscription))
+	h.handle("PUT /v1/subscriptions/{id}", h.admin(h.putSubscription))
+	h.handle("DELETE /v1/subscriptions/{id}", h.admin(h.deleteSubscription))
+	h.handle("POST /v1/subscriptions/{id}/disable", h.admin(h.disableSubscription))
+	h.handle("POST /v1/subscriptions/{id}/enable", h.admin(h.enableSubscription))
+	h.handle("GET /v1/subscriptions/{id}/health", h.admin(h.subscriptionHealth))
+	h.handle("POST /v1/subscriptions/{id}/recover", h.admin(h.recoverSubscription))
+	h.handle("GET /v1/health", h.admin(h.listHealth))
+	h.handle("GET /v1/attempts", h.admin(h.listAttempts))
+	h.handle("GET /v1/events/{id}", h.admin(h.getEvent))
+	h.handle("GET /v1/dlq", h.admin(h.listDeadLetters))
+	h.handle("POST /v1/dlq/replay", h.admin(h.replayDeadLetters))
+	h.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	m.HandleFunc("GET /readyz", h.ready)
+	}))
+	h.handle("GET /readyz", http.HandlerFunc(h.ready))
 	if h.cfg.Gatherer != nil {
-		m.Handle("GET /metrics", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{}))
+		h.handle("GET /metrics", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
+	h.handle("GET /openapi.yaml", http.HandlerFunc(serveOpenAPIYAML))
+	h.handle("GET /openapi.json", http.HandlerFunc(serveOpenAPIJSON))
+}
+
+// handle mounts a route and records its pattern, so that tests can hold
+// the routes to the OpenAPI description.
+func (h *Handler) handle(pattern string, handler http.Handler) {
+	h.mux.Handle(pattern, handler)
+	h.patterns = append(h.patterns, pattern)
 }
 
 // Handle adds a route of the caller's to the handler's mux, with
 // net/http's pattern syntax: for pages served beside the API.
-func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+func (h *Handler) Handle(pattern string, handler http.Handler) { h.handle(pattern, handler) }
 
 // ServeHTTP answers a request; unknown paths and methods get the JSON
 // error shape too.

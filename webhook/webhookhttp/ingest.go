@@ -55,6 +55,11 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	emit, dups, claimed, status, err := h.dedupe(r, evs, given)
 	if err != nil {
+		if status == http.StatusConflict {
+			// Another request is emitting one of these ids; it is done
+			// within EmitTimeout, and usually at once.
+			w.Header().Set("Retry-After", "1")
+		}
 		writeError(w, status, err.Error())
 		return
 	}

@@ -445,8 +445,19 @@ func addSigningKey(sub *webhook.Subscription) error {
 	return nil
 }
 
+// reservedSubscriptionID is the one id the admin API does not create:
+// /v1/subscriptions/check is the check endpoint, so OpenAPI tooling,
+// which matches that literal path before /v1/subscriptions/{id}, could
+// never reach a subscription of that id. (One in the config file is
+// still served.)
+const reservedSubscriptionID = "check"
+
 func (h *Handler) createSubscription(w http.ResponseWriter, r *http.Request) {
 	if sub, ok := h.readSubscription(w, r); ok {
+		if sub.ID == reservedSubscriptionID {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("subscription %q: id: reserved, as /v1/subscriptions/%s is the check endpoint; choose another", sub.ID, sub.ID))
+			return
+		}
 		h.save(w, r, sub, true)
 	}
 }
@@ -462,6 +473,9 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, sub webhook.Subsc
 	if err != nil {
 		writeError(w, status, err.Error())
 		return
+	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", "/v1/subscriptions/"+url.PathEscape(sub.ID))
 	}
 	all, err := h.subs.all(r.Context())
 	if err == nil {

@@ -1,0 +1,256 @@
+package openapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/internal/redistest"
+)
+
+// What TestMain sets up once: the bridge binary built from this checkout,
+// a redis-server, and (in the background) the npm packages of the client
+// test.
+var (
+	bridgeBinary string
+	redisServer  *redistest.Server
+	nodeDir      string
+	nodeReady    = make(chan struct{})
+	nodeErr      error
+)
+
+// wait bounds every wait for a delivery or a process.
+const wait = 30 * time.Second
+
+func TestMain(m *testing.M) { os.Exit(setUp(m)) }
+
+func setUp(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "switchyard-openapi-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "openapi:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	nodeDir = filepath.Join(dir, "node")
+	go func() {
+		defer close(nodeReady)
+		nodeErr = installNode(nodeDir)
+	}()
+	defer func() { <-nodeReady }() // the temporary directory outlives npm
+
+	bridgeBinary = filepath.Join(dir, "webhook-bridge")
+	build := exec.Command("go", "build", "-o", bridgeBinary, "./cmd/webhook-bridge")
+	build.Dir = "../.." // the switchyard module
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "openapi: building webhook-bridge: %v\n%s", err, out)
+		return 1
+	}
+	redisDir := filepath.Join(dir, "redis")
+	if err := os.Mkdir(redisDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "openapi:", err)
+		return 1
+	}
+	if redisServer, err = redistest.Start(redisDir); err != nil {
+		fmt.Fprintln(os.Stderr, "openapi:", err)
+		return 1
+	}
+	defer redisServer.Kill()
+	return m.Run()
+}
+
+// installNode installs node/package.json's pinned packages into dir.
+// Missing node or npm is an error, never a reason to skip.
+func installNode(dir string) error {
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: the client test needs Node.js and npm (scripts/test installs them): %w", tool, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"package.json", "client.ts", "tsconfig.json"} {
+		b, err := os.ReadFile(filepath.Join("node", name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	npm := exec.CommandContext(ctx, "npm", "install", "--prefix", dir,
+		"--no-audit", "--no-fund", "--no-package-lock", "--ignore-scripts", "--loglevel=error")
+	npm.Dir = dir
+	npm.Env = append(os.Environ(), "npm_config_update_notifier=false")
+	if out, err := npm.CombinedOutput(); err != nil {
+		return fmt.Errorf("npm install of node/package.json's packages: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// bridge is a running webhook-bridge process.
+type bridge struct {
+	addr   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    bytes.Buffer
+	exited chan struct{}
+}
+
+// startBridge writes config, with LISTEN replaced by a free loopback
+// address and REDIS by the server's, and runs the bridge until it says it
+// listens. It is killed when the test ends; its log is shown if the test
+// failed.
+func startBridge(t *testing.T, config string) *bridge {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	config = strings.NewReplacer("LISTEN", addr, "REDIS", redisServer.Addr).Replace(config)
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &bridge{addr: addr, exited: make(chan struct{})}
+	b.cmd = exec.Command(bridgeBinary, "--config", path)
+	stderr, err := b.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		said := false
+		for sc.Scan() {
+			b.mu.Lock()
+			b.log.WriteString(sc.Text() + "\n")
+			b.mu.Unlock()
+			if !said && strings.Contains(sc.Text(), "webhook-bridge: listening") {
+				said = true
+				close(listening)
+			}
+		}
+		_ = b.cmd.Wait()
+		close(b.exited)
+	}()
+	t.Cleanup(func() {
+		_ = b.cmd.Process.Signal(syscall.SIGKILL)
+		<-b.exited
+		if t.Failed() {
+			t.Logf("webhook-bridge log:\n%s", b.logs())
+		}
+	})
+	select {
+	case <-listening:
+	case <-b.exited:
+		t.Fatalf("webhook-bridge exited before listening:\n%s", b.logs())
+	case <-time.After(wait):
+		t.Fatalf("webhook-bridge not listening within %s:\n%s", wait, b.logs())
+	}
+	return b
+}
+
+func (b *bridge) logs() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.log.String()
+}
+
+// jwtHS256 returns an HS256 JWT of claims signed with secret.
+func jwtHS256(secret string, claims map[string]any) string {
+	enc := base64.RawURLEncoding
+	head := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	body, _ := json.Marshal(claims)
+	signing := head + "." + enc.EncodeToString(body)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(signing))
+	return signing + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// receiver is an httptest-like server on a loopback port that records
+// the deliveries it gets: /ok answers 204, /fail 500 (with a body the
+// delivery log keeps).
+type receiver struct {
+	srv  *http.Server
+	url  string
+	mu   sync.Mutex
+	got  map[string][]string // path -> webhook-ids
+	body map[string]string   // webhook-id -> body
+}
+
+func startReceiver(t *testing.T) *receiver {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{url: "http://" + l.Addr().String(), got: map[string][]string{}, body: map[string]string{}}
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got[req.URL.Path] = append(r.got[req.URL.Path], req.Header.Get("webhook-id"))
+		r.body[req.Header.Get("webhook-id")] = string(b)
+		r.mu.Unlock()
+		if req.URL.Path == "/fail" {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, "receiver down for maintenance")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = r.srv.Serve(l) }()
+	t.Cleanup(func() { _ = r.srv.Close() })
+	return r
+}
+
+// delivered returns the webhook-ids path received.
+func (r *receiver) delivered(path string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got[path]...)
+}
+
+// bodyOf returns the body of the delivery with webhook-id id.
+func (r *receiver) bodyOf(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.body[id]
+}
+
+// eventually polls cond until it holds or wait passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", wait, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
