@@ -26,6 +26,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/switchyard-go/switchyard/internal/bridgetest"
 	"github.com/switchyard-go/switchyard/webhook"
 )
 
@@ -106,12 +107,7 @@ func bridge(t *testing.T) string {
 			return
 		}
 		bridgeBinary = filepath.Join(dir, "webhook-bridge")
-		// In the root module, with its own go.sum.
-		build := exec.Command("go", "build", "-o", bridgeBinary, "./cmd/webhook-bridge")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			bridgeErr = fmt.Errorf("building webhook-bridge: %v\n%s", err, out)
-		}
+		bridgeErr = bridgetest.Build("..", bridgeBinary)
 	})
 	if bridgeErr != nil {
 		t.Fatal(bridgeErr)

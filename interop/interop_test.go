@@ -207,7 +207,7 @@ subscriptions:
 		if !c.viaHTTP() {
 			continue
 		}
-		id := postEvent(t, b.addr, c.post)
+		id := postEvent(t, b.Addr, c.post)
 		if c.ev.ID != "" && string(c.ev.ID) != id {
 			t.Errorf("%s: POST /v1/events answered id %q, want %q", c.name, id, c.ev.ID)
 		}

@@ -72,7 +72,7 @@ func TestAdv10TraceHeadersLeaveSignaturesVerifiable(t *testing.T) {
 			}
 			b := startBridge(t, fmt.Sprintf("listen: LISTEN\n%ssubscriptions:\n  - id: s\n    topic: order.created\n    url: %s/hook\n    secret: %s\n", tel, recv.URL, secret))
 			for i, h := range traceHeaders {
-				req, _ := http.NewRequest(http.MethodPost, "http://"+b.addr+"/v1/events", strings.NewReader(fmt.Sprintf(`{"name":"order.created","payload":{"i":%d,"s":"\u00e9\u2028"}}`, i)))
+				req, _ := http.NewRequest(http.MethodPost, "http://"+b.Addr+"/v1/events", strings.NewReader(fmt.Sprintf(`{"name":"order.created","payload":{"i":%d,"s":"\u00e9\u2028"}}`, i)))
 				req.Header.Set("Content-Type", "application/json")
 				if h.tp != "" {
 					req.Header["Traceparent"] = []string{h.tp}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,17 +8,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/bridgetest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
@@ -39,8 +37,8 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		binary = filepath.Join(dir, "webhook-bridge")
-		if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building webhook-bridge: %v\n%s", err, out)
+		if err := bridgetest.Build("../..", binary); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		redisServer, err = redistest.Start(dir, "--appendonly", "yes", "--appendfsync", "always")
@@ -57,25 +55,16 @@ func TestMain(m *testing.M) {
 const wait = 15 * time.Second
 
 // freeAddr returns a loopback address no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return bridgetest.FreeAddr(t) }
 
-// proc is a running webhook-bridge process.
+// proc is a running webhook-bridge process, with this package's helpers.
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string
 	config string
-	mu     sync.Mutex
-	log    bytes.Buffer
-	exited chan struct{}
+	exited <-chan struct{}
+	bp     *bridgetest.Process
 }
 
 // startBridge writes config (with LISTEN replaced by a free address) and
@@ -92,69 +81,14 @@ func startBridge(t *testing.T, config string) *proc {
 
 func runBridge(t *testing.T, path, addr string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: addr, config: path, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary, "--config", path)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		said := false
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if !said && strings.Contains(sc.Text(), "webhook-bridge: listening") {
-				said = true
-				close(listening)
-			}
-		}
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stop(syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("bridge log:\n%s", p.logs())
-		}
-	})
-	select {
-	case <-listening:
-	case <-p.exited:
-		t.Fatalf("webhook-bridge exited before listening:\n%s", p.logs())
-	case <-time.After(wait):
-		t.Fatalf("webhook-bridge not listening within %s:\n%s", wait, p.logs())
-	}
-	return p
+	bp := bridgetest.Start(t, binary, path, addr, nil, wait)
+	return &proc{t: t, cmd: bp.Cmd, addr: addr, config: path, exited: bp.Exited(), bp: bp}
 }
 
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *proc) logs() string { return p.bp.Logs() }
 
 // stop sends sig and waits for the process to end.
-func (p *proc) stop(sig syscall.Signal) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.exited:
-	case <-time.After(wait):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
+func (p *proc) stop(sig syscall.Signal) { p.bp.Stop(sig, wait) }
 
 // post sends body to path with an optional bearer token and returns the
 // status and response body.

@@ -25,6 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/switchyard-go/switchyard/internal/bridgetest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
@@ -59,10 +60,7 @@ func setUp(t *testing.T) {
 			return
 		}
 		bridgeBinary = filepath.Join(workDir, "webhook-bridge")
-		build := exec.Command("go", "build", "-o", bridgeBinary, "./cmd/webhook-bridge")
-		build.Dir = "../.." // the switchyard module, with its own go.mod
-		if out, err := build.CombinedOutput(); err != nil {
-			setUpErr = fmt.Errorf("building webhook-bridge: %v\n%s", err, out)
+		if setUpErr = bridgetest.Build("../..", bridgeBinary); setUpErr != nil {
 			return
 		}
 		redisDir := filepath.Join(workDir, "redis")

@@ -46,11 +46,11 @@ auth:
 		return string(out)
 	}
 	bin := func(name string) string { return filepath.Join(nodeDir, "node_modules", ".bin", name) }
-	run(bin("openapi-typescript"), "http://"+b.addr+"/openapi.yaml", "-o", "schema.d.ts")
+	run(bin("openapi-typescript"), "http://"+b.Addr+"/openapi.yaml", "-o", "schema.d.ts")
 	run(bin("tsc"), "-p", "tsconfig.json")
 
 	jwt := jwtHS256(jwtSecret, map[string]any{"exp": time.Now().Add(time.Hour).Unix()})
-	out := run("node", filepath.Join("dist", "client.js"), "http://"+b.addr, adminToken, jwt, rcv.url+"/ok", "from-typescript-1")
+	out := run("node", filepath.Join("dist", "client.js"), "http://"+b.Addr, adminToken, jwt, rcv.url+"/ok", "from-typescript-1")
 	var res struct {
 		Status  int      `json:"status"`
 		IDs     []string `json:"ids"`

@@ -1,8 +1,6 @@
 package openapi
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -17,10 +15,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/bridgetest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
@@ -55,10 +53,8 @@ func setUp(m *testing.M) int {
 	defer func() { <-nodeReady }() // the temporary directory outlives npm
 
 	bridgeBinary = filepath.Join(dir, "webhook-bridge")
-	build := exec.Command("go", "build", "-o", bridgeBinary, "./cmd/webhook-bridge")
-	build.Dir = "../.." // the switchyard module
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "openapi: building webhook-bridge: %v\n%s", err, out)
+	if err := bridgetest.Build("../..", bridgeBinary); err != nil {
+		fmt.Fprintln(os.Stderr, "openapi:", err)
 		return 1
 	}
 	redisDir := filepath.Join(dir, "redis")
@@ -106,79 +102,19 @@ func installNode(dir string) error {
 	return nil
 }
 
-// bridge is a running webhook-bridge process.
-type bridge struct {
-	addr   string
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	log    bytes.Buffer
-	exited chan struct{}
-}
-
 // startBridge writes config, with LISTEN replaced by a free loopback
 // address and REDIS by the server's, and runs the bridge until it says it
 // listens. It is killed when the test ends; its log is shown if the test
 // failed.
-func startBridge(t *testing.T, config string) *bridge {
+func startBridge(t *testing.T, config string) *bridgetest.Process {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := bridgetest.FreeAddr(t)
 	config = strings.NewReplacer("LISTEN", addr, "REDIS", redisServer.Addr).Replace(config)
 	path := filepath.Join(t.TempDir(), "bridge.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := &bridge{addr: addr, exited: make(chan struct{})}
-	b.cmd = exec.Command(bridgeBinary, "--config", path)
-	stderr, err := b.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		said := false
-		for sc.Scan() {
-			b.mu.Lock()
-			b.log.WriteString(sc.Text() + "\n")
-			b.mu.Unlock()
-			if !said && strings.Contains(sc.Text(), "webhook-bridge: listening") {
-				said = true
-				close(listening)
-			}
-		}
-		_ = b.cmd.Wait()
-		close(b.exited)
-	}()
-	t.Cleanup(func() {
-		_ = b.cmd.Process.Signal(syscall.SIGKILL)
-		<-b.exited
-		if t.Failed() {
-			t.Logf("webhook-bridge log:\n%s", b.logs())
-		}
-	})
-	select {
-	case <-listening:
-	case <-b.exited:
-		t.Fatalf("webhook-bridge exited before listening:\n%s", b.logs())
-	case <-time.After(wait):
-		t.Fatalf("webhook-bridge not listening within %s:\n%s", wait, b.logs())
-	}
-	return b
-}
-
-func (b *bridge) logs() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.log.String()
+	return bridgetest.Start(t, bridgeBinary, path, addr, nil, wait)
 }
 
 // jwtHS256 returns an HS256 JWT of claims signed with secret.

@@ -309,7 +309,7 @@ subscriptions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &session{t: t, base: "http://" + b.addr, v: newValidator(t), ops: ops, covered: map[string]bool{},
+	s := &session{t: t, base: "http://" + b.Addr, v: newValidator(t), ops: ops, covered: map[string]bool{},
 		client: &http.Client{Timeout: wait, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	jwt := jwtHS256(jwtSecret, map[string]any{"sub": "openapi-test", "exp": time.Now().Add(time.Hour).Unix()})
 	expired := jwtHS256(jwtSecret, map[string]any{"sub": "openapi-test", "exp": time.Now().Add(-time.Hour).Unix()})
