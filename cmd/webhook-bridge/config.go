@@ -283,6 +283,12 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	// A value reached through an alias was written under another key,
+	// perhaps a secret one: it is checked here, and not shown.
+	aliased, line := false, n.Line
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n, aliased = n.Alias, true
+	}
 	custom := reflect.PointerTo(t).Implements(yamlUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)
 	switch {
 	case !custom && t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
@@ -312,6 +318,13 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 	}
 	msg := strings.TrimPrefix(yamlError(err).Error(), "config: ")
 	msg = yamlLinePrefix.ReplaceAllString(msg, "")
+	switch {
+	case aliased:
+		msg = "the value of the alias *" + n.Anchor + " is not " + typeWord(t) + " (not shown: it may be a secret)"
+	case holdsText(t):
+		// A text key refused for a tag: its value may be a secret.
+		msg = "want " + typeWord(t) + " without a tag such as !!int (the value is not shown: it may be a secret)"
+	}
 	if expanded[n] {
 		// Not the value: the variable may hold a secret.
 		msg = "the text ${NAME} gave is not " + typeWord(t)
@@ -326,7 +339,19 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 	if where == "" {
 		where = "the document"
 	}
-	return fmt.Errorf("config: %s (line %d): %s", where, n.Line, msg)
+	return fmt.Errorf("config: %s (line %d): %s", where, line, msg)
+}
+
+// holdsText reports whether t is text, or a list or map of text: the
+// kinds of key that hold passwords, tokens, secrets and header values.
+func holdsText(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String:
+		return true
+	case reflect.Slice, reflect.Map, reflect.Pointer:
+		return holdsText(t.Elem())
+	}
+	return false
 }
 
 // typeWord names what a value of type t is written as.
@@ -341,6 +366,12 @@ func typeWord(t reflect.Type) string {
 		return "a whole number"
 	case reflect.Float32, reflect.Float64:
 		return "a number"
+	case reflect.String:
+		return "text"
+	case reflect.Map:
+		return "a mapping of text"
+	case reflect.Slice:
+		return "a list of text"
 	}
 	return "a " + t.String()
 }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestConfigCheckHidesSecretsOfRefusedValues: a value refused for its
+// type is not printed when it may be a secret: the text of a ${NAME}
+// reached through an alias, any value reached through an alias (it was
+// written under another key, perhaps a secret one), and the value of a
+// text key refused for an explicit tag. The key's path is still named.
+func TestConfigCheckHidesSecretsOfRefusedValues(t *testing.T) {
+	t.Setenv("ADV11_SECRET", "env-s3cret-value")
+	for _, tc := range []struct{ name, config, key string }{
+		{"env text through an alias into a number", "consumer: &a \"${ADV11_SECRET}\"\nconcurrency: *a\n", "concurrency (line 2)"},
+		{"env text through an alias into a duration", "auth:\n  admin_token: &a \"${ADV11_SECRET}\"\ntimeout: *a\n", "timeout (line 3)"},
+		{"a token through an alias into a number", "auth:\n  admin_token: &a env-s3cret-value\nconcurrency: *a\n", "concurrency (line 3)"},
+		{"a token through an alias into a boolean", "auth:\n  admin_token: &a env-s3cret-value\ntargets:\n  deny_private: *a\n", "targets.deny_private (line 4)"},
+		{"a tagged token", "auth:\n  jwt_secret: !!int env-s3cret-value\n", "auth.jwt_secret (line 2)"},
+		{"a tagged header value", "subscriptions:\n  - id: a\n    topic: t\n    url: http://h/\n    headers: {Authorization: !!int Bearer-env-s3cret-value}\n", "subscriptions[0].headers (line 5)"},
+		{"a tagged redis URL", "redis:\n  url: !!float redis://:env-s3cret-value@h:6379\n", "redis.url (line 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := runCLI(t, "config", "check", writeConfig(t, tc.config))
+			if code != 1 {
+				t.Fatalf("exit status %d, want 1; stderr:\n%s", code, stderr)
+			}
+			if strings.Contains(stderr, "s3c") {
+				t.Errorf("stderr shows the secret:\n%s", stderr)
+			}
+			if !strings.Contains(stderr, tc.key) {
+				t.Errorf("stderr does not name %q:\n%s", tc.key, stderr)
+			}
+		})
+	}
+}
+
+// TestConfigCheckHidesPasswordLikeRedisOptions: a Redis URL with an
+// option go-redis does not know is refused, and an option whose name
+// says it holds a password or token (sentinel_password, as other
+// clients spell it) is not printed.
+func TestConfigCheckHidesPasswordLikeRedisOptions(t *testing.T) {
+	for _, key := range []string{"url", "cluster_url", "sentinel_url"} {
+		for _, opt := range []string{"sentinel_password", "auth_token", "pass"} {
+			t.Run(key+" "+opt, func(t *testing.T) {
+				config := "redis:\n  " + key + ": redis://h:6379?master_name=m&" + opt + "=r3dis-s3cret\n"
+				_, stderr, code := runCLI(t, "config", "check", writeConfig(t, config))
+				if code != 1 {
+					t.Fatalf("exit status %d, want 1; stderr:\n%s", code, stderr)
+				}
+				if strings.Contains(stderr, "s3cret") {
+					t.Errorf("stderr shows the password:\n%s", stderr)
+				}
+				if !strings.Contains(stderr, "redis."+key) {
+					t.Errorf("stderr does not name redis.%s:\n%s", key, stderr)
+				}
+			})
+		}
+	}
+}
