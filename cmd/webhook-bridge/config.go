@@ -238,6 +238,15 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
+			if isMerge(n.Content[i]) {
+				// << merges the keys of a mapping (or of a list of them) here.
+				for _, m := range mergedMappings(val) {
+					if err := checkKeys(m, t, path); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			ft, ok := fields[key]
 			if !ok {
 				return fmt.Errorf("config: unknown key %s (line %d)", join(path, key), n.Content[i].Line)
@@ -257,6 +266,27 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// isMerge reports whether key is YAML's merge key, <<.
+func isMerge(key *yaml.Node) bool {
+	return key.Kind == yaml.ScalarNode && key.Value == "<<" && (key.Tag == "!!merge" || key.ShortTag() == "!!merge")
+}
+
+// mergedMappings are the mappings a merge key's value names: one
+// mapping, or a list of them, each possibly an alias.
+func mergedMappings(n *yaml.Node) []*yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.SequenceNode {
+		return []*yaml.Node{n}
+	}
+	var ms []*yaml.Node
+	for _, item := range n.Content {
+		ms = append(ms, mergedMappings(item)...)
+	}
+	return ms
 }
 
 // yamlFields maps the YAML keys of struct type t to their fields' types.
@@ -295,6 +325,14 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
+			if isMerge(n.Content[i]) {
+				for _, m := range mergedMappings(n.Content[i+1]) {
+					if err := checkTypes(m, t, path, expanded); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			ft, ok := fields[key]
 			if !ok {
 				continue // refused by checkKeys

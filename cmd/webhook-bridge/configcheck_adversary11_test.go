@@ -59,3 +59,29 @@ func TestConfigCheckHidesPasswordLikeRedisOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigMergeKeys: YAML's merge key << shares settings between
+// subscriptions, as the config schema (and any YAML editor) reads it;
+// the merged keys are checked like the others.
+func TestConfigMergeKeys(t *testing.T) {
+	good := `subscriptions:
+  - &base {id: a, topic: t, url: "http://h.example/in", timeout: 5s}
+  - <<: *base
+    id: b
+`
+	stdout, stderr, code := runCLI(t, "config", "check", writeConfig(t, good))
+	if code != 0 || !strings.Contains(stdout, "b: topic t -> http://h.example/in (not signed, timeout 5s)") {
+		t.Errorf("exit status %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, tc := range []struct{ name, config, want string }{
+		{"unknown merged key", "subscriptions:\n  - &base {id: a, topic: t, url: \"http://h.example/in\"}\n  - <<: [*base, {filtr: x}]\n    id: b\n", "unknown key subscriptions[1].filtr"},
+		{"merged value of the wrong type", "retry: &r {max_attempts: 3}\ntargets:\n  <<: {deny_private: sure}\n", "targets.deny_private"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := runCLI(t, "config", "check", writeConfig(t, tc.config))
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit status %d, want 1 naming %q; stderr:\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}
