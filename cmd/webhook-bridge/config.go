@@ -171,14 +171,17 @@ func parseConfig(raw []byte) (*Config, error) {
 	cfg := &Config{}
 	if len(root.Content) > 0 {
 		doc := root.Content[0]
-		if err := checkKeys(doc, reflect.TypeOf(*cfg), ""); err != nil {
+		if err := checkAliasCycles(doc, map[*yaml.Node]int{}); err != nil {
+			return nil, err
+		}
+		if err := checkKeys(doc, reflect.TypeOf(*cfg), "", map[mergeCheck]bool{}); err != nil {
 			return nil, err
 		}
 		expanded := map[*yaml.Node]bool{}
 		if err := expandEnv(doc, "", expanded); err != nil {
 			return nil, err
 		}
-		if err := checkTypes(doc, reflect.TypeOf(*cfg), "", expanded); err != nil {
+		if err := checkTypes(doc, reflect.TypeOf(*cfg), "", expanded, map[mergeCheck]bool{}); err != nil {
 			return nil, err
 		}
 		if err := doc.Decode(cfg); err != nil {
@@ -210,7 +213,7 @@ var (
 
 // checkKeys refuses any mapping key that no field of t names, with its
 // path ("subscriptions[1].filtr").
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+func checkKeys(n *yaml.Node, t reflect.Type, path string, merged map[mergeCheck]bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -241,7 +244,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			if isMerge(n.Content[i]) {
 				// << merges the keys of a mapping (or of a list of them) here.
 				for _, m := range mergedMappings(val) {
-					if err := checkKeys(m, t, path); err != nil {
+					if merged[mergeCheck{m, t}] {
+						continue // checked already: a merge named by many aliases is walked once
+					}
+					merged[mergeCheck{m, t}] = true
+					if err := checkKeys(m, t, path, merged); err != nil {
 						return err
 					}
 				}
@@ -251,7 +258,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			if !ok {
 				return fmt.Errorf("config: unknown key %s (line %d)", join(path, key), n.Content[i].Line)
 			}
-			if err := checkKeys(val, ft, join(path, key)); err != nil {
+			if err := checkKeys(val, ft, join(path, key), merged); err != nil {
 				return err
 			}
 		}
@@ -260,12 +267,45 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			return nil
 		}
 		for i, item := range n.Content {
-			if err := checkKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+			if err := checkKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", merged); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// checkAliasCycles refuses an alias inside the node it names
+// ("a: &x [*x]"), which the checks below would follow forever. state
+// marks the nodes being walked (1) and those done (2), so that each node
+// is walked once however many aliases name it.
+func checkAliasCycles(n *yaml.Node, state map[*yaml.Node]int) error {
+	switch state[n] {
+	case 1:
+		return fmt.Errorf("config: line %d: an alias names a node that holds it", n.Line)
+	case 2:
+		return nil
+	}
+	state[n] = 1
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		if err := checkAliasCycles(n.Alias, state); err != nil {
+			return err
+		}
+	}
+	for _, c := range n.Content {
+		if err := checkAliasCycles(c, state); err != nil {
+			return err
+		}
+	}
+	state[n] = 2
+	return nil
+}
+
+// mergeCheck is a merged mapping checked as a type: the checks walk each
+// once, so that merges of merges cannot make them walk exponentially.
+type mergeCheck struct {
+	n *yaml.Node
+	t reflect.Type
 }
 
 // isMerge reports whether key is YAML's merge key, <<.
@@ -309,7 +349,7 @@ var yamlLinePrefix = regexp.MustCompile(`^line \d+: `)
 // of the wrong type is refused with its key's path: the YAML library
 // names only a line. It runs after expandEnv, whose replacements are in
 // expanded.
-func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.Node]bool) error {
+func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.Node]bool, merged map[mergeCheck]bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -327,7 +367,11 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 			key := n.Content[i].Value
 			if isMerge(n.Content[i]) {
 				for _, m := range mergedMappings(n.Content[i+1]) {
-					if err := checkTypes(m, t, path, expanded); err != nil {
+					if merged[mergeCheck{m, t}] {
+						continue
+					}
+					merged[mergeCheck{m, t}] = true
+					if err := checkTypes(m, t, path, expanded, merged); err != nil {
 						return err
 					}
 				}
@@ -337,14 +381,14 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 			if !ok {
 				continue // refused by checkKeys
 			}
-			if err := checkTypes(n.Content[i+1], ft, join(path, key), expanded); err != nil {
+			if err := checkTypes(n.Content[i+1], ft, join(path, key), expanded, merged); err != nil {
 				return err
 			}
 		}
 		return nil
 	case !custom && t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			if err := checkTypes(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", expanded); err != nil {
+			if err := checkTypes(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", expanded, merged); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -83,5 +84,36 @@ func TestConfigMergeKeys(t *testing.T) {
 				t.Errorf("exit status %d, want 1 naming %q; stderr:\n%s", code, tc.want, stderr)
 			}
 		})
+	}
+}
+
+// TestConfigAliasToItself: an alias inside the node it names is refused
+// with its line, whatever the key, instead of being followed forever.
+func TestConfigAliasToItself(t *testing.T) {
+	for _, config := range []string{
+		"subscriptions: &x\n  - <<: *x\n",
+		"targets:\n  <<: &m {deny_private: true, <<: *m}\n",
+		"targets: &t\n  allow: *t\n",
+	} {
+		_, stderr, code := runCLI(t, "config", "check", writeConfig(t, config))
+		if code != 1 || !strings.HasPrefix(stderr, "webhook-bridge: config: ") {
+			t.Errorf("%q: exit status %d, want 1 with a config error; stderr:\n%.300s", config, code, stderr)
+		}
+	}
+}
+
+// TestConfigMergeBomb: merges of merges, each naming the one before nine
+// times, are checked once each: the check answers rather than walking
+// 9^12 mappings.
+func TestConfigMergeBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("subscriptions:\n  - &s0 {id: a, topic: t, url: \"http://h.example/in\"}\n")
+	for i := 1; i <= 12; i++ {
+		prev := "*s" + strconv.Itoa(i-1)
+		b.WriteString("  - &s" + strconv.Itoa(i) + " {<<: [" + strings.Repeat(prev+", ", 8) + prev + "], id: a" + strconv.Itoa(i) + "}\n")
+	}
+	_, stderr, code := runCLI(t, "config", "check", writeConfig(t, b.String()))
+	if code != 0 && code != 1 {
+		t.Errorf("exit status %d; stderr:\n%.500s", code, stderr)
 	}
 }
