@@ -135,3 +135,8 @@ func (s *Subscriber) Close() error {
 	s.b.mu.Unlock()
 	return nil
 }
+
+// Queued returns how many events wait in the subscriber's group for a
+// handler: emitted, not yet taken. Events emitted for later (EmitAt, or
+// a retry's wait) are not counted until they are due.
+func (s *Subscriber) Queued() int { return len(s.g.ch) }

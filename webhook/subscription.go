@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,14 +255,31 @@ type Duration time.Duration
 // MarshalText writes the duration as text.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
-// UnmarshalText reads Go duration text.
+// UnmarshalText reads Go duration text, and a number that is zero
+// written any way (0.0, 00, 0x0) as zero, as a JSON Schema reads it.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
+	if err != nil && isZeroNumber(string(b)) {
+		v, err = 0, nil
+	}
 	if err != nil {
 		return fmt.Errorf("duration %q: want Go duration text such as 5s or 2h", b)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// isZeroNumber reports whether s is a number, in YAML's or Go's
+// notations, whose value is zero.
+func isZeroNumber(s string) bool {
+	s = strings.ReplaceAll(s, "_", "")
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return f == 0
+	}
+	if n, err := strconv.ParseInt(s, 0, 64); err == nil {
+		return n == 0
+	}
+	return false
 }
 
 // checkTopic refuses a "*" other than the whole topic or a final ".*".

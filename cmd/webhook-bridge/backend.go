@@ -31,7 +31,10 @@ type backend struct {
 	attempts webhook.AttemptLog
 	health   webhook.HealthStore
 	client   goredis.UniversalClient // nil in memory
-	lag      func(context.Context) (int64, error)
+	// queued counts the events taken and not yet read (memory only: on
+	// Redis they wait in the stream).
+	queued func() int
+	lag    func(context.Context) (int64, error)
 	// unhandled lists the dead-letter streams of the event and retry
 	// streams (Redis only).
 	unhandled []webhookhttp.DeadLetterLister
@@ -180,7 +183,7 @@ func openBackend(ctx context.Context, cfg *Config, log *slog.Logger) (*backend, 
 			return nil, err
 		}
 		return &backend{pub: broker, sub: sub, dead: &webhook.MemoryDeadLetters{MaxLen: int(min(cfg.DeadLetters.MaxLen, math.MaxInt))}, subs: webhookhttp.NewMemoryStore(), dedupe: webhookhttp.NewMemoryDedupe(),
-			attempts: attempts, health: &webhook.MemoryHealth{}, closers: []func() error{broker.Close, sub.Close}}, nil
+			attempts: attempts, health: &webhook.MemoryHealth{}, closers: []func() error{broker.Close, sub.Close}, queued: sub.Queued}, nil
 	}
 
 	client, err := redisClient(cfg)

@@ -171,14 +171,17 @@ func parseConfig(raw []byte) (*Config, error) {
 	cfg := &Config{}
 	if len(root.Content) > 0 {
 		doc := root.Content[0]
-		if err := checkKeys(doc, reflect.TypeOf(*cfg), ""); err != nil {
+		if err := checkAliasCycles(doc, map[*yaml.Node]int{}); err != nil {
+			return nil, err
+		}
+		if err := checkKeys(doc, reflect.TypeOf(*cfg), "", map[mergeCheck]bool{}); err != nil {
 			return nil, err
 		}
 		expanded := map[*yaml.Node]bool{}
 		if err := expandEnv(doc, "", expanded); err != nil {
 			return nil, err
 		}
-		if err := checkTypes(doc, reflect.TypeOf(*cfg), "", expanded); err != nil {
+		if err := checkTypes(doc, reflect.TypeOf(*cfg), "", expanded, map[mergeCheck]bool{}); err != nil {
 			return nil, err
 		}
 		if err := doc.Decode(cfg); err != nil {
@@ -210,7 +213,7 @@ var (
 
 // checkKeys refuses any mapping key that no field of t names, with its
 // path ("subscriptions[1].filtr").
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+func checkKeys(n *yaml.Node, t reflect.Type, path string, merged map[mergeCheck]bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -238,11 +241,24 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
+			if isMerge(n.Content[i]) {
+				// << merges the keys of a mapping (or of a list of them) here.
+				for _, m := range mergedMappings(val) {
+					if merged[mergeCheck{m, t}] {
+						continue // checked already: a merge named by many aliases is walked once
+					}
+					merged[mergeCheck{m, t}] = true
+					if err := checkKeys(m, t, path, merged); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			ft, ok := fields[key]
 			if !ok {
 				return fmt.Errorf("config: unknown key %s (line %d)", join(path, key), n.Content[i].Line)
 			}
-			if err := checkKeys(val, ft, join(path, key)); err != nil {
+			if err := checkKeys(val, ft, join(path, key), merged); err != nil {
 				return err
 			}
 		}
@@ -251,12 +267,66 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			return nil
 		}
 		for i, item := range n.Content {
-			if err := checkKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+			if err := checkKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", merged); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// checkAliasCycles refuses an alias inside the node it names
+// ("a: &x [*x]"), which the checks below would follow forever. state
+// marks the nodes being walked (1) and those done (2), so that each node
+// is walked once however many aliases name it.
+func checkAliasCycles(n *yaml.Node, state map[*yaml.Node]int) error {
+	switch state[n] {
+	case 1:
+		return fmt.Errorf("config: line %d: an alias names a node that holds it", n.Line)
+	case 2:
+		return nil
+	}
+	state[n] = 1
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		if err := checkAliasCycles(n.Alias, state); err != nil {
+			return err
+		}
+	}
+	for _, c := range n.Content {
+		if err := checkAliasCycles(c, state); err != nil {
+			return err
+		}
+	}
+	state[n] = 2
+	return nil
+}
+
+// mergeCheck is a merged mapping checked as a type: the checks walk each
+// once, so that merges of merges cannot make them walk exponentially.
+type mergeCheck struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+// isMerge reports whether key is YAML's merge key, <<.
+func isMerge(key *yaml.Node) bool {
+	return key.Kind == yaml.ScalarNode && key.Value == "<<" && (key.Tag == "!!merge" || key.ShortTag() == "!!merge")
+}
+
+// mergedMappings are the mappings a merge key's value names: one
+// mapping, or a list of them, each possibly an alias.
+func mergedMappings(n *yaml.Node) []*yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.SequenceNode {
+		return []*yaml.Node{n}
+	}
+	var ms []*yaml.Node
+	for _, item := range n.Content {
+		ms = append(ms, mergedMappings(item)...)
+	}
+	return ms
 }
 
 // yamlFields maps the YAML keys of struct type t to their fields' types.
@@ -279,9 +349,15 @@ var yamlLinePrefix = regexp.MustCompile(`^line \d+: `)
 // of the wrong type is refused with its key's path: the YAML library
 // names only a line. It runs after expandEnv, whose replacements are in
 // expanded.
-func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.Node]bool) error {
+func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.Node]bool, merged map[mergeCheck]bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	// A value reached through an alias was written under another key,
+	// perhaps a secret one: it is checked here, and not shown.
+	aliased, line := false, n.Line
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n, aliased = n.Alias, true
 	}
 	custom := reflect.PointerTo(t).Implements(yamlUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)
 	switch {
@@ -289,18 +365,30 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
+			if isMerge(n.Content[i]) {
+				for _, m := range mergedMappings(n.Content[i+1]) {
+					if merged[mergeCheck{m, t}] {
+						continue
+					}
+					merged[mergeCheck{m, t}] = true
+					if err := checkTypes(m, t, path, expanded, merged); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			ft, ok := fields[key]
 			if !ok {
 				continue // refused by checkKeys
 			}
-			if err := checkTypes(n.Content[i+1], ft, join(path, key), expanded); err != nil {
+			if err := checkTypes(n.Content[i+1], ft, join(path, key), expanded, merged); err != nil {
 				return err
 			}
 		}
 		return nil
 	case !custom && t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			if err := checkTypes(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", expanded); err != nil {
+			if err := checkTypes(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", expanded, merged); err != nil {
 				return err
 			}
 		}
@@ -312,6 +400,13 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 	}
 	msg := strings.TrimPrefix(yamlError(err).Error(), "config: ")
 	msg = yamlLinePrefix.ReplaceAllString(msg, "")
+	switch {
+	case aliased:
+		msg = "the value of the alias *" + n.Anchor + " is not " + typeWord(t) + " (not shown: it may be a secret)"
+	case holdsText(t):
+		// A text key refused for a tag: its value may be a secret.
+		msg = "want " + typeWord(t) + " without a tag such as !!int (the value is not shown: it may be a secret)"
+	}
 	if expanded[n] {
 		// Not the value: the variable may hold a secret.
 		msg = "the text ${NAME} gave is not " + typeWord(t)
@@ -326,7 +421,19 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, expanded map[*yaml.No
 	if where == "" {
 		where = "the document"
 	}
-	return fmt.Errorf("config: %s (line %d): %s", where, n.Line, msg)
+	return fmt.Errorf("config: %s (line %d): %s", where, line, msg)
+}
+
+// holdsText reports whether t is text, or a list or map of text: the
+// kinds of key that hold passwords, tokens, secrets and header values.
+func holdsText(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String:
+		return true
+	case reflect.Slice, reflect.Map, reflect.Pointer:
+		return holdsText(t.Elem())
+	}
+	return false
 }
 
 // typeWord names what a value of type t is written as.
@@ -341,6 +448,12 @@ func typeWord(t reflect.Type) string {
 		return "a whole number"
 	case reflect.Float32, reflect.Float64:
 		return "a number"
+	case reflect.String:
+		return "text"
+	case reflect.Map:
+		return "a mapping of text"
+	case reflect.Slice:
+		return "a list of text"
 	}
 	return "a " + t.String()
 }

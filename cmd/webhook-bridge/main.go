@@ -233,7 +233,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	log.Info("webhook-bridge: shutting down: no new events; waiting for the deliveries in flight (a second SIGINT or SIGTERM stops at once)",
 		"in_flight", bridge.InFlight(), "timeout", time.Duration(cfg.ShutdownTimeout))
-	if err := shutDown(log, httpServer, stopRun, bridgeDone, bridge.Close, bridge.InFlight, be.client == nil, time.Duration(cfg.ShutdownTimeout)); err != nil {
+	if err := shutDown(log, httpServer, stopRun, bridgeDone, bridge.Close, bridge.InFlight, be.queued, time.Duration(cfg.ShutdownTimeout)); err != nil {
 		abandoned = true
 		return err
 	}

@@ -49,13 +49,16 @@ func delayShutdown(log *slog.Logger, d *stopping, delay time.Duration) {
 // within timeout. On Redis the bridge stops reading at once (what ingest
 // still accepts waits in the stream for the next reader); in memory it
 // reads until the HTTP requests in progress are done, since the events
-// they accept are nowhere else. HTTP requests still in progress at the
+// they accept are nowhere else, and then until the events they accepted
+// are all read (queued, not nil, counts them). HTTP requests still in
+// progress at the
 // timeout (a client trickling its body, say) are cut; that abandons no
 // delivery. Once the deliveries are done, closeBridge writes their
 // attempts to the delivery log, within what is left of timeout. It
-// returns an error only when deliveries were still in flight at the
-// timeout.
-func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-chan struct{}, closeBridge func() error, inFlight func() int, memory bool, timeout time.Duration) error {
+// returns an error only when deliveries were still in flight, or events
+// still queued in memory, at the timeout.
+func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-chan struct{}, closeBridge func() error, inFlight func() int, queued func() int, timeout time.Duration) error {
+	memory := queued != nil
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	httpDone := make(chan struct{})
@@ -64,6 +67,21 @@ func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-c
 		select {
 		case <-httpDone:
 		case <-ctx.Done():
+		}
+		// The events accepted and not yet read are in this process only:
+		// read them before stopping.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for queued() > 0 && ctx.Err() == nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+		}
+		if n := queued(); n > 0 {
+			stopRun()
+			log.Error("webhook-bridge: shutdown_timeout reached: stopping; events accepted and not yet delivered are lost on the in-memory backend", "queued", n, "in_flight", inFlight())
+			return fmt.Errorf("events still queued at the shutdown timeout (%s)", timeout)
 		}
 	}
 	stopRun()

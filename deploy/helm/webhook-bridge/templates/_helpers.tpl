@@ -144,3 +144,71 @@ as 30s, 1m30s or 2.5s; anything else fails, naming config.<key>.
   configMap:
     name: {{ include "webhook-bridge.fullname" . }}
 {{- end }}
+
+{{/*
+Refuses a secret written into config as it is: config is a ConfigMap,
+readable by whoever may read the namespace's ConfigMaps. Tokens, signing
+secrets and header values must be ${NAME} (given through secretEnv); a
+Redis URL may hold a password, and a subscription URL user info or a
+token parameter, only as ${NAME}. The errors name the key, never the
+value.
+*/}}
+{{- define "webhook-bridge.checkSecrets" -}}
+{{- $env := "\\$\\{[^}]*\\}" }}
+{{- $hint := "it would sit in the ConfigMap: write ${NAME} and give NAME through secretEnv" }}
+{{- $cfg := .Values.config | default dict }}
+{{- $auth := $cfg.auth | default dict }}
+{{- range $key := list "jwt_secret" "admin_token" }}
+{{- $v := toString (get $auth $key) }}
+{{- if and (ne $v "") (not (regexMatch $env $v)) }}
+{{- fail (printf "config.auth.%s is written as it is: %s" $key $hint) }}
+{{- end }}
+{{- end }}
+{{- $redis := $cfg.redis | default dict }}
+{{- range $key := list "url" "cluster_url" "sentinel_url" }}
+{{- $v := regexReplaceAll $env (toString (get $redis $key | default "")) "" }}
+{{- if or (regexMatch "://[^/?#@]*:[^/?#@]+@" $v) (regexMatch "[?&]password=[^&#]" $v) }}
+{{- fail (printf "config.redis.%s holds a password written as it is: %s" $key $hint) }}
+{{- end }}
+{{- end }}
+{{- range $i, $s := $cfg.subscriptions | default list }}
+{{- $where := printf "config.subscriptions[%d]" $i }}
+{{- $secrets := list }}
+{{- if kindIs "slice" $s.secrets }}{{ $secrets = $s.secrets }}{{ end }}
+{{- range $v := prepend $secrets ($s.secret | default "") }}
+{{- if and (ne (toString $v) "") (not (regexMatch $env (toString $v))) }}
+{{- fail (printf "%s.secret is written as it is: %s" $where $hint) }}
+{{- end }}
+{{- end }}
+{{- range $name, $v := $s.headers | default dict }}
+{{- if and (ne (toString $v) "") (not (regexMatch $env (toString $v))) }}
+{{- fail (printf "%s.headers.%s is written as it is (a header value may be a credential): %s" $where $name $hint) }}
+{{- end }}
+{{- end }}
+{{- $u := regexReplaceAll $env (toString ($s.url | default "")) "" }}
+{{- if or (regexMatch "://[^/?#@]+@" $u) (regexMatch "(?i)[?&][^=&#]*(pass|secret|token|key|auth|sig)[^=&#]*=[^&#]" $u) }}
+{{- fail (printf "%s.url holds user info or a token parameter written as it is: %s" $where $hint) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses, in mode sidecar, an application container that would clash with
+the bridge's: one named webhook-bridge, or one with containerPort among
+its ports (the containers of a Pod share its network).
+*/}}
+{{- define "webhook-bridge.checkSidecar" -}}
+{{- if eq .Values.mode "sidecar" }}
+{{- $port := int .Values.containerPort }}
+{{- range $c := .Values.app.containers }}
+{{- if eq (toString $c.name) "webhook-bridge" }}
+{{- fail "app.containers: a container is named \"webhook-bridge\", the bridge's container: rename it" }}
+{{- end }}
+{{- range $p := $c.ports | default list }}
+{{- if eq (int $p.containerPort) $port }}
+{{- fail (printf "app.containers: container %s listens on %d, the bridge's containerPort: set containerPort to another port" $c.name $port) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
