@@ -253,6 +253,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"unknown mode", map[string]any{"mode": "daemonset"}, "mode"},
 		{"misspelt value", map[string]any{"replicas": 3}, "replicas"},
 		{"misspelt nested value", map[string]any{"pdb": map[string]any{"maxUnavaliable": 1}}, "maxUnavaliable"},
+		{"a PDB that blocks every drain", map[string]any{"pdb": map[string]any{"maxUnavailable": 0}}, "maxUnavailable"},
+		{"a PDB of 0%", map[string]any{"pdb": map[string]any{"maxUnavailable": "0%"}}, "maxUnavailable"},
 		{"value of the wrong type", map[string]any{"replicaCount": "two"}, "replicaCount"},
 		{"sidecar without app", map[string]any{"mode": "sidecar"}, "app.containers is empty"},
 		{"monitor in sidecar mode", map[string]any{"mode": "sidecar", "serviceMonitor": map[string]any{"enabled": true},
