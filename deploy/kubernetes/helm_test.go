@@ -272,6 +272,11 @@ func TestChartRefusesBadValues(t *testing.T) {
 	for _, ok := range []map[string]any{
 		{"terminationGracePeriodSeconds": 41},
 		{"terminationGracePeriodSeconds": 36, "config": map[string]any{"shutdown_delay": "0s"}},
+		// Durations as the bridge reads them: a bare 0, a leading dot.
+		{"terminationGracePeriodSeconds": 36, "config": map[string]any{"shutdown_delay": "0"}},
+		{"terminationGracePeriodSeconds": 36, "config": map[string]any{"shutdown_delay": 0}},
+		{"terminationGracePeriodSeconds": 37, "config": map[string]any{"shutdown_delay": ".5s"}},
+		{"terminationGracePeriodSeconds": 37, "config": map[string]any{"shutdown_delay": "500ms", "shutdown_timeout": "30.s"}},
 	} {
 		if _, err := render(t, ok); err != nil {
 			t.Errorf("%v: %v", ok, err)

@@ -44,10 +44,12 @@ as 30s, 1m30s or 2.5s; anything else fails, naming config.<key>.
 */}}
 {{- define "webhook-bridge.durationSeconds" -}}
 {{- $d := toString (default .default .value) }}
-{{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(h|m|s|ms|us|µs|ns))+$" $d) }}
+{{- if regexMatch "^[+]?0+$" $d }}{{ $d = "0s" }}{{ end }}
+{{- $d = trimPrefix "+" $d }}
+{{- if not (regexMatch "^(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(h|m|s|ms|us|µs|μs|ns))+$" $d) }}
 {{- fail (printf "config.%s %q: want a Go duration such as 30s or 1m30s" .key $d) }}
 {{- end }}
-{{- $units := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 "us" 0.000001 "µs" 0.000001 "ns" 0.000000001 }}
+{{- $units := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 "us" 0.000001 "µs" 0.000001 "μs" 0.000001 "ns" 0.000000001 }}
 {{- $total := 0.0 }}
 {{- range $part := regexFindAll "[0-9.]+[^0-9.]+" $d -1 }}
 {{- $unit := regexFind "[^0-9.]+$" $part }}
