@@ -521,7 +521,10 @@ subscriptions:
 		}
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = cf.Config.Env
+	// A read-only root filesystem has no writable /tmp either: a
+	// temporary directory that cannot be written makes any use of one
+	// fail here as it would there.
+	cmd.Env = append(append([]string(nil), cf.Config.Env...), "TMPDIR="+filepath.Join(dir, "no-such-dir"))
 	cmd.Dir = cf.Config.WorkingDir
 	if asImageUser {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
