@@ -96,8 +96,13 @@ func (s Subscription) Validate() error {
 		return fail("url %s does not parse", redact.Endpoint(s.URL))
 	case u.Scheme != "http" && u.Scheme != "https":
 		return fail("url %q: scheme must be http or https", redact.Endpoint(s.URL))
-	case u.Host == "":
+	case u.Hostname() == "":
 		return fail("url %q has no host", redact.Endpoint(s.URL))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fail("url %q: port %s is not between 1 and 65535", redact.Endpoint(s.URL), p)
+		}
 	}
 	for i, sec := range s.Secrets {
 		if err := checkSecret(sec); err != nil {

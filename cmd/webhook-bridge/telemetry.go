@@ -82,10 +82,15 @@ func checkOTLPURL(raw string) (*url.URL, error) {
 		return nil, errors.New("not a URL")
 	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, fmt.Errorf("scheme %q: want http or https (OTLP over HTTP)", u.Scheme)
-	case u.Host == "":
+	case u.Hostname() == "":
 		return nil, errors.New("want http(s)://host:port")
 	case u.RawQuery != "" || u.Fragment != "":
 		return nil, errors.New("want no query or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port %s: want 1 to 65535", p)
+		}
 	}
 	return u, nil
 }

@@ -217,7 +217,7 @@ func runUntilListeningOrExit(t *testing.T, config string, env ...string) (string
 // OTEL_EXPORTER_OTLP_ENDPOINT and telemetry.otlp_endpoint; it must not
 // start a bridge that exports nowhere.
 func TestAdv10BadTracesEndpointVariableIsRefused(t *testing.T) {
-	for _, v := range []string{"collector:4318", "ftp://collector:4318/v1/traces", "http:///v1/traces", "::not a url"} {
+	for _, v := range []string{"collector:4318", "ftp://collector:4318/v1/traces", "http:///v1/traces", "::not a url", "http://collector:99999999/v1/traces", "http://:4318/v1/traces"} {
 		t.Run(v, func(t *testing.T) {
 			out, exited := runUntilListeningOrExit(t, "listen: LISTEN\n", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+v)
 			if !exited {
