@@ -95,9 +95,23 @@ func (r *run) keepName() {
 	}
 }
 
-// releaseName gives the lease up as the run ends.
+// releaseName gives the lease up as the run ends, waiting at most a
+// second: go-redis honours a context's deadline only on clients made with
+// ContextTimeoutEnabled, so the script runs aside and, against a Redis
+// that stopped answering, is left to the client's timeouts (the lease
+// then lapses by itself).
 func (r *run) releaseName() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = dropLease.Run(ctx, r.s.client, []string{r.s.nameKey()}, r.leaseToken).Err()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		_ = dropLease.Run(ctx, r.s.client, []string{r.s.nameKey()}, r.leaseToken).Err()
+	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }

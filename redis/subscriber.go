@@ -398,6 +398,25 @@ func (s *Subscriber) Close() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	// go-redis honours ctx's deadline only on clients made with
+	// ContextTimeoutEnabled: the cleanup runs aside so that Close takes
+	// at most those 2s against a Redis that stopped answering (what it
+	// leaves undone is only tidying).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.leaveGroup(ctx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// leaveGroup records the group's position on each stream and removes the
+// consumer from the group where it has no pending entry left.
+func (s *Subscriber) leaveGroup(ctx context.Context) {
 	for _, stream := range s.cfg.Streams {
 		// The group's position as this subscriber leaves it, for a group
 		// deleted before the next start: made there, it delivers nothing
@@ -415,5 +434,4 @@ func (s *Subscriber) Close() error {
 			s.cfg.Logger.Warn("redis: removing consumer from group", "stream", stream, "group", s.cfg.Group, "consumer", s.cfg.Consumer, "err", err)
 		}
 	}
-	return nil
 }
