@@ -91,7 +91,14 @@ func shutDown(log *slog.Logger, srv *http.Server, stopRun func(), bridgeDone <-c
 		select {
 		case <-bridgeDone: // done just as the timeout came: nothing abandoned
 		default:
-			log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(memory), "in_flight", inFlight())
+			n := inFlight()
+			if n == 0 && !memory {
+				// Every delivery is done: what is left is Redis, which has
+				// not answered (the last acknowledgements, say).
+				log.Error("webhook-bridge: shutdown_timeout reached: stopping; every delivery is done, but Redis has not answered in time: events whose acknowledgement it did not take stay pending and will be delivered again", "in_flight", n)
+				return fmt.Errorf("redis had not answered at the shutdown timeout (%s)", timeout)
+			}
+			log.Error("webhook-bridge: shutdown_timeout reached: stopping; "+abandonedWhat(memory), "in_flight", n)
 			return fmt.Errorf("deliveries still in flight at the shutdown timeout (%s)", timeout)
 		}
 	}
