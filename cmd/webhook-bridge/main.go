@@ -129,7 +129,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	defer tel.stop() // after the backend is closed: its last spans too
+	// What follows the shutdown (closing the backend, then flushing the
+	// last spans) fits in telemetryFlushTimeout together, from when the
+	// shutdown ends: the documented bound is shutdown_delay +
+	// shutdown_timeout + that.
+	var exitBy time.Time
+	defer func() { tel.stop(exitBy) }() // after the backend is closed: its last spans too
 	be, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -233,7 +238,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	log.Info("webhook-bridge: shutting down: no new events; waiting for the deliveries in flight (a second SIGINT or SIGTERM stops at once)",
 		"in_flight", bridge.InFlight(), "timeout", time.Duration(cfg.ShutdownTimeout))
-	if err := shutDown(log, httpServer, stopRun, bridgeDone, bridge.Close, bridge.InFlight, be.queued, time.Duration(cfg.ShutdownTimeout)); err != nil {
+	err = shutDown(log, httpServer, stopRun, bridgeDone, bridge.Close, bridge.InFlight, be.queued, time.Duration(cfg.ShutdownTimeout))
+	exitBy = time.Now().Add(telemetryFlushTimeout)
+	if err != nil {
 		abandoned = true
 		return err
 	}

@@ -154,7 +154,9 @@ func planExport(t TelemetryConfig, getenv func(string) string) (exportPlan, erro
 // telemetry is tracing as set up at start.
 type telemetry struct {
 	announce func() // logs whether tracing is on, and where spans go
-	stop     func() // flushes and stops the export
+	// stop flushes and stops the export, by the deadline when there is
+	// one, and within telemetryFlushTimeout.
+	stop func(deadline time.Time)
 }
 
 // startTelemetry sets up tracing as cfg and the environment say. Its stop
@@ -174,7 +176,7 @@ func startTelemetry(ctx context.Context, cfg *Config, log *slog.Logger) (*teleme
 			announce: func() {
 				log.Info("webhook-bridge: tracing off: received trace context is passed on, no span is exported", "why", plan.why)
 			},
-			stop: func() {},
+			stop: func(time.Time) {},
 		}, nil
 	}
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(plan.url))
@@ -213,8 +215,11 @@ func startTelemetry(ctx context.Context, cfg *Config, log *slog.Logger) (*teleme
 	}
 	return &telemetry{
 		announce: func() { log.Info("webhook-bridge: tracing on: spans exported over OTLP/HTTP", attrs...) },
-		stop: func() {
-			ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+		stop: func(deadline time.Time) {
+			if limit := time.Now().Add(telemetryFlushTimeout); deadline.IsZero() || deadline.After(limit) {
+				deadline = limit
+			}
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			defer cancel()
 			if err := tp.Shutdown(ctx); err != nil {
 				log.Warn("webhook-bridge: tracing: spans not exported at exit", "err", err, "timeout", telemetryFlushTimeout)
