@@ -1,17 +1,15 @@
 package interop
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/bridgetest"
+	"github.com/switchyard-go/switchyard/internal/nodetest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
@@ -66,43 +64,10 @@ func setUp(m *testing.M) int {
 }
 
 // installNode copies the receiver and its package.json to dir and installs
-// the pinned npm packages there. Missing node or npm is an error, never a
-// reason to skip: CI must run these tests.
+// the pinned npm packages there.
 func installNode(dir string) error {
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: the interop tests need Node.js and npm (scripts/test installs them: apt-get install nodejs npm): %w", tool, err)
-		}
-	}
-	out, err := exec.Command("node", "--version").Output()
-	if err != nil {
-		return fmt.Errorf("node --version: %w", err)
-	}
-	version := strings.TrimSpace(string(out))
-	major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(version, "v"), ".", 2)[0])
-	if major < 18 {
-		return fmt.Errorf("node %s: the interop receiver needs Node.js 18 or later", version)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := nodetest.Install("node", dir, []string{"package.json", "receiver.mjs"}, 18, 3*time.Minute); err != nil {
 		return err
-	}
-	for _, name := range []string{"package.json", "receiver.mjs"} {
-		b, err := os.ReadFile(filepath.Join("node", name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return err
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	npm := exec.CommandContext(ctx, "npm", "install", "--prefix", dir,
-		"--no-audit", "--no-fund", "--no-package-lock", "--ignore-scripts", "--loglevel=error")
-	npm.Dir = dir
-	npm.Env = append(os.Environ(), "npm_config_update_notifier=false")
-	if out, err := npm.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm install of node/package.json's packages: %v\n%s", err, out)
 	}
 	for _, pkg := range []string{"standardwebhooks", "svix"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {

@@ -1,7 +1,6 @@
 package openapi
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/bridgetest"
+	"github.com/switchyard-go/switchyard/internal/nodetest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
@@ -71,35 +70,8 @@ func setUp(m *testing.M) int {
 }
 
 // installNode installs node/package.json's pinned packages into dir.
-// Missing node or npm is an error, never a reason to skip.
 func installNode(dir string) error {
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: the client test needs Node.js and npm (scripts/test installs them): %w", tool, err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, name := range []string{"package.json", "client.ts", "tsconfig.json"} {
-		b, err := os.ReadFile(filepath.Join("node", name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return err
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	npm := exec.CommandContext(ctx, "npm", "install", "--prefix", dir,
-		"--no-audit", "--no-fund", "--no-package-lock", "--ignore-scripts", "--loglevel=error")
-	npm.Dir = dir
-	npm.Env = append(os.Environ(), "npm_config_update_notifier=false")
-	if out, err := npm.CombinedOutput(); err != nil {
-		return fmt.Errorf("npm install of node/package.json's packages: %v\n%s", err, out)
-	}
-	return nil
+	return nodetest.Install("node", dir, []string{"package.json", "client.ts", "tsconfig.json"}, 18, 4*time.Minute)
 }
 
 // startBridge writes config, with LISTEN replaced by a free loopback
