@@ -96,6 +96,11 @@ as 30s, 1m30s or 2.5s; anything else fails, naming config.<key>.
           name: {{ include "webhook-bridge.secretName" $ }}
           key: {{ $key }}
     {{- end }}
+    {{- range .Values.extraEnv }}
+    {{- if or (eq .name "POD_NAME") (hasKey $.Values.secretEnv .name) }}
+    {{- fail (printf "extraEnv sets %s, which the chart sets already (POD_NAME, or a secretEnv entry): Kubernetes keeps the last, so one of the two would be lost" .name) }}
+    {{- end }}
+    {{- end }}
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
