@@ -51,9 +51,8 @@ func delayShutdown(log *slog.Logger, d *stopping, delay time.Duration) {
 // reads until the HTTP requests in progress are done, since the events
 // they accept are nowhere else, and then until the events they accepted
 // are all read (queued, not nil, counts them). HTTP requests still in
-// progress at the
-// timeout (a client trickling its body, say) are cut; that abandons no
-// delivery. Once the deliveries are done, closeBridge writes their
+// progress at the timeout (a client trickling its body, say) are cut;
+// that abandons no delivery. Once the deliveries are done, closeBridge writes their
 // attempts to the delivery log, within what is left of timeout. It
 // returns an error only when deliveries were still in flight, or events
 // still queued in memory, at the timeout.
