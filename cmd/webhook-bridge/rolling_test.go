@@ -17,14 +17,30 @@ import (
 
 // TestRollingRestartOfTwoReplicasLosesNothing is a rolling update as
 // Kubernetes makes one: two replicas on one Redis take events from a
-// producer that posts to whichever answers (as a Service does) and
-// deliver them to a receiver that refuses the first attempt of every
-// seventh request, so that
+// producer that posts to whichever answers and deliver them to a receiver
+// that refuses the first attempt of every seventh request, so that
 // retries wait in Redis; each replica in turn gets SIGTERM while it
 // delivers and takes posts, and is started again. Every event a replica
 // accepted is delivered, once, none is dead-lettered, each replica exits
 // with status 0 and nothing stays pending in the group.
 func TestRollingRestartOfTwoReplicasLosesNothing(t *testing.T) {
+	rollingRestart(t, 0)
+}
+
+// TestRollingRestartBehindAServiceRefusesNoPost: the same, with
+// shutdown_delay, and the producer posting as through a Service, only to
+// replicas whose /readyz answers 200 as last seen by a watcher polling
+// them (an endpoints controller): not one post is refused.
+func TestRollingRestartBehindAServiceRefusesNoPost(t *testing.T) {
+	if refused := rollingRestart(t, time.Second); refused > 0 {
+		t.Errorf("%d posts refused during a rolling restart with shutdown_delay behind a Service, want 0", refused)
+	}
+}
+
+// rollingRestart runs the rolling restart with shutdown_delay delay (when
+// above 0, the producer posts as through a Service) and returns how many
+// posts were refused.
+func rollingRestart(t *testing.T, delay time.Duration) int64 {
 	var mu sync.Mutex
 	delivered := map[string]int{} // webhook-id → 2xx answers
 	recv := httpsink.New(t, func(n int, r *http.Request, w http.ResponseWriter) {
@@ -41,6 +57,7 @@ func TestRollingRestartOfTwoReplicasLosesNothing(t *testing.T) {
 		return strings.Replace(cfg, "consumer: c1", "consumer: "+consumer, 1) + `
 listen: LISTEN
 shutdown_timeout: 20s
+shutdown_delay: ` + delay.String() + `
 retry:
   schedule: [100ms, 300ms]
   max_attempts: 10
@@ -54,12 +71,37 @@ subscriptions:
 	replicas[0].Store(startBridge(t, config("replica-a")))
 	replicas[1].Store(startBridge(t, config("replica-b")))
 
-	// The producer posts batches of 5 events with ids of its own, to the
-	// replicas in turn; a post that fails (the replica is stopping, or
-	// not listening yet) goes again, same ids, to the other one.
-	var accepted sync.Map
-	var posted atomic.Int64
+	// Behind a Service, a replica is sent posts while its /readyz answered
+	// 200 when last looked at, every 25 ms.
+	service := delay > 0
+	var inService [2]atomic.Bool
 	stop := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		client := &http.Client{Timeout: 200 * time.Millisecond}
+		for {
+			for i := range replicas {
+				resp, err := client.Get("http://" + replicas[i].Load().addr + "/readyz")
+				inService[i].Store(err == nil && resp.StatusCode == http.StatusOK)
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(25 * time.Millisecond): // the watcher's period
+			}
+		}
+	}()
+
+	// The producer posts batches of 5 events with ids of its own, to the
+	// replicas in turn (behind a Service: to those in service); a post
+	// that fails (the replica is stopping, or not listening yet) is
+	// counted and goes again, same ids, to the other one.
+	var accepted sync.Map
+	var posted, refused atomic.Int64
 	producerDone := make(chan error, 1)
 	go func() {
 		client := &http.Client{Timeout: 5 * time.Second}
@@ -80,11 +122,20 @@ subscriptions:
 			body := "[" + strings.Join(events, ",") + "]"
 			ok := false
 			for try := 0; try < 200 && !ok; try++ {
-				p := replicas[(batch+try)%2].Load()
-				resp, err := client.Post("http://"+p.addr+"/v1/events", "application/json", strings.NewReader(body))
+				i := (batch + try) % 2
+				if service && !inService[i].Load() {
+					if try%2 == 1 {
+						time.Sleep(20 * time.Millisecond) // neither in service: wait for one
+					}
+					continue
+				}
+				resp, err := client.Post("http://"+replicas[i].Load().addr+"/v1/events", "application/json", strings.NewReader(body))
 				if err == nil {
 					ok = resp.StatusCode == http.StatusAccepted
 					resp.Body.Close()
+				}
+				if !ok {
+					refused.Add(1)
 				}
 				if !ok && try%2 == 1 {
 					time.Sleep(20 * time.Millisecond) // a producer's pause once both refused
@@ -125,6 +176,7 @@ subscriptions:
 		waitPosted(posted.Load() + 300)
 	}
 	close(stop)
+	<-watcherDone
 	if err := <-producerDone; err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +226,8 @@ subscriptions:
 	if out := cli(t, "dlq", "list", "--config", replicas[0].Load().config); strings.Contains(out, "roll-") {
 		t.Errorf("dead letters after the rolling restart:\n%s", out)
 	}
-	t.Logf("%d events accepted and delivered across two restarts, %d requests to the receiver", len(ids), len(recv.Hits()))
+	t.Logf("%d events accepted and delivered across two restarts, %d requests to the receiver, %d posts refused", len(ids), len(recv.Hits()), refused.Load())
+	return refused.Load()
 }
 
 // TestShutdownDelayKeepsTakingEvents: with shutdown_delay, a SIGTERMed
