@@ -45,16 +45,26 @@ type Process struct {
 
 // Start runs binary with --config config, env added to the test's
 // environment, until it logs that it listens on addr (the config's
-// listen address); the test fails if it exits first or does not listen
-// within wait. The process is killed when the test ends, and its log is
-// shown if the test failed.
+// listen address), as Run does.
 func Start(t testing.TB, binary, config, addr string, env []string, wait time.Duration) *Process {
 	t.Helper()
-	p := &Process{Addr: addr, Config: config, exited: make(chan struct{})}
-	p.Cmd = exec.Command(binary, "--config", config)
+	cmd := exec.Command(binary, "--config", config)
 	if env != nil {
-		p.Cmd.Env = append(p.Cmd.Environ(), env...)
+		cmd.Env = append(cmd.Environ(), env...)
 	}
+	p := Run(t, cmd, addr, wait)
+	p.Config = config
+	return p
+}
+
+// Run starts cmd, a webhook-bridge set up as the caller wants it (its
+// environment, directory, user), and waits until it logs that it listens
+// on addr; the test fails if it exits first or does not listen within
+// wait. The process is killed when the test ends, and its log is shown if
+// the test failed.
+func Run(t testing.TB, cmd *exec.Cmd, addr string, wait time.Duration) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, Addr: addr, exited: make(chan struct{})}
 	stderr, err := p.Cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

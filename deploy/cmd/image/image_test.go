@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"debug/buildinfo"
@@ -21,7 +20,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/switchyard-go/switchyard/internal/bridgetest"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/webhook"
 )
@@ -529,51 +528,8 @@ subscriptions:
 	if asImageUser {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logMu sync.Mutex
-	var log strings.Builder
-	listening := make(chan struct{})
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		said := false
-		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if !said && strings.Contains(sc.Text(), "webhook-bridge: listening") {
-				said = true
-				close(listening)
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	logs := func() string { logMu.Lock(); defer logMu.Unlock(); return log.String() }
-	done := false
-	defer func() {
-		if !done {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("webhook-bridge log:\n%s", logs())
-		}
-	}()
 	const wait = 20 * time.Second
-	select {
-	case <-listening:
-	case err := <-exited:
-		done = true
-		t.Fatalf("the bridge exited before listening: %v", err)
-	case <-time.After(wait):
-		t.Fatalf("the bridge not listening within %s", wait)
-	}
+	p := bridgetest.Run(t, cmd, addr, wait)
 
 	resp, err := http.Post("http://"+addr+"/v1/events", "application/json",
 		strings.NewReader(`{"name": "image.checked", "id": "evt-image-1", "payload": {"from": "the image"}}`))
@@ -602,17 +558,9 @@ subscriptions:
 		t.Errorf("the signature %q does not verify", d.header.Get("webhook-signature"))
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		done = true
-		if err != nil {
-			t.Errorf("after SIGTERM the bridge exited with %v, want status 0", err)
-		}
-	case <-time.After(wait):
-		t.Fatalf("the bridge still running %s after SIGTERM", wait)
+	p.Stop(syscall.SIGTERM, wait)
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("after SIGTERM the bridge exited with status %d (-1: still running %s after it, killed), want 0", code, wait)
 	}
 	select {
 	case extra := <-deliveries:
