@@ -52,14 +52,18 @@ func TestPublisherWaitReplicas(t *testing.T) {
 		}
 		t.Cleanup(replica.Kill)
 		rc := newClient(t, replica.Addr)
+		client := newClient(t, primary.Addr)
+		// In sync on both sides: the replica's link is up, and the primary
+		// counts it online (only then does WAIT count its acknowledgements;
+		// the replica sees its link up a moment before).
 		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(rc.Info(ctx, "replication").Val(), "master_link_status:up") {
+		for !strings.Contains(rc.Info(ctx, "replication").Val(), "master_link_status:up") ||
+			!strings.Contains(client.Info(ctx, "replication").Val(), "state=online") {
 			if time.Now().After(deadline) {
 				t.Fatal("the replica never synced")
 			}
 			time.Sleep(20 * time.Millisecond) // a readiness poll of another process
 		}
-		client := newClient(t, primary.Addr)
 		pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: "s", WaitReplicas: 1})
 		if err != nil {
 			t.Fatal(err)
