@@ -283,9 +283,14 @@ func (r *attemptRecorder) close() {
 // and the health store, when there are; res is what the attempt came to (its zero value
 // when nothing was sent).
 func (b *Bridge) record(rt *route, subID string, ev pubsub.Event, attempt int, outcome Outcome, res result, reason string) {
-	if b.rec == nil {
-		return
+	if b.rec != nil {
+		b.recordAttempt(rt, subID, ev, attempt, outcome, res, reason)
 	}
+}
+
+// recordAttempt is record's work, apart so that the event it keeps a
+// pointer to is moved to the heap only when there is a log to keep it.
+func (b *Bridge) recordAttempt(rt *route, subID string, ev pubsub.Event, attempt int, outcome Outcome, res result, reason string) {
 	a := Attempt{
 		EventID: ev.ID, EventName: ev.Name, SubscriptionID: subID, Outcome: outcome,
 		At: res.at, Duration: res.took, Status: res.status, Error: reason,

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/switchyard-go/switchyard/internal/barehook"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -36,8 +37,10 @@ func countingSink(b *testing.B, n int) (*httptest.Server, <-chan struct{}) {
 var benchPayload = bytes.Repeat([]byte("x"), 256)
 
 // BenchmarkDeliveries compares the bridge (memory backend, signed
-// deliveries) with a bare net/http client posting the same bodies at the
-// same concurrency to the same kind of local sink.
+// deliveries) with two bare net/http clients at the same concurrency, to
+// the same kind of local sink: bare-client posts the same bodies with one
+// header, bare-client-same-requests sends the bridge's own requests
+// (headers and signature) with nothing around them.
 func BenchmarkDeliveries(b *testing.B) {
 	b.Run("bridge", func(b *testing.B) {
 		sink, done := countingSink(b, b.N)
@@ -66,31 +69,64 @@ func BenchmarkDeliveries(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 	})
-	b.Run("bare-client", func(b *testing.B) {
-		sink, done := countingSink(b, b.N)
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = benchConcurrency
-		client := &http.Client{Transport: t}
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range benchConcurrency {
-			wg.Go(func() {
-				for next.Add(1) <= int64(b.N) {
-					resp, err := client.Post(sink.URL, "application/json", bytes.NewReader(benchPayload))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-			})
+	for _, same := range []bool{false, true} {
+		name := "bare-client"
+		if same {
+			name = "bare-client-same-requests"
 		}
-		wg.Wait()
-		<-done
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
-	})
+		b.Run(name, func(b *testing.B) {
+			sink, done := countingSink(b, b.N)
+			post := barePost(b, "bench", benchPayload, benchConcurrency, same)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range benchConcurrency {
+				wg.Go(func() {
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						if err := post(sink.URL, int(i), benchPayload); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			<-done
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// barePost returns what the bare-client benchmarks call per request: a
+// POST of body with one header (Content-Type) on a transport set as the
+// bridge's, or, with same, the bridge's own request for an event named
+// name (internal/barehook).
+func barePost(b *testing.B, name pubsub.Name, body []byte, perEndpoint int, same bool) func(url string, i int, body []byte) error {
+	ctx := context.Background()
+	if same {
+		c, err := barehook.New(ctx, name, body, perEndpoint)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.Close)
+		return func(url string, i int, body []byte) error { return c.Post(ctx, url, i, body) }
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost, t.MaxIdleConns, t.DisableCompression = perEndpoint, 0, true
+	b.Cleanup(t.CloseIdleConnections)
+	return func(url string, _ int, body []byte) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header = http.Header{"Content-Type": {"application/json"}}
+		resp, err := t.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
 }

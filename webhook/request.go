@@ -160,7 +160,9 @@ func (b *Bridge) send(ctx context.Context, s *route, ev pubsub.Event, eh *eventH
 		r.respHeader = resp.Header
 		r.body, r.truncated = readStart(resp.Body, b.cfg.ResponseBodyBytes)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	if resp.Body != http.NoBody {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	}
 	_ = resp.Body.Close()
 	r.status, r.took = resp.StatusCode, time.Since(start)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The prefixes Standard Webhooks gives its keys: a symmetric secret
@@ -93,7 +94,7 @@ func decodePublicKey(key string) (ed25519.PublicKey, error) {
 // signer is one signing secret, decoded once: pooled HMAC-SHA256 states
 // for a "whsec_" secret, or the ed25519 private key of a "whsk_" one.
 type signer struct {
-	macs *sync.Pool         // per key, reusable HMAC-SHA256 states; nil for ed25519
+	macs *macCache          // reusable HMAC-SHA256 states; nil for ed25519
 	priv ed25519.PrivateKey // nil for HMAC
 }
 
@@ -115,7 +116,7 @@ func parseSigner(secret string) (signer, error) {
 	if err != nil {
 		return signer{}, err
 	}
-	return signer{macs: macPool(k)}, nil
+	return signer{macs: newMACCache(k)}, nil
 }
 
 // checkSecret reports what is wrong with a signing secret, or nil.
@@ -174,21 +175,51 @@ func Sign(secrets []string, id string, timestamp int64, body []byte) (string, er
 	return signWith(signers, id, timestamp, body), nil
 }
 
-// macPool returns a pool of HMAC-SHA256 states keyed with key. Each new
-// state is a clone of one keyed state, so that a pool emptied by the
-// garbage collector refills without working out the key's padded blocks
-// again: with thousands of subscriptions most pools are cold.
-func macPool(key []byte) *sync.Pool {
+// macCache holds reusable HMAC-SHA256 states keyed with one key. A
+// subscription among thousands is used now and then, and a sync.Pool of
+// its own would be emptied by most garbage collections in between (and
+// rebuild its per-P slots each time); so one idle state stays in a slot
+// of the subscription's own, and the pool takes only the states of
+// deliveries sent at once. New states are clones of a keyed one, so that
+// the key's padded blocks are worked out once.
+type macCache struct {
+	idle atomic.Pointer[pooledMAC]
+	pool sync.Pool
+}
+
+// pooledMAC is one HMAC-SHA256 state of a macCache.
+type pooledMAC struct{ hash.Hash }
+
+func newMACCache(key []byte) *macCache {
 	base := hmac.New(sha256.New, key)
 	base.Reset() // keeps the keyed state, which clones share
-	return &sync.Pool{New: func() any {
-		if c, ok := base.(hash.Cloner); ok {
-			if m, err := c.Clone(); err == nil {
-				return m
+	c := &macCache{}
+	c.pool.New = func() any {
+		if cl, ok := base.(hash.Cloner); ok {
+			if m, err := cl.Clone(); err == nil {
+				return &pooledMAC{m}
 			}
 		}
-		return hmac.New(sha256.New, key)
-	}}
+		return &pooledMAC{hmac.New(sha256.New, key)}
+	}
+	return c
+}
+
+// get returns a state, reset.
+func (c *macCache) get() *pooledMAC {
+	m := c.idle.Swap(nil)
+	if m == nil {
+		m = c.pool.Get().(*pooledMAC)
+	}
+	m.Reset()
+	return m
+}
+
+// put gives back a state get returned.
+func (c *macCache) put(m *pooledMAC) {
+	if !c.idle.CompareAndSwap(nil, m) {
+		c.pool.Put(m)
+	}
 }
 
 // contentPool holds buffers for the signed content, which ed25519 takes
@@ -225,13 +256,12 @@ func signWith(signers []signer, id string, timestamp int64, body []byte) string 
 			out = base64.StdEncoding.AppendEncode(out, ed25519.Sign(sg.priv, *content))
 			continue
 		}
-		mac := sg.macs.Get().(hash.Hash)
-		mac.Reset()
+		mac := sg.macs.get()
 		mac.Write(head)
 		mac.Write(body)
 		out = append(out, "v1,"...)
 		out = base64.StdEncoding.AppendEncode(out, mac.Sum(head[len(head):]))
-		sg.macs.Put(mac)
+		sg.macs.put(mac)
 	}
 	if content != nil && cap(*content) <= maxPooledContent {
 		contentPool.Put(content)

@@ -2,6 +2,9 @@ package webhook
 
 import (
 	"bytes"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -31,4 +34,39 @@ func BenchmarkRouteSign(b *testing.B) {
 			})
 		})
 	}
+}
+
+// TestRouteSignConcurrently signs on one route from many goroutines at
+// once, across garbage collections (which empty the pool, not the idle
+// slot): every signature must equal the one Sign works out afresh, so no
+// HMAC state is ever shared by two deliveries or reused unreset.
+func TestRouteSignConcurrently(t *testing.T) {
+	secrets := Secrets{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_YW5vdGhlciBzZWNyZXQgb2YgMzIgYnl0ZXMuLi4uLi4="}
+	r, err := compileRoute(Subscription{ID: "s", Topic: "*", URL: "http://x", Secrets: secrets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				if i%50 == 0 {
+					runtime.GC()
+				}
+				id := fmt.Sprintf("msg_%d_%d", g, i)
+				body := bytes.Repeat([]byte{byte('a' + g)}, 1+i)
+				got := r.sign(id, int64(1614265330+i), body)
+				want, err := Sign(secrets, id, int64(1614265330+i), body)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got != want {
+					t.Errorf("goroutine %d, delivery %d: signed %q, want %q", g, i, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -70,6 +70,7 @@ func comparisons(med map[key]float64) []comparison {
 	gochan := get(med, mem, "watermill gochannel", 256, "events/s")
 	bridge := get(med, hook, "switchyard bridge (signed)", 256, "deliveries/s")
 	bare := get(med, hook, "bare net/http client", 256, "deliveries/s")
+	bareSame := get(med, hook, "bare net/http client sending the bridge's requests", 256, "deliveries/s")
 	p99 := get(med, hookLat, "switchyard bridge", 256, "p99 ms")
 	syP99 := get(med, lat, "switchyard", 256, "p99 ms")
 	wmP99 := get(med, lat, "watermill-redisstream", 256, "p99 ms")
@@ -78,6 +79,7 @@ func comparisons(med map[key]float64) []comparison {
 	tenK := get(med, subsSection, "10000 subscriptions, one matches each event", 256, "events/s")
 	tenKTenth := get(med, subsSection, "10000 subscriptions, a tenth match each event", 256, "deliveries/s")
 	bareSpread := get(med, subsSection, "bare net/http client, 100 endpoints, 64 at once", 256, "deliveries/s")
+	bareSameSpread := get(med, subsSection, "bare net/http client sending the bridge's requests, 100 endpoints", 256, "deliveries/s")
 
 	pct := func(r float64) string { return fmt.Sprintf("%.0f%%", 100*r) }
 	x := func(r float64) string { return fmt.Sprintf("%.1f×", r) }
@@ -87,14 +89,32 @@ func comparisons(med map[key]float64) []comparison {
 		{"redis: consume + ack / watermill subscribe", "≥ 10×", ratio(consume, wmSub), x(ratio(consume, wmSub)), ratio(consume, wmSub) >= 10},
 		{"redis: single Emit, 64 goroutines / watermill Publish", "≥ 2×", ratio(single, wmPub), x(ratio(single, wmPub)), ratio(single, wmPub) >= 2},
 		{"redis: end-to-end p99, watermill / switchyard", "(lower is better for switchyard)", ratio(wmP99, syP99), x(ratio(wmP99, syP99)), true},
-		{"memory: end to end", "≥ 1M events/s", memory, human(memory, "events/s") + " events/s", memory >= 1e6},
+		{"memory: end to end, single Emit", "≥ 3M events/s", memory, human(memory, "events/s") + " events/s", memory >= 3e6},
 		{"memory: end to end / watermill gochannel", "≥ 10×", ratio(memory, gochan), x(ratio(memory, gochan)), ratio(memory, gochan) >= 10},
-		{"bridge: deliveries / bare net/http client", "≥ 70%", ratio(bridge, bare), pct(ratio(bridge, bare)), ratio(bridge, bare) >= 0.7},
+		{"bridge: deliveries / bare net/http client sending the bridge's requests", "≥ 85%", ratio(bridge, bareSame), pct(ratio(bridge, bareSame)), ratio(bridge, bareSame) >= 0.85},
+		{"bridge: deliveries / bare net/http client with one header", "(the protocol's headers not sent)", ratio(bridge, bare), pct(ratio(bridge, bare)), true},
 		{"bridge: added latency p99 at 1k events/s", "≤ 10 ms", p99, fmt.Sprintf("%.2f ms", p99), p99 > 0 && p99 <= 10},
 		{"bridge: events/s, 10,000 subscriptions (one matching) / 1 subscription", "≥ 80%", ratio(tenK, oneSub), pct(ratio(tenK, oneSub)), ratio(tenK, oneSub) >= 0.8},
-		{"bridge: deliveries/s, 10,000 subscriptions (a tenth matching) / bare client", "≥ 80%", ratio(tenKTenth, bareSpread), pct(ratio(tenKTenth, bareSpread)), ratio(tenKTenth, bareSpread) >= 0.8},
+		{"bridge: deliveries/s, 10,000 subscriptions (a tenth matching) / bare client sending the bridge's requests", "≥ 80%", ratio(tenKTenth, bareSameSpread), pct(ratio(tenKTenth, bareSameSpread)), ratio(tenKTenth, bareSameSpread) >= 0.8},
+		{"bridge: deliveries/s, 10,000 subscriptions (a tenth matching) / bare client with one header", "(the protocol's headers not sent)", ratio(tenKTenth, bareSpread), pct(ratio(tenKTenth, bareSpread)), true},
 	}
 }
+
+// baselinesNote follows the targets: what the bridge's baselines are, and
+// which targets of DESIGN.md this run does not measure yet.
+const baselinesNote = `
+The bridge is measured against two bare clients at the same concurrency, on a transport set as the bridge's,
+calling ` + "`Transport.RoundTrip`" + ` with nothing around it: one posts the body with one header; the other sends exactly
+the requests the bridge sends (their headers learnt from a delivery of the bridge, the id, timestamp,
+signature and time made afresh per request, HMACs from a pool; ` + "`internal/barehook`" + `). A delivery carries a
+dozen headers and a signature, and the sink, on the same two cores, parses every one of them: the second
+client is what the protocol itself costs, so the targets are checked against it and the first is shown beside.
+
+Not measured by this run yet: DESIGN.md's strongest Redis baselines (hand-written RESP publish, consume with
+several pipelined consumers; the Redis ratios above are to go-redis loops), batch memory Emit (≥ 10M events/s),
+p99 Emit to handler at 10k events/s, ordered delivery and the outbox relay. The delivery log's query time has
+a benchmark of its own (docs/webhook-bridge.md, Delivery log).
+`
 
 func markdown(m machine, med map[key]float64) string {
 	var b strings.Builder
@@ -117,6 +137,7 @@ func markdown(m machine, med map[key]float64) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.what, c.target, c.shown, mark)
 	}
+	b.WriteString(baselinesNote)
 
 	section := ""
 	for _, w := range workloads {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-go/switchyard/internal/barehook"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/webhook"
@@ -122,7 +123,7 @@ func manySubs(n int, tenth bool) func(context.Context, *env, int) ([]float64, er
 				ep = (i/10 + 10*(i%10)) % subsEndpoints
 			}
 			subs[i] = webhook.Subscription{ID: "s" + strconv.Itoa(i), Topic: "order.created", Filter: filter,
-				URL: sinks.srvs[ep].URL, Secrets: webhook.Secrets{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}
+				URL: sinks.srvs[ep].URL, Secrets: webhook.Secrets{barehook.Secret}}
 		}
 		broker := memory.NewBroker(memory.Options{Buffer: 4096})
 		defer broker.Close()

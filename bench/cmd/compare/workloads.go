@@ -19,6 +19,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-go/switchyard/internal/barehook"
 	"github.com/switchyard-go/switchyard/memory"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
@@ -494,7 +495,7 @@ func startBridge(ctx context.Context, url string) (*memory.Broker, func(), error
 	}
 	bridge, err := webhook.New(webhook.Config{
 		Subscriber: sub, Publisher: broker, PerEndpoint: bridgeConcurrency,
-		Subscriptions: []webhook.Subscription{{ID: "s", Topic: "*", URL: url, Secrets: webhook.Secrets{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}},
+		Subscriptions: []webhook.Subscription{{ID: "s", Topic: "*", URL: url, Secrets: webhook.Secrets{barehook.Secret}}},
 	})
 	if err != nil {
 		return nil, nil, err
