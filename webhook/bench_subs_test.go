@@ -232,8 +232,9 @@ func (r *subsRig) close() {
 // one-matching: each event matches one subscription (data.tenant ==
 // "t<i>"). ten-percent: each matches a tenth of them (data.group ==
 // "g<i%10>"), their URLs spread over 100 endpoints. bare-client posts
-// the same body to the same 100 endpoints round-robin from 64 goroutines;
-// there b.N counts deliveries.
+// the same body with one header to the same 100 endpoints round-robin
+// from 64 goroutines, bare-client-same-requests sends the bridge's own
+// requests there (internal/barehook); there b.N counts deliveries.
 //
 // Beside the rates it reports deferred/op, the deliveries deferred per
 // event (slots full or circuit open: each comes back a second later), and
