@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -308,25 +307,7 @@ func benchBareClient(b *testing.B, sinks *sinkSet, same bool) {
 	body := subsPayload(0)
 	post := barePost(b, "order.created", body, subsPerEndpoint, same)
 	done := sinks.arm(b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range benchConcurrency {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				if err := post(sinks.urls[i%subsEndpoints], int(i), body); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	postConcurrently(b, func(i int) error { return post(sinks.urls[i%subsEndpoints], i, body) })
 	sinks.await(b, done)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")

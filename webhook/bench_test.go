@@ -77,26 +77,32 @@ func BenchmarkDeliveries(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			sink, done := countingSink(b, b.N)
 			post := barePost(b, "bench", benchPayload, benchConcurrency, same)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range benchConcurrency {
-				wg.Go(func() {
-					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-						if err := post(sink.URL, int(i), benchPayload); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			postConcurrently(b, func(i int) error { return post(sink.URL, i, benchPayload) })
 			<-done
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
+}
+
+// postConcurrently calls post(i) for i in [0, b.N) from benchConcurrency
+// goroutines, timing from the first call.
+func postConcurrently(b *testing.B, post func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range benchConcurrency {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				if err := post(int(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // barePost returns what the bare-client benchmarks call per request: a
