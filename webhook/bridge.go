@@ -63,10 +63,10 @@ type Config struct {
 	// spending an attempt): one that answered nothing over the last
 	// SlotWait or two; one that would take more than 40 × SlotWait to get
 	// through its queue at the pace it answered lately; or more than
-	// 4 × SlotWait and twice as long as all the queues together take at
-	// theirs. So a slow endpoint never keeps events waiting long, while
-	// one that is merely busy, or a bridge busy all round, gets through
-	// its queues without deferrals.
+	// 4 × SlotWait while it takes more than twice as long per delivery
+	// as the endpoints do on average. So a slow endpoint never keeps
+	// events waiting long, while one that is merely busy, or a bridge
+	// slowed all round, gets through its queues without deferrals.
 	// default: 250ms
 	SlotWait time.Duration
 	// FanoutLog records which deliveries of an event matching several

@@ -140,19 +140,6 @@ func (d *dispatcher) workerLimit(now time.Time) int {
 	return min(d.maxWorkers+stuck, 2*d.maxWorkers)
 }
 
-// withdraw takes back the jobs that have not started and returns them.
-// How slow an endpoint may be before the deliveries waiting at it are
-// deferred, in SlotWaits (windows) of draining its queue at its recent
-// pace.
-const (
-	// drainSlow: slower than this, and twice as slow as the queues of
-	// every endpoint together, it holds others up.
-	drainSlow = 4
-	// drainMost: slower than this, it keeps its events waiting too long,
-	// whatever the others do.
-	drainMost = 40
-)
-
 // withdrawSlow takes back the jobs that have not started and whose
 // endpoint is too slow to reach them soon (see tooSlow), and returns them.
 func (d *dispatcher) withdrawSlow(jobs []*job, now time.Time) []*job {
@@ -238,6 +225,7 @@ func (d *dispatcher) work() {
 			return
 		}
 		d.mu.Unlock()
+		began := time.Now()
 		j.run(j)
 		d.mu.Lock()
 		ep := j.ep
@@ -247,8 +235,8 @@ func (d *dispatcher) work() {
 		if ep.active == 0 {
 			delete(d.busy, ep)
 		}
-		ep.pace.answered(now, d.window)
-		d.pace.answered(now, d.window)
+		ep.pace.answered(now, now.Sub(began), d.window)
+		d.pace.answered(now, now.Sub(began), d.window)
 		if ep.queuedN > 0 && !ep.ready {
 			ep.ready = true
 			d.ready = append(d.ready, ep)
@@ -272,72 +260,6 @@ func (e *endpoint) pop() *job {
 		}
 	}
 	return nil
-}
-
-// pace counts the deliveries an endpoint finished, in windows of
-// SlotWait: the current one and the one before.
-type pace struct {
-	start      time.Time // of the current window
-	this, last int
-	hasLast    bool // the window before the current one was counted
-}
-
-// answered counts a finished delivery.
-func (p *pace) answered(now time.Time, window time.Duration) {
-	p.roll(now, window)
-	p.this++
-}
-
-func (p *pace) roll(now time.Time, window time.Duration) {
-	switch gone := now.Sub(p.start); {
-	case gone < window:
-		return
-	case gone < 2*window && !p.start.IsZero():
-		p.last, p.hasLast = p.this, true
-	default:
-		p.last, p.hasLast = 0, false
-	}
-	p.this, p.start = 0, now
-}
-
-// drain returns how long queued deliveries take to go at the pace
-// measured over the last window or two; ok is false when none finished.
-func (p *pace) drain(queued int, now time.Time, window time.Duration) (time.Duration, bool) {
-	p.roll(now, window)
-	done := p.last + p.this
-	if done == 0 {
-		return 0, false
-	}
-	elapsed := now.Sub(p.start)
-	if p.hasLast {
-		elapsed += window
-	}
-	elapsed = max(elapsed, window/4) // a pace over a moment says little
-	return time.Duration(float64(queued) / float64(done) * float64(elapsed)), true
-}
-
-// tooSlow reports whether ep holds things up. Never while it has a free
-// slot: its deliveries then wait for workers, not for it. Otherwise, when
-// it finished nothing over the last window or two while deliveries wait
-// for it; or getting through its
-// queue at its recent pace would take longer than drainMost windows; or
-// longer than drainSlow windows and twice as long as the queues of every
-// endpoint together take at theirs (when every endpoint is slow alike,
-// the bridge is merely busy, and deferring would only add work). d.mu is
-// held.
-func (d *dispatcher) tooSlow(ep *endpoint, now time.Time) bool {
-	if ep.active < d.perEndpoint {
-		return false // its deliveries wait for workers, not for it
-	}
-	mine, ok := ep.pace.drain(ep.queuedN, now, d.window)
-	if !ok {
-		return true
-	}
-	if mine > drainMost*d.window {
-		return true
-	}
-	all, _ := d.pace.drain(d.queued, now, d.window)
-	return mine > drainSlow*d.window && mine > 2*all
 }
 
 // deferBusy re-emits deliveries that found no free slot within SlotWait,

@@ -7,37 +7,46 @@ import (
 
 // An endpoint's queued deliveries are deferred when it answered nothing
 // lately, when its queue would take more than 40 windows to get through,
-// or more than 4 and twice what all the queues together take; never when
-// it is merely as busy as everything else.
+// or more than 4 while it takes more than twice as long per delivery as
+// the endpoints on average; never when it merely has more work than the
+// others, nor when everything is as slow.
 func TestWhichEndpointsHoldThingsUp(t *testing.T) {
 	const window = 250 * time.Millisecond
 	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
 	now := t0.Add(window + 100*time.Millisecond)
 	// Each pace counted over the window before the current one and 100ms
-	// of the current one: 350ms in all.
-	paceOf := func(done int) pace {
-		return pace{start: t0.Add(window), last: done / 2, this: done - done/2, hasLast: true}
+	// of the current one: 350ms in all, done deliveries taking each.
+	paceOf := func(done int, each time.Duration) pace {
+		p := pace{start: t0.Add(window), last: done / 2, this: done - done/2, hasLast: true}
+		p.lastBusy, p.thisBusy = time.Duration(p.last)*each, time.Duration(p.this)*each
+		return p
 	}
+	ms := time.Millisecond
 	for _, tc := range []struct {
 		name               string
 		epDone, epQueued   int
+		epEach             time.Duration
 		allDone, allQueued int
+		allEach            time.Duration
 		want               bool
 	}{
-		{"answered nothing lately", 0, 1, 1000, 10, true},
-		{"quick: 100 queued at 350 per 350ms", 350, 100, 350, 100, false},
-		{"alone and busy: 1000 queued at 175 per 350ms (2s)", 175, 1000, 175, 1000, false},
-		{"slow beside quick ones: 2s against 0.1s", 175, 1000, 3500, 1000, true},
-		{"everyone as slow: 2s against 2s", 175, 1000, 1750, 10000, false},
-		{"far too slow whatever the others: 14s", 25, 1000, 25, 1000, true},
-		{"just under the bound: 0.9s against 0.1s", 389, 1000, 3500, 1000, false},
+		{"answered nothing lately", 0, 1, 0, 1000, 10, ms, true},
+		{"quick: 100 queued at 350 per 350ms", 350, 100, 16 * ms, 350, 100, 16 * ms, false},
+		{"alone and busy: 1000 queued at 175 per 350ms (2s)", 175, 1000, 32 * ms, 175, 1000, 32 * ms, false},
+		{"slow beside quick ones: 2s, 32ms a delivery against 3ms", 175, 1000, 32 * ms, 3500, 1000, 3 * ms, true},
+		{"everyone as slow: 2s, 32ms a delivery as all", 175, 1000, 32 * ms, 1750, 10000, 32 * ms, false},
+		{"far too slow whatever the others: 14s", 25, 1000, 200 * ms, 25, 1000, 200 * ms, true},
+		{"just under the bound: 0.9s, 14ms against 3ms", 389, 1000, 14 * ms, 3500, 1000, 3 * ms, false},
+		{"most of the work, as quick as the rest: 1.1s, 10ms as all", 560, 1800, 10 * ms, 2240, 1850, 10 * ms, false},
+		{"crawling: 2.2s, a window a delivery against 10ms", 16, 100, window, 2000, 500, 12 * ms, true},
 	} {
-		d := &dispatcher{window: window, pace: paceOf(tc.allDone), queued: tc.allQueued}
-		ep := &endpoint{pace: paceOf(tc.epDone), queuedN: tc.epQueued}
-		if got := d.tooSlow(ep, now); got != tc.want {
-			mine, _ := ep.pace.drain(ep.queuedN, now, window)
-			all, _ := d.pace.drain(d.queued, now, window)
-			t.Errorf("%s: tooSlow = %v, want %v (its queue drains in %s, all in %s)", tc.name, got, tc.want, mine, all)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dispatcher{window: window, pace: paceOf(tc.allDone, tc.allEach), queued: tc.allQueued}
+			ep := &endpoint{pace: paceOf(tc.epDone, tc.epEach), queuedN: tc.epQueued}
+			if got := d.tooSlow(ep, now); got != tc.want {
+				mine, _ := ep.pace.drain(ep.queuedN, now, window)
+				t.Errorf("tooSlow = %v, want %v (its queue drains in %s)", got, tc.want, mine)
+			}
+		})
 	}
 }

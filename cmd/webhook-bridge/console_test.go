@@ -191,6 +191,10 @@ subscriptions:
 		chromedp.SetValue(chromedp.CSS("#f-sub"), "orders"),
 		chromedp.SetValue(chromedp.CSS("#f-outcome"), "failed"),
 		chromedp.Click(chromedp.CSS(`form[action="/ui/log"] button`)),
+		// The page before the click lists the order's event too: wait
+		// for the answer to the filter, which the server fills in.
+		chromedp.WaitVisible(chromedp.CSS(`#f-sub[value="orders"]`)),
+		chromedp.WaitReady(chromedp.CSS(`#f-outcome option[selected]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/events/`+order+`"]`)),
 	)
 	if rows := eval[int](t, ctx, `document.querySelectorAll("main tbody tr").length`); rows != 1 {
