@@ -418,6 +418,7 @@ func (b *Bridge) Close() error {
 		b.rec.beginClose() // deliveries no longer wait on a log that hangs
 	}
 	b.gate.Close()
+	b.disp.close() // its idle workers stop
 	if b.rec != nil {
 		b.rec.close() // after the deliveries, which it records
 	}

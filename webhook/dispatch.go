@@ -39,6 +39,12 @@ const (
 	jobWithdrawn
 )
 
+// workerIdle is how long a worker that found nothing to start waits for
+// more before it stops: work that comes steadily is taken by the same
+// goroutines, whose stacks have grown to what a delivery needs, rather
+// than by a new one per delivery.
+const workerIdle = time.Second
+
 // dispatcher owns the endpoints' queues; every field of an endpoint that
 // concerns queueing (queue, active, ready) is guarded by its mu.
 type dispatcher struct {
@@ -46,10 +52,16 @@ type dispatcher struct {
 	maxWorkers  int
 	queueCap    int
 	window      time.Duration // SlotWait: the window endpoints' pace is measured over
+	idleFor     time.Duration // workerIdle
 	pace        pace          // of every endpoint together
 
 	mu      sync.Mutex
-	workers int
+	workers int           // running, idle ones included
+	spawned int           // workers started so far
+	idle    int           // workers waiting for work, not yet woken
+	wake    chan struct{} // one token per idle worker woken
+	quit    chan struct{} // closed by close: idle workers stop
+	closed  bool
 	queued  int         // jobs queued, not started nor withdrawn
 	ready   []*endpoint // endpoints with a queued job and a free slot, served in turn
 	room    *sync.Cond  // signalled as queued falls and as turns to queue pass
@@ -61,7 +73,7 @@ type dispatcher struct {
 
 func newDispatcher(perEndpoint, maxWorkers int, window time.Duration) *dispatcher {
 	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers, window: window,
-		busy: map[*endpoint]struct{}{}}
+		idleFor: workerIdle, busy: map[*endpoint]struct{}{}, wake: make(chan struct{}, 2*maxWorkers), quit: make(chan struct{})}
 	d.room = sync.NewCond(&d.mu)
 	return d
 }
@@ -110,20 +122,38 @@ func (d *dispatcher) kick(now time.Time) {
 	}
 }
 
-// spawnable counts up to want more workers as running and returns how
-// many: as many as may run (workerLimit), at most want; those that find
-// nothing to start stop at once. d.mu is held.
+// spawnable wakes idle workers for up to want jobs, then counts as many
+// more workers as running as may run (workerLimit), and returns how many
+// to start; those that find nothing to start wait a while for more, then
+// stop. d.mu is held.
 func (d *dispatcher) spawnable(now time.Time, want int) int {
 	if len(d.ready) == 0 {
 		return 0
+	}
+	woken := min(d.idle, want)
+	d.idle -= woken
+	for range woken {
+		d.wake <- struct{}{} // never blocks: fewer tokens than workers
 	}
 	limit := d.maxWorkers
 	if d.workers >= limit {
 		limit = d.workerLimit(now)
 	}
-	n := max(min(limit-d.workers, want), 0)
+	n := max(min(limit-d.workers, want-woken), 0)
 	d.workers += n
+	d.spawned += n
 	return n
+}
+
+// close stops the idle workers, and those that run once they find
+// nothing to start. Safe to call more than once.
+func (d *dispatcher) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		close(d.quit)
+	}
 }
 
 // workerLimit is how many workers may run: maxWorkers, plus one for each
@@ -211,8 +241,10 @@ func (d *dispatcher) next() *job {
 }
 
 // work runs jobs until none may start, or until more workers run than
-// may (those stuck at a hanging endpoint came free).
+// may (those stuck at a hanging endpoint came free); it then waits up to
+// workerIdle to be woken for more, when no more than maxWorkers run.
 func (d *dispatcher) work() {
+	var idle *time.Timer
 	d.mu.Lock()
 	for {
 		var j *job
@@ -220,9 +252,15 @@ func (d *dispatcher) work() {
 			j = d.next()
 		}
 		if j == nil {
-			d.workers--
-			d.mu.Unlock()
-			return
+			if d.closed || d.workers > d.maxWorkers || !d.waitForWork(&idle) {
+				d.workers--
+				d.mu.Unlock()
+				if idle != nil {
+					idle.Stop()
+				}
+				return
+			}
+			continue
 		}
 		d.mu.Unlock()
 		began := time.Now()
@@ -242,6 +280,35 @@ func (d *dispatcher) work() {
 			d.ready = append(d.ready, ep)
 		}
 	}
+}
+
+// waitForWork waits, idle, until spawnable wakes a worker, and reports
+// true; false when none was woken within workerIdle or the dispatcher
+// closed (the worker is then no longer idle and stops). Woken workers
+// and tokens are interchangeable: one that times out while a token is
+// on its way takes it. d.mu is held, released while waiting.
+func (d *dispatcher) waitForWork(timer **time.Timer) bool {
+	d.idle++
+	d.mu.Unlock()
+	if *timer == nil {
+		*timer = time.NewTimer(d.idleFor)
+	} else {
+		(*timer).Reset(d.idleFor)
+	}
+	select {
+	case <-d.wake:
+		d.mu.Lock()
+		return true
+	case <-(*timer).C:
+	case <-d.quit:
+	}
+	d.mu.Lock()
+	if d.idle > 0 {
+		d.idle--
+		return false
+	}
+	<-d.wake // every idle worker was woken: a token is there for this one
+	return true
 }
 
 // pop removes and returns the endpoint's first queued job, skipping those
