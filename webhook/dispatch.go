@@ -64,49 +64,74 @@ type dispatcher struct {
 	closed  bool
 	queued  int         // jobs queued, not started nor withdrawn
 	ready   []*endpoint // endpoints with a queued job and a free slot, served in turn
-	room    *sync.Cond  // signalled as queued falls and as turns to queue pass
+	turn    *sync.Cond  // broadcast as an event's turn to queue passes
+	room    *sync.Cond  // signalled when the event whose turn it is fits
+	// roomFor is how many jobs the event whose turn it is waits to fit
+	// in the queues; 0 when it does not wait.
+	roomFor int
 	// Events queue their jobs in the order they came: ticket is the next
 	// one handed out, serving the one whose turn it is.
 	ticket, serving uint64
-	busy            map[*endpoint]struct{} // endpoints with deliveries in flight
+	busy            []*endpoint // endpoints with deliveries in flight, each at its busyAt
 }
 
 func newDispatcher(perEndpoint, maxWorkers int, window time.Duration) *dispatcher {
 	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers, window: window,
-		idleFor: workerIdle, busy: map[*endpoint]struct{}{}, wake: make(chan struct{}, 2*maxWorkers), quit: make(chan struct{})}
+		idleFor: workerIdle, wake: make(chan struct{}, 2*maxWorkers), quit: make(chan struct{})}
+	d.turn = sync.NewCond(&d.mu)
 	d.room = sync.NewCond(&d.mu)
 	return d
 }
 
+// submitChunk is how many jobs submit queues at a time, letting workers
+// take the lock in between.
+const submitChunk = 64
+
 // submit queues jobs, first waiting for its turn (events queue theirs in
 // the order they came) and for room in the queues (none is refused: an
 // event with more deliveries than queueCap goes in once the queues are
-// empty), and starts the workers they need.
+// empty), and starts the workers they need. It queues submitChunk jobs at
+// a time, so that workers are not kept waiting while a thousand go in;
+// the next event's turn comes once all are in.
 func (d *dispatcher) submit(jobs []*job) {
 	d.mu.Lock()
 	turn := d.ticket
 	d.ticket++
+	for turn != d.serving {
+		d.turn.Wait()
+	}
 	need := min(len(jobs), d.queueCap)
-	for turn != d.serving || d.queued+need > d.queueCap {
+	for d.queued+need > d.queueCap {
+		d.roomFor = need
 		d.room.Wait()
 	}
-	d.serving++
-	d.room.Broadcast() // the next in turn may fit too
-	for _, j := range jobs {
-		j.state = jobQueued
-		ep := j.ep
-		ep.queue = append(ep.queue, j)
-		ep.queuedN++
-		if !ep.ready && ep.active < d.perEndpoint {
-			ep.ready = true
-			d.ready = append(d.ready, ep)
+	d.roomFor = 0
+	for {
+		chunk := jobs[:min(len(jobs), submitChunk)]
+		jobs = jobs[len(chunk):]
+		for _, j := range chunk {
+			j.state = jobQueued
+			ep := j.ep
+			ep.queue = append(ep.queue, j)
+			ep.queuedN++
+			if !ep.ready && ep.active < d.perEndpoint {
+				ep.ready = true
+				d.ready = append(d.ready, ep)
+			}
 		}
-	}
-	d.queued += len(jobs)
-	start := d.spawnable(time.Now(), len(jobs))
-	d.mu.Unlock()
-	for range start {
-		go d.work()
+		d.queued += len(chunk)
+		last := len(jobs) == 0
+		if last {
+			d.serving++
+			d.turn.Broadcast()
+		}
+		wake, start := d.spawnable(time.Now(), len(chunk))
+		d.mu.Unlock()
+		d.startWorkers(wake, start)
+		if last {
+			return
+		}
+		d.mu.Lock()
 	}
 }
 
@@ -115,34 +140,41 @@ func (d *dispatcher) submit(jobs []*job) {
 // answering gets workers.
 func (d *dispatcher) kick(now time.Time) {
 	d.mu.Lock()
-	start := d.spawnable(now, len(d.ready))
+	wake, start := d.spawnable(now, len(d.ready))
 	d.mu.Unlock()
+	d.startWorkers(wake, start)
+}
+
+// startWorkers wakes wake idle workers and starts start new ones, as
+// spawnable counted them; d.mu is not held.
+func (d *dispatcher) startWorkers(wake, start int) {
+	for range wake {
+		d.wake <- struct{}{} // never blocks: fewer tokens than workers
+	}
 	for range start {
 		go d.work()
 	}
 }
 
-// spawnable wakes idle workers for up to want jobs, then counts as many
-// more workers as running as may run (workerLimit), and returns how many
-// to start; those that find nothing to start wait a while for more, then
-// stop. d.mu is held.
-func (d *dispatcher) spawnable(now time.Time, want int) int {
+// spawnable counts up to want idle workers as woken and, beyond them, as
+// many more workers as running as may run (workerLimit): the caller
+// wakes the first number and starts the second (startWorkers). Workers
+// that find nothing to start wait a while for more, then stop. d.mu is
+// held.
+func (d *dispatcher) spawnable(now time.Time, want int) (wake, start int) {
 	if len(d.ready) == 0 {
-		return 0
+		return 0, 0
 	}
-	woken := min(d.idle, want)
-	d.idle -= woken
-	for range woken {
-		d.wake <- struct{}{} // never blocks: fewer tokens than workers
-	}
+	wake = min(d.idle, want)
+	d.idle -= wake
 	limit := d.maxWorkers
 	if d.workers >= limit {
 		limit = d.workerLimit(now)
 	}
-	n := max(min(limit-d.workers, want-woken), 0)
-	d.workers += n
-	d.spawned += n
-	return n
+	start = max(min(limit-d.workers, want-wake), 0)
+	d.workers += start
+	d.spawned += start
+	return wake, start
 }
 
 // close stops the idle workers, and those that run once they find
@@ -162,7 +194,7 @@ func (d *dispatcher) close() {
 // starve the others, up to twice maxWorkers. d.mu is held.
 func (d *dispatcher) workerLimit(now time.Time) int {
 	stuck := 0
-	for ep := range d.busy {
+	for _, ep := range d.busy {
 		if now.Sub(ep.progress) > d.window {
 			stuck += ep.active
 		}
@@ -187,7 +219,7 @@ func (d *dispatcher) withdrawSlow(jobs []*job, now time.Time) []*job {
 		j.ep.compact()
 	}
 	if len(out) > 0 {
-		d.room.Broadcast()
+		d.roomFreed()
 	}
 	d.mu.Unlock()
 	return out
@@ -225,11 +257,12 @@ func (d *dispatcher) next() *job {
 		}
 		if ep.active == 0 {
 			ep.progress = time.Now()
-			d.busy[ep] = struct{}{}
+			ep.busyAt = len(d.busy)
+			d.busy = append(d.busy, ep)
 		}
 		ep.active++
 		d.queued--
-		d.room.Broadcast()
+		d.roomFreed()
 		if ep.queuedN > 0 && ep.active < d.perEndpoint {
 			ep.ready = true
 			d.ready = append(d.ready, ep)
@@ -265,13 +298,13 @@ func (d *dispatcher) work() {
 		d.mu.Unlock()
 		began := time.Now()
 		j.run(j)
+		now := time.Now()
 		d.mu.Lock()
 		ep := j.ep
 		ep.active--
-		now := time.Now()
 		ep.progress = now
 		if ep.active == 0 {
-			delete(d.busy, ep)
+			d.notBusy(ep)
 		}
 		ep.pace.answered(now, now.Sub(began), d.window)
 		d.pace.answered(now, now.Sub(began), d.window)
@@ -307,8 +340,29 @@ func (d *dispatcher) waitForWork(timer **time.Timer) bool {
 		d.idle--
 		return false
 	}
-	<-d.wake // every idle worker was woken: a token is there for this one
+	// Every idle worker was counted as woken: a token is on its way
+	// for this one (sent once its waker let go of d.mu).
+	d.mu.Unlock()
+	<-d.wake
+	d.mu.Lock()
 	return true
+}
+
+// roomFreed wakes the event whose turn it is once its jobs fit in the
+// queues. d.mu is held.
+func (d *dispatcher) roomFreed() {
+	if d.roomFor > 0 && d.queued+d.roomFor <= d.queueCap {
+		d.room.Signal()
+	}
+}
+
+// notBusy takes ep out of d.busy. d.mu is held.
+func (d *dispatcher) notBusy(ep *endpoint) {
+	last := len(d.busy) - 1
+	moved := d.busy[last]
+	d.busy[ep.busyAt], moved.busyAt = moved, ep.busyAt
+	d.busy[last] = nil
+	d.busy = d.busy[:last]
 }
 
 // pop removes and returns the endpoint's first queued job, skipping those

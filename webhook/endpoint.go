@@ -40,6 +40,7 @@ type endpoint struct {
 	ready    bool      // in the dispatcher's turn
 	pace     pace      // its deliveries finished lately
 	progress time.Time // when a delivery to it last finished, or the first of those in flight started
+	busyAt   int       // its place in the dispatcher's busy, while it has deliveries in flight
 
 	mu        sync.Mutex
 	failures  int
