@@ -660,3 +660,117 @@ func TestDrainPartitions(t *testing.T) {
 	final := startBridge(t, base+"partitions: 3\n")
 	final.stop(syscall.SIGTERM)
 }
+
+// Raising partitions while retries wait: each waiting retry is delivered
+// from the partition it waits in, its next retry goes to its event's
+// partition among the new N, none is lost or made twice, and new events
+// spread over all N.
+func TestRaisingPartitionsKeepsWaitingRetries(t *testing.T) {
+	// Events named retry-* fail their first two attempts.
+	sink := httpsink.New(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+		if strings.HasPrefix(r.Header.Get("Webhook-Id"), "retry-") && r.Header.Get("Webhook-Attempt") != "3" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	base := backendConfig("redis") + "listen: LISTEN\nretry:\n  schedule: [3s, 200ms]\nsubscriptions:\n  - {id: all, topic: \"*\", url: \"" + sink.URL + "\"}\n"
+	two := startBridge(t, base+"partitions: 2\n")
+	c, client := bridgeRedis(t, two)
+	ctx := context.Background()
+	twoStreams, fiveStreams := redis.PartitionStreams(c.Stream, 2), redis.PartitionStreams(c.Stream, 5)
+
+	// Events whose partition among 5 is not the one among 2, so that
+	// their next retry moves.
+	var retried []string
+	for k := 0; len(retried) < 4; k++ {
+		id := "retry-" + strconv.Itoa(k)
+		if webhook.PartitionOf(id, 2) != webhook.PartitionOf(id, 5) {
+			retried = append(retried, id)
+			two.emit(t, "", fmt.Sprintf(`{"name": "order.created", "id": %q, "payload": {}}`, id))
+		}
+	}
+	waiting := func(streams []string) int64 {
+		var n int64
+		for _, s := range streams {
+			n += client.ZCard(ctx, redis.DelayedKey(retryStreamOf(s))).Val()
+		}
+		return n
+	}
+	deadline := time.Now().Add(wait)
+	for waiting(twoStreams) != int64(len(retried)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d retries waiting, want %d", waiting(twoStreams), len(retried))
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process's writes
+	}
+	two.stop(syscall.SIGTERM)
+	if code := exitedWithin(t, two, wait); code != 0 {
+		t.Fatalf("the bridge exited %d", code)
+	}
+
+	five := startBridge(t, base+"partitions: 5\n")
+	var fresh []string
+	for i := range 20 {
+		id := "fresh-" + strconv.Itoa(i)
+		fresh = append(fresh, id)
+		five.emit(t, "", fmt.Sprintf(`{"name": "order.created", "id": %q, "payload": {}}`, id))
+	}
+	attempts := func(hs []httpsink.Hit) map[string][]string {
+		seen := map[string][]string{}
+		for _, h := range hs {
+			id := h.Header.Get("Webhook-Id")
+			seen[id] = append(seen[id], h.Header.Get("Webhook-Attempt"))
+		}
+		return seen
+	}
+	sink.WaitUntil(t, 3*wait, "every event, the retried ones at their third attempt", func(hs []httpsink.Hit) bool {
+		seen := attempts(hs)
+		for _, id := range retried {
+			if len(seen[id]) < 3 {
+				return false
+			}
+		}
+		for _, id := range fresh {
+			if len(seen[id]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	seen := attempts(sink.Hits())
+	for _, id := range retried {
+		if got := strings.Join(seen[id], ","); got != "1,2,3" {
+			t.Errorf("%s: attempts %s, want 1,2,3", id, got)
+		}
+		// Its third attempt was scheduled in its partition among 5.
+		if ids := retryIDs(t, client, retryStreamOf(fiveStreams[webhook.PartitionOf(id, 5)])); !slices.Contains(ids, id) {
+			t.Errorf("%s: the retry after the change is not in partition %d of 5 (it holds retries of %v)", id, webhook.PartitionOf(id, 5), ids)
+		}
+	}
+	for _, id := range fresh {
+		if len(seen[id]) != 1 {
+			t.Errorf("%s delivered %d times", id, len(seen[id]))
+		}
+	}
+	used := map[int]bool{}
+	for i, s := range fiveStreams {
+		for _, id := range streamIDs(t, client, s) {
+			if strings.HasPrefix(id, "fresh-") {
+				used[i] = true
+				if want := webhook.PartitionOf(id, 5); want != i {
+					t.Errorf("%s in partition %d, want %d of 5", id, i, want)
+				}
+			}
+		}
+	}
+	if len(used) < 4 {
+		t.Errorf("20 new events went to %d of 5 partitions", len(used))
+	}
+	if n := waiting(fiveStreams); n != 0 {
+		t.Errorf("%d retries still waiting once all were delivered", n)
+	}
+	for _, s := range fiveStreams {
+		if n := client.XLen(ctx, deadLetterKeyOf(s)).Val(); n != 0 {
+			t.Errorf("%d dead letters in %s", n, deadLetterKeyOf(s))
+		}
+	}
+}
