@@ -80,6 +80,23 @@ func master(t *testing.T, client *goredis.ClusterClient, key string) string {
 	return m.Options().Addr
 }
 
+// streamOverMasters returns a stream name whose n partitions fall evenly
+// on the Cluster's masters: where a name's partitions fall is fixed by
+// the name (the bridge's start log says it).
+func streamOverMasters(t *testing.T, client *goredis.ClusterClient, n, masters int) string {
+	t.Helper()
+	for k := 0; ; k++ {
+		cand := fmt.Sprintf("part-%d-%d", time.Now().UnixNano(), k)
+		per := map[string]int{}
+		for _, s := range redis.PartitionStreams(cand, n) {
+			per[master(t, client, s)]++
+		}
+		if len(per) == masters && !slices.ContainsFunc(slices.Collect(maps.Values(per)), func(v int) bool { return v != n/masters }) {
+			return cand
+		}
+	}
+}
+
 // idsCovering returns ids "<prefix><k>", as few as it takes, that fall
 // in every one of n partitions (at least per each).
 func idsCovering(prefix string, n, per int) []string {
@@ -182,20 +199,8 @@ func TestPartitionsOnCluster(t *testing.T) {
 	ctx := context.Background()
 	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
 	t.Cleanup(func() { _ = client.Close() })
-	// A stream whose six partitions fall two on each master: where a
-	// name's partitions fall is fixed by the name (the start log says it).
 	const n = 6
-	var stream string
-	for k := 0; stream == ""; k++ {
-		cand := fmt.Sprintf("part-%d-%d", time.Now().UnixNano(), k)
-		per := map[string]int{}
-		for _, s := range redis.PartitionStreams(cand, n) {
-			per[master(t, client, s)]++
-		}
-		if len(per) == 3 && !slices.ContainsFunc(slices.Collect(maps.Values(per)), func(v int) bool { return v != 2 }) {
-			stream = cand
-		}
-	}
+	stream := streamOverMasters(t, client, n, 3)
 
 	ok := httpsink.New(t, nil)
 	var failing atomic.Bool

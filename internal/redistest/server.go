@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-go/switchyard/internal/logready"
@@ -87,6 +88,23 @@ func (s *Server) Kill() {
 		_ = s.cmd.Wait()
 		s.cmd = nil
 	}
+}
+
+// Pause stops the server's process (SIGSTOP), as a hung machine would:
+// its connections stay open and nothing answers until [Server.Resume].
+func (s *Server) Pause() error {
+	if s.cmd == nil {
+		return fmt.Errorf("redistest: %s is not running", s.Addr)
+	}
+	return s.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Resume continues a server [Server.Pause] stopped.
+func (s *Server) Resume() error {
+	if s.cmd == nil {
+		return fmt.Errorf("redistest: %s is not running", s.Addr)
+	}
+	return s.cmd.Process.Signal(syscall.SIGCONT)
 }
 
 // Restart starts the server again on the same port and directory, after

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-go/switchyard/internal/httpsink"
+	"github.com/switchyard-go/switchyard/internal/redistest"
+)
+
+// A Cluster master that hangs mid-run (SIGSTOP: its connections stay open,
+// nothing answers) for longer than the Cluster's node timeout, so that
+// the Cluster reports itself down, then comes back, while producers post
+// and a backlog over every partition is delivered: once it is back, every
+// event ingest acknowledged is delivered, none lost, without restarting
+// the bridge.
+func TestBridgeOnClusterWithAMasterHanging(t *testing.T) {
+	c, err := redistest.StartCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Kill)
+	addrs := c.Addrs()
+	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { _ = client.Close() })
+	const n = 6
+	stream := streamOverMasters(t, client, n, 3)
+
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	// The receiver takes 50ms an answer, two at a time: a backlog is
+	// still being delivered when the master hangs.
+	sink := httpsink.New(t, func(_ int, r *http.Request, _ http.ResponseWriter) {
+		time.Sleep(50 * time.Millisecond) // a receiver's work
+		mu.Lock()
+		delivered[r.Header.Get("Webhook-Id")]++
+		mu.Unlock()
+	})
+	deliveredCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered)
+	}
+	p := startBridge(t, fmt.Sprintf("redis:\n  cluster_url: redis://%s?addr=%s&addr=%s\nstream: %s\nconsumer: c1\nlisten: LISTEN\npartitions: %d\n",
+		addrs[0], addrs[1], addrs[2], stream, n)+
+		"per_endpoint: 2\nsubscriptions:\n  - {id: all, topic: order.created, url: \""+sink.URL+"\"}\n")
+
+	// A backlog over every partition, then producers posting one event
+	// at a time, giving up on an answer after a second; one not
+	// acknowledged goes to the back of its producer's queue, to be posted
+	// again.
+	var amu sync.Mutex
+	acked := map[string]bool{}
+	ackedCount := func() int {
+		amu.Lock()
+		defer amu.Unlock()
+		return len(acked)
+	}
+	const backlog = 300
+	for i := 0; i < backlog; i += 30 {
+		var evs []string
+		for k := i; k < i+30; k++ {
+			evs = append(evs, fmt.Sprintf(`{"name": "order.created", "id": "b-%d", "payload": {"n": 1}}`, k))
+		}
+		for _, id := range p.emit(t, "", "["+strings.Join(evs, ",")+"]") {
+			acked[id] = true
+		}
+	}
+	const producers, each = 8, 40
+	client2 := &http.Client{Timeout: time.Second}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var queue []string
+			for i := range each {
+				queue = append(queue, fmt.Sprintf("p%d-%d", g, i))
+			}
+			for len(queue) > 0 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := queue[0]
+				queue = queue[1:]
+				body := fmt.Sprintf(`{"name": "order.created", "id": %q, "payload": {"n": 1}}`, id)
+				resp, err := client2.Post("http://"+p.addr+"/v1/events", "application/json", strings.NewReader(body))
+				if err == nil {
+					resp.Body.Close()
+				}
+				if err == nil && resp.StatusCode == http.StatusAccepted {
+					amu.Lock()
+					acked[id] = true
+					amu.Unlock()
+					continue
+				}
+				queue = append(queue, id)
+				time.Sleep(50 * time.Millisecond) // a producer's retry pause
+			}
+		}()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+
+	untilTrue := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s (%d acknowledged, %d delivered)\n%s", what, d, ackedCount(), deliveredCount(), p.logs())
+			}
+			time.Sleep(20 * time.Millisecond) // polling the producers and the receiver
+		}
+	}
+	untilTrue("the producers under way", wait, func() bool { return ackedCount() >= backlog+producers*each/4 })
+
+	hung := c.Nodes[1]
+	if err := hung.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	t.Cleanup(func() { _ = hung.Resume() })
+	// What goes on while it hangs is logged, not asserted: the
+	// acknowledgements of every partition go through one pipeline, which
+	// waits for the hung master, so deliveries from the other masters may
+	// stop too until it answers or the Cluster says it is down.
+	before, ackedBefore := deliveredCount(), ackedCount()
+	// Past the node timeout the Cluster says it is down (CLUSTERDOWN).
+	for time.Since(paused) < 7*time.Second {
+		time.Sleep(50 * time.Millisecond) // the master hangs for 7s
+	}
+	t.Logf("while the master hung (%s): %d deliveries, %d events acknowledged", time.Since(paused).Round(time.Millisecond),
+		deliveredCount()-before, ackedCount()-ackedBefore)
+	if err := hung.Resume(); err != nil {
+		t.Fatal(err)
+	}
+
+	untilTrue("every event acknowledged", 2*wait, func() bool { return ackedCount() == backlog+producers*each })
+	untilTrue("every acknowledged event delivered", 2*wait, func() bool {
+		amu.Lock()
+		defer amu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range acked {
+			if delivered[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	twice := 0
+	for id, k := range delivered {
+		if !strings.HasPrefix(id, "p") && !strings.HasPrefix(id, "b-") {
+			t.Errorf("delivered %q, which no producer sent", id)
+		}
+		if k > 1 {
+			twice++
+		}
+	}
+	t.Logf("%d events delivered, %d of them more than once (at-least-once across the hang)", len(delivered), twice)
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Errorf("the Cluster after the hang: %v", err)
+	}
+}
