@@ -64,7 +64,7 @@ type Config struct {
 	// SlotWait or two; one that would take more than 40 × SlotWait to get
 	// through its queue at the pace it answered lately; or more than
 	// 4 × SlotWait while it takes more than twice as long per delivery
-	// as the endpoints do on average. So a slow endpoint never keeps
+	// as the other endpoints do on average. So a slow endpoint never keeps
 	// events waiting long, while one that is merely busy, or a bridge
 	// slowed all round, gets through its queues without deferrals.
 	// default: 250ms

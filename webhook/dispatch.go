@@ -95,7 +95,7 @@ func (d *dispatcher) submit(jobs []*job) {
 		d.turn.Wait()
 	}
 	need := min(len(jobs), d.queueCap)
-	for d.queued+need > d.queueCap {
+	for need > 0 && d.queued+need > d.queueCap {
 		d.roomFor = need
 		d.room.Wait()
 	}

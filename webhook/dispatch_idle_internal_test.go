@@ -114,3 +114,34 @@ func TestSteadyDeliveriesReuseTheirWorker(t *testing.T) {
 		t.Errorf("%d deliveries one after another started %d workers, want a few", n, spawned)
 	}
 }
+
+// An event with no deliveries to queue takes its turn and passes it on,
+// even while an event larger than the queues' bound keeps them over it:
+// it never waits for room it does not need.
+func TestEmptySubmitPassesItsTurn(t *testing.T) {
+	d := newDispatcher(1, 1, time.Second) // queueCap 16
+	defer d.close()
+	ep := &endpoint{}
+	release := make(chan struct{})
+	run := func(*job) { <-release }
+	var jobs []*job
+	for range 20 {
+		jobs = append(jobs, &job{ep: ep, run: run})
+	}
+	d.submit(jobs) // goes in, the queues being empty: 19 queued, over 16
+	empty := make(chan struct{})
+	go func() { d.submit(nil); close(empty) }()
+	select {
+	case <-empty:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an empty submit waits for room while the queues are over their bound")
+	}
+	close(release)
+	next := make(chan struct{})
+	go func() { d.submit([]*job{{ep: ep, run: func(*job) {}}}); close(next) }()
+	select {
+	case <-next:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event after the empty one never got its turn")
+	}
+}

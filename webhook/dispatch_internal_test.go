@@ -8,8 +8,8 @@ import (
 // An endpoint's queued deliveries are deferred when it answered nothing
 // lately, when its queue would take more than 40 windows to get through,
 // or more than 4 while it takes more than twice as long per delivery as
-// the endpoints on average; never when it merely has more work than the
-// others, nor when everything is as slow.
+// the other endpoints on average; never when it merely has more work than
+// the others, nor when everything is as slow.
 func TestWhichEndpointsHoldThingsUp(t *testing.T) {
 	const window = 250 * time.Millisecond
 	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
@@ -39,6 +39,9 @@ func TestWhichEndpointsHoldThingsUp(t *testing.T) {
 		{"just under the bound: 0.9s, 14ms against 3ms", 389, 1000, 14 * ms, 3500, 1000, 3 * ms, false},
 		{"most of the work, as quick as the rest: 1.1s, 10ms as all", 560, 1800, 10 * ms, 2240, 1850, 10 * ms, false},
 		{"crawling: 2.2s, a window a delivery against 10ms", 16, 100, window, 2000, 500, 12 * ms, true},
+		// Each event to it and to one quick endpoint: both finish as many.
+		{"one to one with a quick endpoint, 20 times as slow: 16 windows", 10, 114, 40 * ms, 20, 200, 21 * ms, true},
+		{"one to one with a quick endpoint, as quick: 16 windows", 10, 114, 2 * ms, 20, 200, 2 * ms, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &dispatcher{window: window, pace: paceOf(tc.allDone, tc.allEach), queued: tc.allQueued}

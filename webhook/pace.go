@@ -43,7 +43,9 @@ func (p *pace) roll(now time.Time, window time.Duration) {
 	default:
 		p.last, p.lastBusy, p.hasLast = 0, 0, false
 	}
-	p.this, p.thisBusy, p.start = 0, 0, now
+	// Windows start at multiples of the window, so that every pace
+	// counts over the same spans: an endpoint's is part of the whole's.
+	p.this, p.thisBusy, p.start = 0, 0, now.Truncate(window)
 }
 
 // drain returns how long queued deliveries take to go at the pace
@@ -96,8 +98,10 @@ func (d *dispatcher) tooSlow(ep *endpoint, now time.Time) bool {
 	d.pace.roll(now, d.window)
 	done, busy := ep.pace.counted()
 	allDone, allBusy := d.pace.counted()
-	// Its time per delivery more than twice that of every endpoint's
-	// together (its own included, so that an endpoint doing most of the
-	// work is compared with itself), without dividing.
-	return float64(busy)*float64(allDone) > 2*float64(allBusy)*float64(done)
+	othersDone, othersBusy := allDone-done, allBusy-busy
+	if othersDone < 4 || othersBusy <= 0 {
+		return false // the others did next to nothing lately: nothing to compare with
+	}
+	// Its time per delivery more than twice the others', without dividing.
+	return float64(busy)*float64(othersDone) > 2*float64(othersBusy)*float64(done)
 }
