@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/switchyard-go/switchyard/internal/httpsink"
-	"github.com/switchyard-go/switchyard/internal/redistest"
 )
 
 // A Cluster master that hangs mid-run (SIGSTOP: its connections stay open,
@@ -22,14 +19,8 @@ import (
 // event ingest acknowledged is delivered, none lost, without restarting
 // the bridge.
 func TestBridgeOnClusterWithAMasterHanging(t *testing.T) {
-	c, err := redistest.StartCluster(t.TempDir(), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Kill)
+	c, client := testCluster(t)
 	addrs := c.Addrs()
-	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { _ = client.Close() })
 	const n = 6
 	stream := streamOverMasters(t, client, n, 3)
 

@@ -80,6 +80,20 @@ func master(t *testing.T, client *goredis.ClusterClient, key string) string {
 	return m.Options().Addr
 }
 
+// testCluster starts a Redis Cluster of three masters for the test, and
+// a client of it.
+func testCluster(t *testing.T) (*redistest.Cluster, *goredis.ClusterClient) {
+	t.Helper()
+	c, err := redistest.StartCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Kill)
+	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { _ = client.Close() })
+	return c, client
+}
+
 // streamOverMasters returns a stream name whose n partitions fall evenly
 // on the Cluster's masters: where a name's partitions fall is fixed by
 // the name (the bridge's start log says it).
@@ -190,15 +204,9 @@ func walkDLQ(t *testing.T, p *proc, limit int, kind string) (all []webhookhttp.D
 // partition; GET /v1/dlq walks them all at limit 1; `dlq replay` and
 // POST /v1/dlq/replay deliver them again. Nothing is lost.
 func TestPartitionsOnCluster(t *testing.T) {
-	c, err := redistest.StartCluster(t.TempDir(), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Kill)
+	c, client := testCluster(t)
 	addrs := c.Addrs()
 	ctx := context.Background()
-	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { _ = client.Close() })
 	const n = 6
 	stream := streamOverMasters(t, client, n, 3)
 
