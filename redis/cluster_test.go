@@ -14,8 +14,8 @@ import (
 )
 
 // startCluster starts a 3-master Redis Cluster on loopback ports for one
-// test and returns a client of it.
-func startCluster(t *testing.T) goredis.UniversalClient {
+// test and returns it and a client of it.
+func startCluster(t *testing.T) (*redistest.Cluster, *goredis.ClusterClient) {
 	t.Helper()
 	dir := t.TempDir()
 	c, err := redistest.StartCluster(dir, 3)
@@ -30,7 +30,7 @@ func startCluster(t *testing.T) goredis.UniversalClient {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return client
+	return c, client
 }
 
 // TestCluster runs the conformance suite on a Redis Cluster of three
@@ -38,7 +38,7 @@ func startCluster(t *testing.T) goredis.UniversalClient {
 // consumed whole, and that idle consumers are removed from each
 // partition's group (its lease keys in another slot than most partitions).
 func TestCluster(t *testing.T) {
-	client := startCluster(t)
+	_, client := startCluster(t)
 	t.Run("Conformance", func(t *testing.T) {
 		pubsubtest.Run(t, harness(client, nil))
 	})

@@ -174,7 +174,16 @@
 //     name waits for the lease to lapse (min(ClaimIdle, 10s)).
 //   - On one server, all the streams (partitions) of a subscriber are read
 //     by one blocking XREADGROUP, so they hold one pooled connection; on a
-//     Cluster each stream has its own reader.
+//     Cluster each stream has its own reader and its own acknowledger, so a
+//     master that stops answering holds up its own streams only: the
+//     entries of the others go on being handled and acknowledged.
+//   - Acknowledgements Redis does not take (unreachable, hung, a Cluster
+//     down or failing over) wait and are tried again, with pauses growing
+//     to 2s, until they land or Consume stops, so that what was handled
+//     meanwhile is not delivered again; the ErrorHandler hears of it after
+//     five tries and then every thirty. A refusal that does not pass (the
+//     stream's key made another type) gives them up: they stay pending and
+//     are delivered again.
 //
 // # Configuration
 //

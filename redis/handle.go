@@ -65,7 +65,7 @@ func (r *run) handle(w *slot, rc *lifecycle.RunContext, j job) bool {
 	}
 	if err == nil {
 		if !j.claimed || !r.ackNow(j) {
-			r.acks <- ack{j.stream, j.msg.ID}
+			r.queueAck(j.stream, j.msg.ID)
 		}
 		unlock()
 		return true
@@ -108,7 +108,7 @@ func (r *run) prepare(j job) (pubsub.Event, bool) {
 		// XREADGROUP and XAUTOCLAIM return entries trimmed from the
 		// stream while pending with no fields: there is nothing left to
 		// handle or keep.
-		r.acks <- ack{j.stream, j.msg.ID}
+		r.queueAck(j.stream, j.msg.ID)
 		r.eh(r.ctx, fmt.Errorf("redis: entry %s of stream %q was deleted while pending; acknowledged: %w", j.msg.ID, j.stream, pubsub.ErrMalformed), nil)
 		return pubsub.Event{}, false
 	}
@@ -118,7 +118,7 @@ func (r *run) prepare(j job) (pubsub.Event, bool) {
 		return ev, false
 	}
 	if r.s.names != nil && !r.s.names[ev.Name] {
-		r.acks <- ack{j.stream, j.msg.ID}
+		r.queueAck(j.stream, j.msg.ID)
 		return ev, false
 	}
 	if j.deliveries > int64(r.s.cfg.MaxAttempts) {

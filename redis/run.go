@@ -28,8 +28,8 @@ type job struct {
 type ack struct{ stream, id string }
 
 // run is one Consume call: a reader per stream, a claimer, a keeper of
-// held entries, a delayed mover, a pool of workers and an acknowledger,
-// stopped together.
+// held entries, a delayed mover, a pool of workers and an acknowledger
+// per reader, stopped together.
 type run struct {
 	s       *Subscriber
 	h       pubsub.Handler
@@ -40,7 +40,9 @@ type run struct {
 	stop    context.CancelFunc // ends life
 
 	jobs    chan job
-	acks    chan ack
+	ackers  map[string]*acker // per stream: its reader group's acknowledger
+	ackList []*acker
+	ackWG   sync.WaitGroup
 	retries sync.WaitGroup // retry timers waiting to redeliver
 
 	held *holdings
@@ -55,7 +57,6 @@ type run struct {
 	rescan      map[string]chan struct{} // per stream: read this consumer's pending list again
 	loops       sync.WaitGroup           // readers, claimer, keeper, mover
 	workers     sync.WaitGroup
-	ackDone     chan struct{}
 
 	base        time.Time     // handler deadlines are ns since base (monotonic)
 	workersStop chan struct{} // closed when the workers are to stop; r.jobs is never closed, as a late loop may still send
@@ -70,8 +71,6 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 	r := &run{
 		s: s, h: h, ctx: ctx, life: life, stop: stop,
 		jobs:        make(chan job, s.cfg.Concurrency),
-		acks:        make(chan ack, s.cfg.BatchSize),
-		ackDone:     make(chan struct{}),
 		base:        time.Now(),
 		workersStop: make(chan struct{}),
 		leased:      make(chan struct{}),
@@ -92,14 +91,14 @@ func newRun(ctx context.Context, s *Subscriber, h pubsub.Handler, eh pubsub.Erro
 		case <-life.Done():
 		}
 	}()
-	go r.acknowledge()
+	readers := r.readerGroups()
+	r.startAckers(readers)
 	r.workers.Add(s.cfg.Concurrency)
 	slots := make([]*slot, s.cfg.Concurrency)
 	for i := range slots {
 		slots[i] = r.startWorker()
 	}
 	go r.watch(slots)
-	readers := r.readerGroups()
 	loops := 3 + len(readers)
 	forget := s.cfg.ForgetIdleConsumers > 0
 	if forget {
@@ -139,8 +138,7 @@ func (r *run) wait() {
 	close(r.workersDone)
 	// Only workers start retries, so none starts from here on.
 	waitAtMost(&r.retries, time.Second)
-	close(r.acks)
-	<-r.ackDone
+	r.closeAckers()
 	select {
 	case <-r.leased:
 		if !r.s.unreachable.Load() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -99,16 +98,12 @@ func testCluster(t *testing.T) (*redistest.Cluster, *goredis.ClusterClient) {
 // the name (the bridge's start log says it).
 func streamOverMasters(t *testing.T, client *goredis.ClusterClient, n, masters int) string {
 	t.Helper()
-	for k := 0; ; k++ {
-		cand := fmt.Sprintf("part-%d-%d", time.Now().UnixNano(), k)
-		per := map[string]int{}
-		for _, s := range redis.PartitionStreams(cand, n) {
-			per[master(t, client, s)]++
-		}
-		if len(per) == masters && !slices.ContainsFunc(slices.Collect(maps.Values(per)), func(v int) bool { return v != n/masters }) {
-			return cand
-		}
+	name, err := redistest.Spread(context.Background(), client, masters, fmt.Sprint("part-", time.Now().UnixNano()),
+		func(name string) []string { return redis.PartitionStreams(name, n) })
+	if err != nil {
+		t.Fatal(err)
 	}
+	return name
 }
 
 // idsCovering returns ids "<prefix><k>", as few as it takes, that fall

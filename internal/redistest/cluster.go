@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // Cluster is a Redis Cluster of masters without replicas, started by
@@ -76,4 +79,41 @@ func StartCluster(dir string, masters int) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// Spread returns the first of prefix-0, prefix-1, … whose keys (as keys
+// makes them from the name, partitions say) fall evenly on the masters
+// client knows of: as many on each of masters. Where a key falls is fixed
+// by its name, so a test that pauses one master knows which keys it takes.
+func Spread(ctx context.Context, client *goredis.ClusterClient, masters int, prefix string, keys func(name string) []string) (string, error) {
+	for k := range 100_000 {
+		name := prefix + "-" + strconv.Itoa(k)
+		ks := keys(name)
+		per := map[string]int{}
+		for _, key := range ks {
+			m, err := client.MasterForKey(ctx, key)
+			if err != nil {
+				return "", err
+			}
+			per[m.Options().Addr]++
+		}
+		even := len(per) == masters
+		for _, n := range per {
+			even = even && n*masters == len(ks)
+		}
+		if even {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("redistest: no name %s-<k> spreads its keys evenly over %d masters", prefix, masters)
+}
+
+// Node returns the master at addr, or nil.
+func (c *Cluster) Node(addr string) *Server {
+	for _, n := range c.Nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return nil
 }

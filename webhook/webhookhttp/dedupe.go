@@ -88,6 +88,10 @@ func (h *Handler) dedupe(r *http.Request, evs []pubsub.Event, given []bool) (emi
 	c.token = newToken()
 	states, err := h.cfg.Dedupe.Claim(r.Context(), c.token, ids)
 	if err != nil {
+		// Some claims may have been taken even so (their reply lost to a
+		// timeout, a dropped connection or the client leaving): freed
+		// now, a retry of the request is not told "busy" for ClaimTTL.
+		h.release(r, claim{token: c.token, ids: ids})
 		h.cfg.Logger.Error("webhookhttp: deduplication store", "err", err)
 		return nil, nil, c, http.StatusServiceUnavailable, fmt.Errorf("events not published: deduplication store: %v", err)
 	}
@@ -136,19 +140,24 @@ func (h *Handler) commit(r *http.Request, c claim) error {
 	if len(c.ids) == 0 {
 		return nil
 	}
-	// The events are out: the claims stay valid for ClaimTTL, so a
-	// commit that fails on a passing fault is worth a few more tries.
+	// The events are out: the claims stay valid for ClaimTTL, and a
+	// post of the same ids meanwhile is told to try again (409), so a
+	// commit that fails on a passing fault (a Cluster down for a few
+	// seconds) is tried again for up to a third of that, rather than
+	// leave the ids free to be emitted twice.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), ClaimTTL/3)
 	defer cancel()
-	var err error
 	for try := 0; ; try++ {
-		if err = h.cfg.Dedupe.Commit(ctx, c.token, c.ids, h.cfg.DedupeWindow); err == nil || ctx.Err() != nil || try == 4 {
+		err := h.cfg.Dedupe.Commit(ctx, c.token, c.ids, h.cfg.DedupeWindow)
+		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		t := time.NewTimer(min(time.Duration(100<<min(try, 4))*time.Millisecond, time.Second))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return err
-		case <-time.After(time.Duration(100<<try) * time.Millisecond):
+		case <-t.C:
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package webhookhttp_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -135,5 +137,43 @@ func TestIngestIsIdempotentAcrossReplicas(t *testing.T) {
 	}
 	if counts[http.StatusAccepted] != ids || counts[http.StatusAccepted]+counts[http.StatusOK]+counts[http.StatusConflict] != ids*posts {
 		t.Errorf("answers %v: want %d accepted, the rest 200 (duplicate) or 409 (being accepted)", counts, ids)
+	}
+}
+
+// lostReplyDedupe takes the claims it is asked for, then fails as if the
+// reply had been lost (a timeout, a dropped connection, the client gone).
+type lostReplyDedupe struct {
+	webhookhttp.Deduper
+	lost int // Claims still to fail
+}
+
+func (d *lostReplyDedupe) Claim(ctx context.Context, token string, ids []string) ([]webhookhttp.ClaimState, error) {
+	states, err := d.Deduper.Claim(ctx, token, ids)
+	if err == nil && d.lost > 0 {
+		d.lost--
+		return nil, errors.New("i/o timeout")
+	}
+	return states, err
+}
+
+// A request whose claims were taken though the store's answer was lost
+// frees them: posting it again emits the events at once rather than be
+// told for 30 s that another request is emitting them.
+func TestIngestFreesClaimsWhoseAnswerWasLost(t *testing.T) {
+	for name, dedupe := range dedupers(t) {
+		t.Run(name, func(t *testing.T) {
+			ts, rec := api(t, webhookhttp.Config{Dedupe: &lostReplyDedupe{Deduper: dedupe(), lost: 1}})
+			const ev = `[{"name": "a", "payload": 1, "id": "lost-1"}, {"name": "a", "payload": 2, "id": "lost-2"}]`
+			if status, body, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev); status != http.StatusServiceUnavailable {
+				t.Fatalf("post whose claim answer was lost: %d %s, want 503", status, body)
+			}
+			status, body, _ := call(t, ts, http.MethodPost, "/v1/events", "", ev)
+			if a := accepted(t, body); status != http.StatusAccepted || len(a.Duplicates) != 0 {
+				t.Errorf("posted again: %d %s, want 202 emitting both", status, body)
+			}
+			if n := len(rec.emitted()); n != 2 {
+				t.Errorf("%d events emitted, want 2", n)
+			}
+		})
 	}
 }
