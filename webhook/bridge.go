@@ -434,6 +434,11 @@ func (b *Bridge) reportError(_ context.Context, err error, ev *pubsub.Event) {
 		attrs = append(attrs, "event_id", ev.ID, "event_name", ev.Name)
 	}
 	msg := "webhook: event not handled"
+	if ev == nil {
+		// About no one event: a read that failed, Redis unreachable, an
+		// acknowledgement waiting.
+		msg = "webhook: consuming events"
+	}
 	if errors.Is(err, pubsub.ErrDeadLetter) || errors.Is(err, pubsub.ErrMalformed) {
 		// Where an operator finds it: webhook-bridge lists the backend's
 		// dead letters beside its own.
