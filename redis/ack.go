@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -14,15 +17,40 @@ import (
 // pending list, for far fewer XACK round trips under load.
 const ackLinger = time.Millisecond
 
+// Bounds on waiting for Redis to acknowledge: a batch's try, the last try
+// while stopping, and an entry acknowledged at once (ackNow), which holds
+// up every other handler meanwhile.
+const (
+	ackTryWait  = 5 * time.Second
+	ackStopWait = 2 * time.Second
+	ackNowWait  = 500 * time.Millisecond
+)
+
 // acker acknowledges the entries of one reader group's streams (all of
 // them on one server; one stream on a Cluster), so that a Cluster master
 // that stops answering holds up the acknowledgements of its own streams
-// only, and the workers go on with the others.
+// only. Handing it an entry never waits: what it holds is bounded by what
+// the run holds (each entry stays held until its acknowledgement is
+// written or given up), so a master that hangs never blocks a worker.
 type acker struct {
 	r       *run
-	in      chan ack
-	failing bool // the last batch failed; touched by the acker's goroutine only
+	mu      sync.Mutex
+	queued  []ack
+	closed  bool
+	wake    chan struct{} // a token when something was queued or closed
+	failing bool          // the last batch failed; touched by the acker's goroutine only
+	// quietUntil: Redis did not answer for these streams lately (a try
+	// failed, or a command gave no answer in time); until then (unix ns)
+	// handlers running alone do not wait on it.
+	quietUntil atomic.Int64
 }
+
+// quiet reports whether Redis did not answer for the acker's streams
+// lately.
+func (a *acker) quiet() bool { return time.Now().UnixNano() < a.quietUntil.Load() }
+
+// noAnswer notes that Redis did not answer for the acker's streams, for d.
+func (a *acker) noAnswer(d time.Duration) { a.quietUntil.Store(time.Now().Add(d).UnixNano()) }
 
 // startAckers gives every stream the acknowledger of its reader group
 // and starts them.
@@ -30,11 +58,7 @@ func (r *run) startAckers(groups [][]string) {
 	r.ackers = make(map[string]*acker, len(r.s.cfg.Streams))
 	r.ackList = make([]*acker, 0, len(groups))
 	for _, streams := range groups {
-		// Room for what one reader can have in flight (a read being
-		// handed out, the queue, the handlers), so that workers seldom
-		// wait on a master that stopped answering.
-		room := r.s.cfg.BatchSize + 2*r.s.cfg.Concurrency
-		a := &acker{r: r, in: make(chan ack, room), failing: r.s.unreachable.Load()}
+		a := &acker{r: r, wake: make(chan struct{}, 1), failing: r.s.unreachable.Load()}
 		for _, s := range streams {
 			r.ackers[s] = a
 		}
@@ -48,16 +72,53 @@ func (r *run) startAckers(groups [][]string) {
 }
 
 // queueAck hands the acknowledgement of an entry of stream to its
-// acknowledger, waiting while that one's queue is full.
+// acknowledger.
 func (r *run) queueAck(stream, id string) {
-	r.ackers[stream].in <- ack{stream, id}
+	a := r.ackers[stream]
+	a.mu.Lock()
+	a.queued = append(a.queued, ack{stream, id})
+	n := len(a.queued)
+	a.mu.Unlock()
+	if n == 1 || n >= r.s.cfg.BatchSize {
+		a.signal()
+	}
+}
+
+func (a *acker) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is queued, up to BatchSize, and whether the acker is
+// closed.
+func (a *acker) take(into []ack) ([]ack, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := min(len(a.queued), a.r.s.cfg.BatchSize)
+	into = append(into, a.queued[:n]...)
+	a.queued = append(a.queued[:0], a.queued[n:]...)
+	if len(a.queued) > 0 {
+		a.signal()
+	}
+	return into, a.closed
+}
+
+func (a *acker) size() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queued)
 }
 
 // closeAckers ends the acknowledgers once they have written what they
 // were given, and records whether Redis answered the last of them.
 func (r *run) closeAckers() {
 	for _, a := range r.ackList {
-		close(a.in)
+		a.mu.Lock()
+		a.closed = true
+		a.mu.Unlock()
+		a.signal()
 	}
 	r.ackWG.Wait()
 	failing := false
@@ -71,37 +132,40 @@ func (r *run) closeAckers() {
 // most ackLinger after its first entry, in one pipeline.
 func (a *acker) run() {
 	batch := make(map[string][]string)
+	var got []ack
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	for first := range a.in {
-		batch[first.stream] = append(batch[first.stream], first.id)
-		linger.Reset(ackLinger)
-		open := true
-	collect:
-		for n := 1; n < a.r.s.cfg.BatchSize; n++ {
-			select {
-			case more, ok := <-a.in:
-				if !ok {
-					open = false
+	for range a.wake {
+		if n := a.size(); n > 0 && n < a.r.s.cfg.BatchSize {
+			linger.Reset(ackLinger)
+		collect:
+			for a.size() < a.r.s.cfg.BatchSize {
+				select {
+				case <-a.wake:
+				case <-linger.C:
 					break collect
 				}
-				batch[more.stream] = append(batch[more.stream], more.id)
-			case <-linger.C:
-				break collect
 			}
+			linger.Stop()
 		}
-		linger.Stop()
-		a.flush(batch)
-		clear(batch)
-		if !open {
+		var closed bool
+		got, closed = a.take(got[:0])
+		for _, g := range got {
+			batch[g.stream] = append(batch[g.stream], g.id)
+		}
+		if len(got) > 0 {
+			a.flush(batch)
+			clear(batch)
+		}
+		if closed && a.size() == 0 {
 			return
 		}
 	}
 }
 
 // flush writes a batch of acknowledgements, trying again while Redis
-// does not take them (unreachable, hung, a Cluster down or failing over)
-// for as long as the run goes on: given up, they would be delivered
+// does not take them (unreachable, hung, busy, a Cluster down or failing
+// over) for as long as the run goes on: given up, they would be delivered
 // again, every entry of a Cluster master that hung for a while. It gives
 // up on a refusal that does not pass (the stream made another type).
 // While stopping it tries once, and not at all after a failure, so that
@@ -114,18 +178,16 @@ func (a *acker) flush(batch map[string][]string) {
 		if r.life.Err() != nil && (attempt > 0 || a.failing) {
 			break
 		}
-		if attempt > 0 {
-			t := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, 2*time.Second)) // a pause between tries
-			select {
-			case <-t.C:
-			case <-r.life.Done():
-			}
-			t.Stop()
-			if r.life.Err() != nil {
-				break
-			}
+		if attempt > 0 && !r.pause(min(time.Duration(attempt)*200*time.Millisecond, 2*time.Second)) {
+			break
 		}
-		if err = a.write(batch); err == nil || lasting(err) {
+		err = a.write(batch)
+		if err == nil {
+			a.quietUntil.Store(0)
+		} else {
+			a.noAnswer(3 * time.Second)
+		}
+		if err == nil || lasting(err) {
 			break
 		}
 		if attempt+1 == ackReportAfter || (attempt+1)%ackReportEvery == 0 {
@@ -149,35 +211,62 @@ const (
 	ackReportEvery = 30
 )
 
-// write sends one XACK per stream of batch in one pipeline; a stream
-// without its group counts as acknowledged (nothing is pending there).
+// write sends one XACK per stream of batch in one pipeline, waiting at
+// most ackTryWait (ackStopWait while stopping). The streams acknowledged
+// (or without their group: nothing is pending there) are settled and
+// leave batch; what remains failed.
 func (a *acker) write(batch map[string][]string) error {
 	r := a.r
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pipe := r.s.client.Pipeline()
-	for stream, ids := range batch {
-		pipe.XAck(ctx, stream, r.s.cfg.Group, ids...)
+	wait := ackTryWait
+	if r.life.Err() != nil {
+		wait = ackStopWait
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isNoGroup(err) {
+	ctx, cancel := context.WithTimeout(context.Background(), ackTryWait)
+	pipe := r.s.client.Pipeline()
+	cmds := make(map[string]*goredis.IntCmd, len(batch))
+	for stream, ids := range batch {
+		cmds[stream] = pipe.XAck(ctx, stream, r.s.cfg.Group, ids...)
+	}
+	err := aside(wait, func() error {
+		defer cancel()
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if errors.Is(err, errNoAnswer) {
+		return err // the pipeline still runs: its commands are not to be read
+	}
+	err = nil
+	for stream, cmd := range cmds {
+		if e := cmd.Err(); e != nil && !isNoGroup(e) {
+			err = firstErr(err, e)
+			continue
+		}
+		r.settle(stream, batch[stream]...)
+		delete(batch, stream)
+	}
+	return err
+}
+
+// firstErr returns err, or e when err is nil.
+func firstErr(err, e error) error {
+	if err != nil {
 		return err
 	}
-	return nil
+	return e
 }
 
 // lasting reports whether err is Redis refusing a command for good (the
-// key made another type, say), rather than a fault that passes: a lost
-// connection, a timeout, a Cluster down or failing over, a server
-// loading its data or out of clients.
+// key made another type, an invalid argument), rather than a fault that
+// passes: a lost connection, a timeout, a Cluster down or failing over, a
+// server loading its data, busy with a script, out of clients or unable
+// to persist, credentials being rotated.
 func lasting(err error) bool {
 	var reply goredis.Error
 	if !errors.As(err, &reply) {
 		return false
 	}
-	passing := goredis.IsClusterDownError(err) || goredis.IsTryAgainError(err) || goredis.IsLoadingError(err) ||
-		goredis.IsReadOnlyError(err) || goredis.IsMasterDownError(err) || goredis.IsMaxClientsError(err) ||
-		goredis.IsNoReplicasError(err) || goredis.IsOOMError(err)
-	return !passing
+	msg := err.Error()
+	return strings.HasPrefix(msg, "WRONGTYPE") || (strings.HasPrefix(msg, "ERR ") && !goredis.IsMaxClientsError(err))
 }
 
 // count is the number of entries in batch.
@@ -189,12 +278,23 @@ func count(batch map[string][]string) int {
 	return n
 }
 
-// ackNow acknowledges j at once; it reports false when that failed and
-// the batched acknowledger should try.
+// ackNow acknowledges j at once, waiting at most ackNowWait; it reports
+// false when that failed, or Redis did not answer for the stream lately,
+// and the acknowledger should try.
 func (r *run) ackNow(j job) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err(); err != nil && !isNoGroup(err) {
+	a := r.ackers[j.stream]
+	if a.quiet() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ackTryWait)
+	err := aside(ackNowWait, func() error {
+		defer cancel()
+		return r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err()
+	})
+	if errors.Is(err, errNoAnswer) {
+		a.noAnswer(time.Second)
+	}
+	if err != nil && !isNoGroup(err) {
 		return false
 	}
 	r.settle(j.stream, j.msg.ID)

@@ -2,11 +2,14 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
@@ -14,102 +17,80 @@ import (
 )
 
 // A Cluster master that stops answering (SIGSTOP: connections stay open,
-// nothing answers) while its partitions' entries are being handled holds
-// up its own partitions only: events of the partitions on the other
-// masters go on being handled and acknowledged while it hangs, and once
-// it is back every event is handled, none lost.
+// nothing answers) holds up its own partitions only: events of the
+// partitions on the other masters go on being handled and acknowledged
+// while it hangs, whatever of its own is in hand — handlers running,
+// retries waiting to be handed out, entries recovered from this
+// consumer's pending list, which run alone — and once it is back every
+// event is handled, none lost. Each pause is shorter than the Cluster's
+// node timeout (5s), so the Cluster itself never says it is down.
 func TestClusterMasterHangingHoldsUpOnlyItsPartitions(t *testing.T) {
 	c, client := startCluster(t)
+	t.Run("HandlersRunning", func(t *testing.T) { testHangWithHandlersRunning(t, c, client) })
+	t.Run("RetriesWaiting", func(t *testing.T) { testHangWithRetriesWaiting(t, c, client) })
+	t.Run("RecoveredEntries", func(t *testing.T) { testHangWithRecoveredEntries(t, c, client) })
+}
+
+// hangSetup is a partitioned stream whose six partitions fall two on each
+// master, and the master of its first partition, which is to hang.
+type hangSetup struct {
+	name          string
+	streams       []string
+	held, healthy []string // partitions on the master that hangs, and on the others
+	hung          *redistest.Server
+	handled       *byPrefix
+}
+
+func newHangSetup(t *testing.T, c *redistest.Cluster, client *goredis.ClusterClient) *hangSetup {
+	t.Helper()
 	ctx := context.Background()
-	const partitions = 6
 	name, err := redistest.Spread(ctx, client, 3, uniqueName("hang"), func(name string) []string {
-		return redis.PartitionStreams(name, partitions)
+		return redis.PartitionStreams(name, 6)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	streams := redis.PartitionStreams(name, partitions)
-	m, err := client.MasterForKey(ctx, streams[0])
+	h := &hangSetup{name: name, streams: redis.PartitionStreams(name, 6), handled: &byPrefix{n: map[pubsub.ID]int{}}}
+	m, err := client.MasterForKey(ctx, h.streams[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	hung := c.Node(m.Options().Addr)
-	var healthy, held []string
-	for _, s := range streams {
-		if m, _ := client.MasterForKey(ctx, s); m.Options().Addr == hung.Addr {
-			held = append(held, s)
+	h.hung = c.Node(m.Options().Addr)
+	for _, s := range h.streams {
+		if m, _ := client.MasterForKey(ctx, s); m.Options().Addr == h.hung.Addr {
+			h.held = append(h.held, s)
 		} else {
-			healthy = append(healthy, s)
+			h.healthy = append(h.healthy, s)
 		}
 	}
+	return h
+}
 
-	var mu sync.Mutex
-	handled := map[pubsub.ID]int{}
-	count := func(prefix string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for id := range handled {
-			if strings.HasPrefix(string(id), prefix) {
-				n++
-			}
-		}
-		return n
-	}
-	var reports sync.Map
-	subscribe(t, client, redis.SubscriberConfig{
-		Streams: []string{name}, Partitions: partitions, Group: "g", Consumer: "c", Concurrency: 8,
-	}, func(_ context.Context, ev pubsub.Event) error {
-		if strings.HasPrefix(string(ev.ID), "slow-") {
-			time.Sleep(30 * time.Millisecond) // a handler's work
-		}
-		mu.Lock()
-		handled[ev.ID]++
-		mu.Unlock()
-		return nil
-	}, func(_ context.Context, err error, _ *pubsub.Event) { reports.Store(err.Error(), true) })
-	t.Cleanup(func() { _ = hung.Resume() }) // before the subscriber stops
-
-	emit := func(stream, prefix string, n int) []pubsub.Event {
-		t.Helper()
-		pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream})
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs := make([]pubsub.Event, n)
-		for i := range evs {
-			evs[i] = pubsub.NewEvent(ctx, "e", nil)
-			evs[i].ID = pubsub.ID(fmt.Sprintf("%s%s-%d", prefix, stream, i))
-		}
-		if err := pub.Emit(ctx, evs...); err != nil {
-			t.Fatal(err)
-		}
-		return evs
-	}
-	// A backlog on the master about to hang, handled slowly, so that
-	// entries of it are in the handlers and their acknowledgements due
-	// while it hangs.
-	var all []pubsub.Event
-	for _, s := range held {
-		all = append(all, emit(s, "slow-", 150)...)
-	}
-	eventually(t, "the first slow events handled", func() bool { return count("slow-") >= 20 })
-	if err := hung.Pause(); err != nil {
+// hang pauses the master; the test's cleanup resumes it before the
+// subscriber stops.
+func (h *hangSetup) hang(t *testing.T) time.Time {
+	t.Helper()
+	if err := h.hung.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	paused := time.Now()
+	t.Cleanup(func() { _ = h.hung.Resume() })
+	return time.Now()
+}
 
-	// Events on the other masters, sent while it hangs: handled and
-	// acknowledged before the Cluster's node timeout (5s) could call it
-	// down.
-	for _, s := range healthy {
-		all = append(all, emit(s, "quick-", 100)...)
+// othersFlow adds 20 events to each partition on the other masters and
+// fails t unless they are all handled and acknowledged within 4s of the
+// pause.
+func (h *hangSetup) othersFlow(t *testing.T, client goredis.UniversalClient, paused time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range h.healthy {
+		emitIDs(t, client, s, "quick-", 20)
 	}
 	eventually(t, "the other masters' events handled and acknowledged", func() bool {
-		if count("quick-") < 100*len(healthy) {
+		if h.handled.count("quick-") < 20*len(h.healthy) {
 			return false
 		}
-		for _, s := range healthy {
+		for _, s := range h.healthy {
 			if p, err := client.XPending(ctx, s, "g").Result(); err != nil || p.Count > 0 {
 				return false
 			}
@@ -117,33 +98,177 @@ func TestClusterMasterHangingHoldsUpOnlyItsPartitions(t *testing.T) {
 		return true
 	})
 	if d := time.Since(paused); d > 4*time.Second {
-		t.Fatalf("the other masters' %d events took %s to be handled and acknowledged while one master hung", 100*len(healthy), d)
+		t.Fatalf("the other masters' %d events took %s to be handled and acknowledged while one master hung", 20*len(h.healthy), d)
 	}
-	t.Logf("while the master hung: %d events of the others handled and acknowledged in %s, %d of its own handled",
-		100*len(healthy), time.Since(paused).Round(time.Millisecond), count("slow-"))
-	if err := hung.Resume(); err != nil {
+	t.Logf("while the master hung: the other masters' %d events handled and acknowledged in %s",
+		20*len(h.healthy), time.Since(paused).Round(time.Millisecond))
+}
+
+// allDone resumes the master and waits for every event emitted to be
+// handled exactly once and acknowledged.
+func (h *hangSetup) allDone(t *testing.T, client goredis.UniversalClient, want int) {
+	t.Helper()
+	if err := h.hung.Resume(); err != nil {
 		t.Fatal(err)
 	}
-
 	eventually(t, "every event handled and acknowledged", func() bool {
-		for _, s := range streams {
-			if p, err := client.XPending(ctx, s, "g").Result(); err != nil || p.Count > 0 {
+		for _, s := range h.streams {
+			if p, err := client.XPending(context.Background(), s, "g").Result(); err != nil || p.Count > 0 {
 				return false
 			}
 		}
-		return count("") == len(all)
+		return h.handled.count("") == want
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	twice := 0
-	for _, ev := range all {
-		if handled[ev.ID] == 0 {
-			t.Errorf("event %s was never handled", ev.ID)
+	if twice := h.handled.twice(); twice > 0 {
+		t.Errorf("%d of %d events handled more than once", twice, want)
+	}
+}
+
+// Handlers of the hung master's entries are running and finish while it
+// hangs: their acknowledgements wait for it; the other masters' do not.
+func testHangWithHandlersRunning(t *testing.T, c *redistest.Cluster, client *goredis.ClusterClient) {
+	h := newHangSetup(t, c, client)
+	subscribe(t, client, redis.SubscriberConfig{
+		Streams: []string{h.name}, Partitions: 6, Group: "g", Consumer: "c", Concurrency: 8,
+	}, func(_ context.Context, ev pubsub.Event) error {
+		if strings.HasPrefix(string(ev.ID), "slow-") {
+			time.Sleep(30 * time.Millisecond) // a handler's work
 		}
-		if handled[ev.ID] > 1 {
-			twice++
+		h.handled.add(ev.ID)
+		return nil
+	}, nil)
+	for _, s := range h.held {
+		emitIDs(t, client, s, "slow-", 150)
+	}
+	eventually(t, "the first slow events handled", func() bool { return h.handled.count("slow-") >= 20 })
+	paused := h.hang(t)
+	h.othersFlow(t, client, paused)
+	h.allDone(t, client, 300+20*len(h.healthy))
+}
+
+// Retries of the hung master's entries, claimed just before it hangs,
+// wait to be handed out, more than the acknowledger would hold were its
+// queue bounded (BatchSize 1, Concurrency 4): once handled, none of them
+// blocks a worker.
+func testHangWithRetriesWaiting(t *testing.T, c *redistest.Cluster, client *goredis.ClusterClient) {
+	h := newHangSetup(t, c, client)
+	var mu sync.Mutex
+	failed := 0
+	subscribe(t, client, redis.SubscriberConfig{
+		Streams: []string{h.name}, Partitions: 6, Group: "g", Consumer: "c",
+		BatchSize: 1, Concurrency: 4, Backoff: pubsub.ConstantBackoff(1500 * time.Millisecond),
+	}, func(_ context.Context, ev pubsub.Event) error {
+		if strings.HasPrefix(string(ev.ID), "retry-") {
+			if ev.Meta.Attempts == 0 {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				return errors.New("fails once")
+			}
+			time.Sleep(20 * time.Millisecond) // a handler's work
+		}
+		h.handled.add(ev.ID)
+		return nil
+	}, nil)
+	const backlog = 60
+	emitIDs(t, client, h.held[0], "retry-", backlog)
+	eventually(t, "every retry- event failed once", func() bool { mu.Lock(); defer mu.Unlock(); return failed >= backlog })
+	eventually(t, "the first retries handled", func() bool { return h.handled.count("retry-") >= 2 })
+	paused := h.hang(t)
+	h.othersFlow(t, client, paused)
+	h.allDone(t, client, backlog+20*len(h.healthy))
+}
+
+// Entries this consumer left pending on the hung master's partition (an
+// earlier run under its name) are recovered on start; each runs alone,
+// counted and acknowledged while no other handler runs. The master hangs
+// while the first is in its handler: the run waits on it at most half a
+// second for a count or an acknowledgement, not the client's timeouts.
+func testHangWithRecoveredEntries(t *testing.T, c *redistest.Cluster, client *goredis.ClusterClient) {
+	h := newHangSetup(t, c, client)
+	ctx := context.Background()
+	for _, s := range h.streams {
+		if err := client.XGroupCreateMkStream(ctx, s, "g", "$").Err(); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Logf("%d events, %d handled more than once", len(all), twice)
-	reports.Range(func(k, _ any) bool { t.Log("reported: ", k); return true })
+	emitIDs(t, client, h.held[0], "own-", 3)
+	takePending(t, client, h.held[0], "g", "c")
+	hung := make(chan struct{})
+	ownIn := make(chan struct{}, 3)
+	subscribe(t, client, redis.SubscriberConfig{
+		Streams: []string{h.name}, Partitions: 6, Group: "g", Consumer: "c", Concurrency: 4,
+	}, func(_ context.Context, ev pubsub.Event) error {
+		if strings.HasPrefix(string(ev.ID), "own-") {
+			ownIn <- struct{}{}
+			<-hung
+		}
+		h.handled.add(ev.ID)
+		return nil
+	}, nil)
+	select {
+	case <-ownIn:
+	case <-time.After(wait):
+		t.Fatal("the entries left pending were not recovered")
+	}
+	paused := h.hang(t)
+	close(hung)
+	h.othersFlow(t, client, paused)
+	h.allDone(t, client, 3+20*len(h.healthy))
+}
+
+// emitIDs adds n events to stream, with ids prefix<stream>-<i>.
+func emitIDs(t *testing.T, client goredis.UniversalClient, stream, prefix string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]pubsub.Event, n)
+	for i := range evs {
+		evs[i] = pubsub.NewEvent(ctx, "e", nil)
+		evs[i].ID = pubsub.ID(fmt.Sprintf("%s%s-%d", prefix, stream, i))
+	}
+	if err := pub.Emit(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// byPrefix counts handlings per event id.
+type byPrefix struct {
+	mu sync.Mutex
+	n  map[pubsub.ID]int
+}
+
+func (b *byPrefix) add(id pubsub.ID) {
+	b.mu.Lock()
+	b.n[id]++
+	b.mu.Unlock()
+}
+
+// count is the number of events handled whose id starts with prefix.
+func (b *byPrefix) count(prefix string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for id := range b.n {
+		if strings.HasPrefix(string(id), prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// twice is the number of events handled more than once.
+func (b *byPrefix) twice() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, k := range b.n {
+		if k > 1 {
+			n++
+		}
+	}
+	return n
 }

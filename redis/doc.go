@@ -142,11 +142,12 @@
 //   - Close stops reading, waits for the handlers and their
 //     acknowledgements, and removes the consumer from the group when it has
 //     no entry pending. Queued entries no handler started stay pending for
-//     the next start. It returns within about Block + HandlerTimeout +
-//     grace + two of the client's ReadTimeout (3s by default), whatever the
-//     handlers do and even when Redis has stopped answering (it then
-//     tries the last acknowledgements once, and what it could not
-//     acknowledge is delivered again later).
+//     the next start. It returns within Block + HandlerTimeout + grace +
+//     8s at most, whatever the handlers do and even when Redis has stopped
+//     answering (every wait on Redis while stopping has a bound of its own,
+//     whatever the client's timeouts; the last acknowledgements are tried
+//     once, for 2s, and what could not be acknowledged is delivered again
+//     later).
 //   - Consumers left behind are removed: while Consume runs, every 5
 //     minutes (or every ForgetIdleConsumers when shorter) the subscriber
 //     removes from its group, on each of its streams, the other consumers
@@ -177,13 +178,17 @@
 //     Cluster each stream has its own reader and its own acknowledger, so a
 //     master that stops answering holds up its own streams only: the
 //     entries of the others go on being handled and acknowledged.
-//   - Acknowledgements Redis does not take (unreachable, hung, a Cluster
-//     down or failing over) wait and are tried again, with pauses growing
-//     to 2s, until they land or Consume stops, so that what was handled
-//     meanwhile is not delivered again; the ErrorHandler hears of it after
-//     five tries and then every thirty. A refusal that does not pass (the
-//     stream's key made another type) gives them up: they stay pending and
-//     are delivered again.
+//   - Acknowledgements Redis does not take (unreachable, hung, busy with a
+//     script, a Cluster down or failing over) wait and are tried again,
+//     with pauses growing to 2s, until they land or Consume stops, so that
+//     what was handled meanwhile is not delivered again; the ErrorHandler
+//     hears of it after five tries and then every thirty. Handing one over
+//     never holds up a handler. A refusal that does not pass (WRONGTYPE:
+//     the stream's key made another type) gives them up: they stay pending
+//     and are delivered again. An entry recovered from a crash, which runs
+//     alone, waits for its count and acknowledgement at most half a second
+//     each, and not at all while Redis has not answered for its stream
+//     lately (they are then counted here and acknowledged in a batch).
 //
 // # Configuration
 //

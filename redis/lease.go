@@ -102,16 +102,8 @@ func (r *run) keepName() {
 // then lapses by itself).
 func (r *run) releaseName() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	_ = aside(time.Second, func() error {
 		defer cancel()
-		_ = dropLease.Run(ctx, r.s.client, []string{r.s.nameKey()}, r.leaseToken).Err()
-	}()
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
+		return dropLease.Run(ctx, r.s.client, []string{r.s.nameKey()}, r.leaseToken).Err()
+	})
 }

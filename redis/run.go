@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,6 +197,27 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 	select {
 	case <-done:
 	case <-t.C:
+	}
+}
+
+// errNoAnswer is aside's error when its command did not end in time.
+var errNoAnswer = errors.New("no answer from Redis in time")
+
+// aside runs f in a goroutine of its own and returns its error, or
+// errNoAnswer once wait has passed: go-redis honours a context's deadline
+// only on clients made with ContextTimeoutEnabled, and otherwise waits
+// for its ReadTimeout on every retry. f goes on until its own context
+// ends.
+func aside(wait time.Duration, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return errNoAnswer
 	}
 }
 

@@ -396,21 +396,15 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 
+	// The cleanup runs aside so that Close takes at most 2s against a
+	// Redis that stopped answering (what it leaves undone is only
+	// tidying).
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	// go-redis honours ctx's deadline only on clients made with
-	// ContextTimeoutEnabled: the cleanup runs aside so that Close takes
-	// at most those 2s against a Redis that stopped answering (what it
-	// leaves undone is only tidying).
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	_ = aside(2*time.Second, func() error {
+		defer cancel()
 		s.leaveGroup(ctx)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+		return nil
+	})
 	return nil
 }
 
