@@ -58,21 +58,23 @@ type dispatcher struct {
 	closed  bool
 	queued  int         // jobs queued, not started nor withdrawn
 	ready   []*endpoint // endpoints with a queued job and a free slot, served in turn
-	turn    *sync.Cond  // broadcast as an event's turn to queue passes
 	room    *sync.Cond  // signalled when the event whose turn it is fits
 	// roomFor is how many jobs the event whose turn it is waits to fit
 	// in the queues; 0 when it does not wait.
 	roomFor int
 	// Events queue their jobs in the order they came: ticket is the next
-	// one handed out, serving the one whose turn it is.
+	// one handed out, serving the one whose turn it is; an event waiting
+	// for its turn waits on its own channel, closed when the turn comes,
+	// so a turn passing wakes one event, not all that wait.
 	ticket, serving uint64
+	waiting         map[uint64]chan struct{}
 	busy            []*endpoint // endpoints with deliveries in flight, each at its busyAt
 }
 
 func newDispatcher(perEndpoint, maxWorkers int, window time.Duration) *dispatcher {
 	d := &dispatcher{perEndpoint: perEndpoint, maxWorkers: maxWorkers, queueCap: 16 * maxWorkers, window: window,
 		idleFor: workerIdle, wake: make(chan struct{}, 2*maxWorkers), quit: make(chan struct{})}
-	d.turn = sync.NewCond(&d.mu)
+	d.waiting = make(map[uint64]chan struct{})
 	d.room = sync.NewCond(&d.mu)
 	return d
 }
@@ -91,8 +93,12 @@ func (d *dispatcher) submit(jobs []*job) {
 	d.mu.Lock()
 	turn := d.ticket
 	d.ticket++
-	for turn != d.serving {
-		d.turn.Wait()
+	if turn != d.serving {
+		ch := make(chan struct{})
+		d.waiting[turn] = ch
+		d.mu.Unlock()
+		<-ch
+		d.mu.Lock()
 	}
 	need := min(len(jobs), d.queueCap)
 	for need > 0 && d.queued+need > d.queueCap {
@@ -117,7 +123,10 @@ func (d *dispatcher) submit(jobs []*job) {
 		last := len(jobs) == 0
 		if last {
 			d.serving++
-			d.turn.Broadcast()
+			if ch, ok := d.waiting[d.serving]; ok {
+				delete(d.waiting, d.serving)
+				close(ch)
+			}
 		}
 		wake, start := d.spawnable(time.Now(), len(chunk))
 		d.mu.Unlock()

@@ -145,3 +145,54 @@ func TestEmptySubmitPassesItsTurn(t *testing.T) {
 		t.Fatal("the event after the empty one never got its turn")
 	}
 }
+
+// Events waiting for their turn (the queues full) queue their deliveries
+// in the order they came, each woken when its turn comes.
+func TestWaitingEventsQueueInTheOrderTheyCame(t *testing.T) {
+	d := newDispatcher(1, 1, time.Second) // one at a time; queueCap 16
+	defer d.close()
+	ep := &endpoint{}
+	release := make(chan struct{})
+	var blockers []*job
+	for range 17 {
+		blockers = append(blockers, &job{ep: ep, run: func(*job) { <-release }})
+	}
+	d.submit(blockers) // one running, 16 queued: full
+	var mu sync.Mutex
+	var order []int
+	const n = 100
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.submit([]*job{{ep: ep, run: func(*job) { mu.Lock(); order = append(order, i); mu.Unlock() }}})
+		}()
+		// The next submitter comes once this one holds its ticket.
+		for {
+			d.mu.Lock()
+			took := d.ticket == uint64(i+2)
+			d.mu.Unlock()
+			if took {
+				break
+			}
+			time.Sleep(10 * time.Microsecond) // polling the dispatcher's tickets
+		}
+	}
+	close(release)
+	wg.Wait()
+	for {
+		mu.Lock()
+		k := len(order)
+		mu.Unlock()
+		if k == n {
+			break
+		}
+		time.Sleep(time.Millisecond) // polling the deliveries started
+	}
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("deliveries ran in the order %v, want the order their events came", order)
+		}
+	}
+}
