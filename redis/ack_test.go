@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,82 +9,117 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/switchyard-go/switchyard/internal/faultproxy"
 	"github.com/switchyard-go/switchyard/internal/redistest"
 	"github.com/switchyard-go/switchyard/pubsub"
 	"github.com/switchyard-go/switchyard/redis"
 )
 
-// Redis becomes unreachable as handlers finish (the proxy refuses
-// connections and resets those open), and stays so past the first tries
-// to acknowledge: the acknowledgements wait for it rather than give up,
-// and once it is back they land, so no event is handled twice.
-func TestAcknowledgementsWaitOutAnOutage(t *testing.T) {
+// heldBack consumes streams with n handlers that all start, then wait
+// for release before they succeed; it keeps what the ErrorHandler heard.
+type heldBack struct {
+	c       *counter
+	allIn   chan struct{} // closed once n handlers have started
+	release chan struct{}
+	acking  chan struct{} // closed on the first report about acknowledging
+	mu      sync.Mutex
+	reports []string
+}
+
+func holdHandlers(t *testing.T, client goredis.UniversalClient, streams []string, n int) *heldBack {
+	t.Helper()
+	h := &heldBack{c: newCounter(), allIn: make(chan struct{}), release: make(chan struct{}), acking: make(chan struct{})}
+	var entered atomic.Int32
+	var once sync.Once
+	subscribe(t, client, redis.SubscriberConfig{Streams: streams, Group: "g", Concurrency: n},
+		func(_ context.Context, ev pubsub.Event) error {
+			if entered.Add(1) == int32(n) {
+				close(h.allIn)
+			}
+			<-h.release
+			h.c.add(ev)
+			return nil
+		}, func(_ context.Context, err error, _ *pubsub.Event) {
+			h.mu.Lock()
+			h.reports = append(h.reports, err.Error())
+			h.mu.Unlock()
+			if strings.Contains(err.Error(), "acknowledging") {
+				once.Do(func() { close(h.acking) })
+			}
+		})
+	return h
+}
+
+// givenUp returns the reports of acknowledgements given up.
+func (h *heldBack) givenUp() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.reports {
+		if strings.Contains(r, "redelivered") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// emitFresh adds n new events to stream and returns their ids.
+func emitFresh(t *testing.T, client goredis.UniversalClient, stream string, n int) []pubsub.ID {
+	t.Helper()
+	ctx := context.Background()
+	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	var ids []pubsub.ID
+	for range n {
+		ev := pubsub.NewEvent(ctx, "e", nil)
+		ids = append(ids, ev.ID)
+		if err := pub.Emit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// proxied returns a fault proxy in front of the shared server, a client
+// of the server and one through the proxy.
+func proxied(t *testing.T) (proxy *faultproxy.Proxy, direct, via goredis.UniversalClient) {
+	t.Helper()
 	proxy, err := faultproxy.New(server.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
-	direct := newClient(t, server.Addr)
-	via := newClient(t, proxy.Addr())
-	stream := uniqueName("ackoutage")
-	const n = 20
+	return proxy, newClient(t, server.Addr), newClient(t, proxy.Addr())
+}
 
-	c := newCounter()
-	var entered atomic.Int32
-	allIn := make(chan struct{})
-	release := make(chan struct{})
-	var reportsMu sync.Mutex
-	var reports []string
-	acking := make(chan struct{}) // closed on the first report of acknowledgements not taken
-	var once sync.Once
-	subscribe(t, via, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Concurrency: n},
-		func(_ context.Context, ev pubsub.Event) error {
-			if entered.Add(1) == n {
-				close(allIn)
-			}
-			<-release
-			c.add(ev)
-			return nil
-		}, func(_ context.Context, err error, _ *pubsub.Event) {
-			reportsMu.Lock()
-			reports = append(reports, err.Error())
-			reportsMu.Unlock()
-			if strings.Contains(err.Error(), "acknowledging") {
-				once.Do(func() { close(acking) })
-			}
-		})
-	pub, err := redis.NewPublisher(direct, redis.PublisherConfig{Stream: stream})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []pubsub.ID
-	for range n {
-		ev := pubsub.NewEvent(context.Background(), "e", nil)
-		ids = append(ids, ev.ID)
-		if err := pub.Emit(context.Background(), ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	<-allIn
+// Redis becomes unreachable as handlers finish (the proxy refuses
+// connections and resets those open), and stays so past the first tries
+// to acknowledge: the acknowledgements wait for it rather than give up,
+// and once it is back they land, so no event is handled twice.
+func TestAcknowledgementsWaitOutAnOutage(t *testing.T) {
+	proxy, direct, via := proxied(t)
+	stream := uniqueName("ackoutage")
+	h := holdHandlers(t, via, []string{stream}, 20)
+	ids := emitFresh(t, direct, stream, 20)
+	<-h.allIn
 	proxy.StopListening()
 	proxy.ResetAll()
-	close(release)
-	<-acking // the tries after which an earlier version gave up
+	close(h.release)
+	<-h.acking // the tries after which an earlier version gave up
 	if err := proxy.StartListening(); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, ids, wait)
+	h.c.waitFor(t, ids, wait)
 	eventually(t, "every entry acknowledged", func() bool { return pendingCount(t, direct, stream, "g") == 0 })
-	if dups, _ := c.duplicates(); dups > 0 {
+	if dups, _ := h.c.duplicates(); dups > 0 {
 		t.Errorf("%d handlings beyond the first, want none", dups)
 	}
-	reportsMu.Lock()
-	defer reportsMu.Unlock()
-	for _, r := range reports {
-		if strings.Contains(r, "redelivered") {
-			t.Errorf("reported %q: the acknowledgements were given up", r)
-		}
+	for _, r := range h.givenUp() {
+		t.Errorf("reported %q: the acknowledgements were given up", r)
 	}
 }
 
@@ -105,44 +139,13 @@ func TestAcknowledgementsWaitOutABusyScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	stream := uniqueName("ackbusy")
-	const n = 20
-	c := newCounter()
-	var entered atomic.Int32
-	allIn := make(chan struct{})
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var reports []string
-	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", Concurrency: n},
-		func(_ context.Context, ev pubsub.Event) error {
-			if entered.Add(1) == n {
-				close(allIn)
-			}
-			<-release
-			c.add(ev)
-			return nil
-		}, func(_ context.Context, err error, _ *pubsub.Event) {
-			mu.Lock()
-			reports = append(reports, err.Error())
-			mu.Unlock()
-		})
-	pub, err := redis.NewPublisher(client, redis.PublisherConfig{Stream: stream})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []pubsub.ID
-	for range n {
-		ev := pubsub.NewEvent(ctx, "e", nil)
-		ids = append(ids, ev.ID)
-		if err := pub.Emit(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	<-allIn
+	h := holdHandlers(t, client, []string{stream}, 20)
+	ids := emitFresh(t, client, stream, 20)
+	<-h.allIn
 	scripter := goredis.NewClient(&goredis.Options{Addr: srv.Addr, ReadTimeout: -1})
 	defer scripter.Close()
 	go func() { _ = scripter.Eval(context.Background(), "while true do end", nil).Err() }()
-	killer := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	defer killer.Close()
+	killer := newClient(t, srv.Addr)
 	// Redis answers BUSY once the script has run past the threshold.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -155,30 +158,17 @@ func TestAcknowledgementsWaitOutABusyScript(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling for BUSY
 	}
-	close(release)
+	close(h.release)
 	time.Sleep(time.Second) // the script keeps Redis busy for a second
 	if err := killer.ScriptKill(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, ids, wait)
+	h.c.waitFor(t, ids, wait)
 	// An entry given up would stay pending and be handled again before
 	// it is acknowledged: once none is pending, every handling is counted.
 	eventually(t, "every entry acknowledged", func() bool { return pendingCount(t, client, stream, "g") == 0 })
-	dups, _ := c.duplicates()
-	mu.Lock()
-	defer mu.Unlock()
-	gaveUp := 0
-	for _, r := range reports {
-		if strings.Contains(r, "redelivered") {
-			gaveUp++
-			if gaveUp == 1 {
-				t.Logf("reported: %s", r)
-			}
-		}
-	}
-	t.Logf("%d events, %d handlings beyond the first, %d give-up reports", n, dups, gaveUp)
-	if dups > 0 || gaveUp > 0 {
-		t.Errorf("BUSY (a fault that passes) made the acknowledgements be given up: %d handled twice", dups)
+	if dups, _ := h.c.duplicates(); dups > 0 || len(h.givenUp()) > 0 {
+		t.Errorf("BUSY (a fault that passes) made the acknowledgements be given up (%q): %d handled twice", h.givenUp(), dups)
 	}
 }
 
@@ -188,62 +178,17 @@ func TestAcknowledgementsWaitOutABusyScript(t *testing.T) {
 // twice, and consuming it goes on; those of the string are given up
 // (WRONGTYPE does not pass) and reported, naming only them.
 func TestAcknowledgementsOfAStreamMadeAStringAreGivenUp(t *testing.T) {
-	proxy, err := faultproxy.New(server.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	direct := newClient(t, server.Addr)
-	via := newClient(t, proxy.Addr())
+	proxy, direct, via := proxied(t)
 	ctx := context.Background()
 	a, b := uniqueName("acktypeA"), uniqueName("acktypeB")
-	const n = 10
-	c := newCounter()
-	var entered atomic.Int32
-	allIn := make(chan struct{})
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var reports []string
-	var ackReports atomic.Int32
-	subscribe(t, via, redis.SubscriberConfig{Streams: []string{a, b}, Group: "g", Concurrency: 2 * n},
-		func(_ context.Context, ev pubsub.Event) error {
-			if entered.Add(1) == 2*n {
-				close(allIn)
-			}
-			<-release
-			c.add(ev)
-			return nil
-		}, func(_ context.Context, err error, _ *pubsub.Event) {
-			mu.Lock()
-			reports = append(reports, err.Error())
-			mu.Unlock()
-			if strings.Contains(err.Error(), "acknowledging") {
-				ackReports.Add(1)
-			}
-		})
-	emit := func(stream string, k int) []pubsub.ID {
-		pub, err := redis.NewPublisher(direct, redis.PublisherConfig{Stream: stream})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pub.Close()
-		var ids []pubsub.ID
-		for range k {
-			ev := pubsub.NewEvent(ctx, "e", nil)
-			ids = append(ids, ev.ID)
-			if err := pub.Emit(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return ids
-	}
-	emit(a, n)
-	idsB := emit(b, n)
-	<-allIn
+	h := holdHandlers(t, via, []string{a, b}, 20)
+	emitFresh(t, direct, a, 10)
+	idsB := emitFresh(t, direct, b, 10)
+	<-h.allIn
 	proxy.StopListening()
 	proxy.ResetAll()
-	close(release)
-	eventually(t, "acks failing", func() bool { return ackReports.Load() > 0 })
+	close(h.release)
+	<-h.acking
 	if err := direct.Del(ctx, a).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -253,24 +198,17 @@ func TestAcknowledgementsOfAStreamMadeAStringAreGivenUp(t *testing.T) {
 	if err := proxy.StartListening(); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, idsB, wait)
+	h.c.waitFor(t, idsB, wait)
 	eventually(t, "B acknowledged", func() bool { return pendingCount(t, direct, b, "g") == 0 })
-	more := emit(b, n)
-	c.waitFor(t, more, wait)
+	h.c.waitFor(t, emitFresh(t, direct, b, 10), wait)
 	eventually(t, "B's later entries acknowledged", func() bool { return pendingCount(t, direct, b, "g") == 0 })
-	eventually(t, "the acknowledgements of the string given up", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.ContainsFunc(reports, func(r string) bool { return strings.Contains(r, "redelivered") })
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	for _, r := range reports {
-		if strings.Contains(r, "redelivered") && (!strings.Contains(r, "acknowledging 10 entries") || !strings.Contains(r, "WRONGTYPE")) {
+	eventually(t, "the acknowledgements of the string given up", func() bool { return len(h.givenUp()) > 0 })
+	for _, r := range h.givenUp() {
+		if !strings.Contains(r, "acknowledging 10 entries") || !strings.Contains(r, "WRONGTYPE") {
 			t.Errorf("reported %q, want the 10 entries of the string given up for WRONGTYPE", r)
 		}
 	}
-	if dups, _ := c.duplicates(); dups > 0 {
+	if dups, _ := h.c.duplicates(); dups > 0 {
 		t.Errorf("%d handlings beyond the first", dups)
 	}
 }
