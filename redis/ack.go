@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,13 +16,11 @@ import (
 // pending list, for far fewer XACK round trips under load.
 const ackLinger = time.Millisecond
 
-// Bounds on waiting for Redis to acknowledge: a batch's try, the last try
-// while stopping, and an entry acknowledged at once (ackNow), which holds
-// up every other handler meanwhile.
+// Bounds on waiting for Redis to acknowledge: a batch's try, and all the
+// tries made while stopping.
 const (
 	ackTryWait  = 5 * time.Second
 	ackStopWait = 2 * time.Second
-	ackNowWait  = 500 * time.Millisecond
 )
 
 // acker acknowledges the entries of one reader group's streams (all of
@@ -39,18 +36,10 @@ type acker struct {
 	closed  bool
 	wake    chan struct{} // a token when something was queued or closed
 	failing bool          // the last batch failed; touched by the acker's goroutine only
-	// quietUntil: Redis did not answer for these streams lately (a try
-	// failed, or a command gave no answer in time); until then (unix ns)
-	// handlers running alone do not wait on it.
-	quietUntil atomic.Int64
+	// stopBy bounds the tries made while stopping, all batches together;
+	// set by the first of them.
+	stopBy time.Time
 }
-
-// quiet reports whether Redis did not answer for the acker's streams
-// lately.
-func (a *acker) quiet() bool { return time.Now().UnixNano() < a.quietUntil.Load() }
-
-// noAnswer notes that Redis did not answer for the acker's streams, for d.
-func (a *acker) noAnswer(d time.Duration) { a.quietUntil.Store(time.Now().Add(d).UnixNano()) }
 
 // startAckers gives every stream the acknowledger of its reader group
 // and starts them.
@@ -58,7 +47,7 @@ func (r *run) startAckers(groups [][]string) {
 	r.ackers = make(map[string]*acker, len(r.s.cfg.Streams))
 	r.ackList = make([]*acker, 0, len(groups))
 	for _, streams := range groups {
-		a := &acker{r: r, wake: make(chan struct{}, 1), failing: r.s.unreachable.Load()}
+		a := &acker{r: r, wake: make(chan struct{}, 1)}
 		for _, s := range streams {
 			r.ackers[s] = a
 		}
@@ -181,13 +170,7 @@ func (a *acker) flush(batch map[string][]string) {
 		if attempt > 0 && !r.pause(min(time.Duration(attempt)*200*time.Millisecond, 2*time.Second)) {
 			break
 		}
-		err = a.write(batch)
-		if err == nil {
-			a.quietUntil.Store(0)
-		} else {
-			a.noAnswer(3 * time.Second)
-		}
-		if err == nil || lasting(err) {
+		if err = a.write(batch); err == nil || lasting(err) {
 			break
 		}
 		if attempt+1 == ackReportAfter || (attempt+1)%ackReportEvery == 0 {
@@ -212,14 +195,19 @@ const (
 )
 
 // write sends one XACK per stream of batch in one pipeline, waiting at
-// most ackTryWait (ackStopWait while stopping). The streams acknowledged
-// (or without their group: nothing is pending there) are settled and
-// leave batch; what remains failed.
+// most ackTryWait; while stopping, all the batches together wait at most
+// ackStopWait. The streams acknowledged (or without their group: nothing
+// is pending there) are settled and leave batch; what remains failed.
 func (a *acker) write(batch map[string][]string) error {
 	r := a.r
 	wait := ackTryWait
 	if r.life.Err() != nil {
-		wait = ackStopWait
+		if a.stopBy.IsZero() {
+			a.stopBy = time.Now().Add(ackStopWait)
+		}
+		if wait = time.Until(a.stopBy); wait <= 0 {
+			return errNoAnswer
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ackTryWait)
 	pipe := r.s.client.Pipeline()
@@ -278,23 +266,14 @@ func count(batch map[string][]string) int {
 	return n
 }
 
-// ackNow acknowledges j at once, waiting at most ackNowWait; it reports
-// false when that failed, or Redis did not answer for the stream lately,
-// and the acknowledger should try.
+// ackNow acknowledges j at once; it reports false when that failed and
+// the batched acknowledger should try. It waits for Redis, as the entry
+// holds the run alone: acknowledged before any other handler starts, it
+// is not charged a delivery should the next one crash the process.
 func (r *run) ackNow(j job) bool {
-	a := r.ackers[j.stream]
-	if a.quiet() {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), ackTryWait)
-	err := aside(ackNowWait, func() error {
-		defer cancel()
-		return r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err()
-	})
-	if errors.Is(err, errNoAnswer) {
-		a.noAnswer(time.Second)
-	}
-	if err != nil && !isNoGroup(err) {
+	defer cancel()
+	if err := r.s.client.XAck(ctx, j.stream, r.s.cfg.Group, j.msg.ID).Err(); err != nil && !isNoGroup(err) {
 		return false
 	}
 	r.settle(j.stream, j.msg.ID)

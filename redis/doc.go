@@ -142,12 +142,13 @@
 //   - Close stops reading, waits for the handlers and their
 //     acknowledgements, and removes the consumer from the group when it has
 //     no entry pending. Queued entries no handler started stay pending for
-//     the next start. It returns within Block + HandlerTimeout + grace +
-//     8s at most, whatever the handlers do and even when Redis has stopped
-//     answering (every wait on Redis while stopping has a bound of its own,
-//     whatever the client's timeouts; the last acknowledgements are tried
-//     once, for 2s, and what could not be acknowledged is delivered again
-//     later).
+//     the next start. It returns within about Block + HandlerTimeout +
+//     grace + 8s, whatever the handlers do and even when Redis has stopped
+//     answering: the last acknowledgements are tried once, for 2s at most
+//     in all, and what could not be acknowledged is delivered again later;
+//     the lease and the group are left with a bound of their own. A dead
+//     letter or a recovered entry's count being written as Redis stops
+//     answering waits for the client's ReadTimeout.
 //   - Consumers left behind are removed: while Consume runs, every 5
 //     minutes (or every ForgetIdleConsumers when shorter) the subscriber
 //     removes from its group, on each of its streams, the other consumers
@@ -185,10 +186,11 @@
 //     hears of it after five tries and then every thirty. Handing one over
 //     never holds up a handler. A refusal that does not pass (WRONGTYPE:
 //     the stream's key made another type) gives them up: they stay pending
-//     and are delivered again. An entry recovered from a crash, which runs
-//     alone, waits for its count and acknowledgement at most half a second
-//     each, and not at all while Redis has not answered for its stream
-//     lately (they are then counted here and acknowledged in a batch).
+//     and are delivered again. An entry recovered from a crash runs alone
+//     and is counted and acknowledged before any other handler starts, so
+//     while its master hangs the run waits on it, up to the client's
+//     timeouts: that wait keeps a poison that crashes its process from
+//     charging any other entry a delivery.
 //
 // # Configuration
 //

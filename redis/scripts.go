@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -196,26 +195,9 @@ func (r *run) autoclaim(ctx context.Context, stream, start string) (got []claime
 // start runs startScript for j, a claimed entry a handler is about to
 // start on; it reports whether the handler may, and sets the delivery
 // count.
-//
-// It runs while the handler holds the run alone, so it waits for Redis at
-// most ackNowWait, and not at all when Redis did not answer for the
-// stream lately (a Cluster master that hangs): the entry is then handed
-// out counted here, as on any failure.
 func (r *run) start(j *job) bool {
 	sent := time.Now()
-	a := r.ackers[j.stream]
-	var res []any
-	err := errNoAnswer
-	if !a.quiet() {
-		err = aside(ackNowWait, func() error {
-			var err error
-			res, err = startScript.Run(r.life, r.s.client, []string{j.stream}, r.s.cfg.Group, r.s.cfg.Consumer, j.msg.ID).Slice()
-			return err
-		})
-		if errors.Is(err, errNoAnswer) {
-			a.noAnswer(time.Second)
-		}
-	}
+	res, err := startScript.Run(r.life, r.s.client, []string{j.stream}, r.s.cfg.Group, r.s.cfg.Consumer, j.msg.ID).Slice()
 	if err != nil || len(res) == 0 {
 		if r.life.Err() != nil {
 			return false // stopping: it stays pending, uncounted
