@@ -26,13 +26,13 @@ const (
 // acker acknowledges the entries of one reader group's streams (all of
 // them on one server; one stream on a Cluster), so that a Cluster master
 // that stops answering holds up the acknowledgements of its own streams
-// only. Handing it an entry never waits: what it holds is bounded by what
-// the run holds (each entry stays held until its acknowledgement is
-// written or given up), so a master that hangs never blocks a worker.
+// only. Handing it an entry does not wait (see ackQueueBatches), so a
+// master that hangs never blocks a worker.
 type acker struct {
 	r       *run
 	mu      sync.Mutex
 	queued  []ack
+	room    *sync.Cond // broadcast when take makes room in queued
 	closed  bool
 	wake    chan struct{} // a token when something was queued or closed
 	failing bool          // the last batch failed; touched by the acker's goroutine only
@@ -48,6 +48,7 @@ func (r *run) startAckers(groups [][]string) {
 	r.ackList = make([]*acker, 0, len(groups))
 	for _, streams := range groups {
 		a := &acker{r: r, wake: make(chan struct{}, 1)}
+		a.room = sync.NewCond(&a.mu)
 		for _, s := range streams {
 			r.ackers[s] = a
 		}
@@ -60,11 +61,22 @@ func (r *run) startAckers(groups [][]string) {
 	}
 }
 
+// ackQueueBatches bounds an acknowledger's queue, in batches: while Redis
+// refuses acknowledgements but serves reads (an ACL without XACK), the
+// workers wait once that many are queued, rather than read and hold
+// entries without end. A master that hangs never fills it: its streams
+// are not read meanwhile, so what is queued for them is what was in hand.
+const ackQueueBatches = 100
+
 // queueAck hands the acknowledgement of an entry of stream to its
-// acknowledger.
+// acknowledger; it waits only while the queue holds ackQueueBatches
+// batches.
 func (r *run) queueAck(stream, id string) {
 	a := r.ackers[stream]
 	a.mu.Lock()
+	for len(a.queued) >= ackQueueBatches*r.s.cfg.BatchSize {
+		a.room.Wait()
+	}
 	a.queued = append(a.queued, ack{stream, id})
 	n := len(a.queued)
 	a.mu.Unlock()
@@ -90,6 +102,9 @@ func (a *acker) take(into []ack) ([]ack, bool) {
 	a.queued = append(a.queued[:0], a.queued[n:]...)
 	if len(a.queued) > 0 {
 		a.signal()
+	}
+	if n > 0 {
+		a.room.Broadcast()
 	}
 	return into, a.closed
 }

@@ -212,3 +212,51 @@ func TestAcknowledgementsOfAStreamMadeAStringAreGivenUp(t *testing.T) {
 		t.Errorf("%d handlings beyond the first", dups)
 	}
 }
+
+// Redis serves reads but refuses acknowledgements (an ACL without XACK,
+// answered NOPERM, a refusal that can pass): the subscriber waits once
+// its acknowledger holds 100 batches, rather than read and hold entries
+// without end, and when XACK is allowed again everything lands, none
+// handled twice.
+func TestAcknowledgementsRefusedHoldUpReading(t *testing.T) {
+	ctx := context.Background()
+	admin := newClient(t, server.Addr)
+	user := uniqueName("noack")
+	if err := admin.Do(ctx, "ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-xack").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Do(context.Background(), "ACL", "DELUSER", user).Err() })
+	client := goredis.NewClient(&goredis.Options{Addr: server.Addr, Username: user, Password: "pw"})
+	t.Cleanup(func() { _ = client.Close() })
+	stream := uniqueName("acknoperm")
+	c := newCounter()
+	trying := make(chan struct{})
+	var once sync.Once
+	const batch, concurrency = 2, 4
+	subscribe(t, client, redis.SubscriberConfig{Streams: []string{stream}, Group: "g", BatchSize: batch, Concurrency: concurrency},
+		func(_ context.Context, ev pubsub.Event) error { c.add(ev); return nil },
+		func(_ context.Context, err error, _ *pubsub.Event) {
+			if strings.Contains(err.Error(), "NOPERM") && strings.Contains(err.Error(), "trying again") {
+				once.Do(func() { close(trying) })
+			}
+		})
+	ids := emitFresh(t, admin, stream, 1000)
+	<-trying // five tries, a few seconds: time enough to read all 1000 without a bound
+	c.mu.Lock()
+	handled := len(c.n)
+	c.mu.Unlock()
+	// The queue's bound, the batch being tried, the workers waiting to
+	// queue theirs and a read in hand.
+	if limit := 100*batch + 2*concurrency + batch + 1; handled > limit {
+		t.Errorf("%d events handled while XACK was refused, want at most %d", handled, limit)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", user, "+xack").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, ids, wait)
+	eventually(t, "every entry acknowledged", func() bool { return pendingCount(t, admin, stream, "g") == 0 })
+	if dups, _ := c.duplicates(); dups > 0 {
+		t.Errorf("%d handlings beyond the first", dups)
+	}
+	t.Logf("%d of 1000 handled while XACK was refused", handled)
+}

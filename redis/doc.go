@@ -184,9 +184,10 @@
 //     with pauses growing to 2s, until they land or Consume stops, so that
 //     what was handled meanwhile is not delivered again; the ErrorHandler
 //     hears of it after five tries and then every thirty. Handing one over
-//     never holds up a handler; while Redis refuses acknowledgements but
-//     serves reads (an ACL without XACK), the run reads on and keeps each
-//     handled entry, about 200 bytes, until its acknowledgement lands. A refusal that does not pass (WRONGTYPE:
+//     holds up no handler until 100 batches wait: while Redis refuses
+//     acknowledgements but serves reads (an ACL without XACK), the run then
+//     stops handling and reading instead of holding entries without end.
+//     A refusal that does not pass (WRONGTYPE:
 //     the stream's key made another type) gives them up: they stay pending
 //     and are delivered again. An entry recovered from a crash runs alone
 //     and is counted and acknowledged before any other handler starts, so
